@@ -1,0 +1,231 @@
+//! Password hashing (Argon2id, OWASP parameters) off the async workers, behind a bound on
+//! concurrent hashes, and the password policy.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use tokio::sync::Semaphore;
+
+/// OWASP's Argon2id recommendation: 19 MiB, two passes, one lane.
+const M_COST_KIB: u32 = 19_456;
+const T_COST: u32 = 2;
+const P_COST: u32 = 1;
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Long passphrases are welcome; this only keeps a single hash from being abused.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn argon2() -> Argon2<'static> {
+    // The parameters are constants that `Params::new` accepts; fall back to the crate's
+    // defaults (the same OWASP values) rather than panic if that ever changed.
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password on the calling thread (for the CLI, or inside `spawn_blocking`).
+pub fn hash_blocking(password: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Failed(e.to_string()))
+}
+
+/// Checks a password against a PHC string; a malformed stored hash never matches.
+fn verify_blocking(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(e) => {
+            log::error!("a stored password hash is malformed ({e}); treating it as a mismatch");
+            false
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Too many hashes are queued: the caller should answer 503 and try again later.
+    #[error("too many sign-ins at once")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+/// Runs hashes on the blocking pool, at most `permits` at a time, with at most `queue`
+/// callers waiting; counts verifications so tests can prove an unknown user costs one.
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    queue: usize,
+    waiting: AtomicUsize,
+    verifies: AtomicU64,
+    /// A real hash of a random password, verified against when the user is unknown.
+    dummy: String,
+}
+
+impl Hasher {
+    pub fn new(permits: usize, queue: usize) -> Result<Hasher, HashError> {
+        let random: [u8; 16] = rand::random();
+        let dummy = hash_blocking(&format!("{random:x?}"))?;
+        Ok(Hasher {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            queue,
+            waiting: AtomicUsize::new(0),
+            verifies: AtomicU64::new(0),
+            dummy,
+        })
+    }
+
+    /// How many verifications have run (real or dummy).
+    pub fn verify_calls(&self) -> u64 {
+        self.verifies.load(Ordering::Relaxed)
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, HashError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(HashError::Busy);
+                }
+                let permit = Arc::clone(&self.permits).acquire_owned().await;
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                permit.map_err(|_| HashError::Failed("hasher closed".into()))?
+            }
+        };
+        // The permit moves into the blocking task: it is held until the hash is done even
+        // if the request that asked for it has gone away.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| HashError::Failed(e.to_string()))
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        self.run(move || hash_blocking(&password)).await?
+    }
+
+    /// Checks `password` against `phc`; with no hash (unknown user, or an account without a
+    /// password) it verifies against the dummy hash so the answer costs the same.
+    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, HashError> {
+        self.verifies.fetch_add(1, Ordering::Relaxed);
+        let (phc, real) = match phc {
+            Some(phc) => (phc, true),
+            None => (self.dummy.clone(), false),
+        };
+        let matched = self.run(move || verify_blocking(&password, &phc)).await?;
+        Ok(matched && real)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("Use at least {MIN_PASSWORD_CHARS} characters.")]
+    TooShort,
+    #[error("That password is too long ({MAX_PASSWORD_BYTES} bytes at most).")]
+    TooLong,
+    #[error("That password is one of the most common ones; choose another.")]
+    Common,
+    #[error("The password cannot be the username.")]
+    SameAsUsername,
+}
+
+/// The most common passwords of eight characters or more, from the list Django ships
+/// (BSD-3-Clause; compiled by Royce Williams). Shorter ones already fail the length rule.
+static COMMON: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().collect());
+
+/// NIST SP 800-63B style: a minimum length, long passphrases allowed, no composition
+/// rules, and no passwords from breach lists. Never trims or case-folds what is stored.
+pub fn check_policy(password: &str, username: &str) -> Result<(), PolicyError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(PolicyError::TooShort);
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PolicyError::TooLong);
+    }
+    let lowered = password.to_lowercase();
+    if COMMON.contains(lowered.as_str()) {
+        return Err(PolicyError::Common);
+    }
+    if lowered == username.trim().to_lowercase() {
+        return Err(PolicyError::SameAsUsername);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_wants_length_not_composition() {
+        assert_eq!(check_policy("short", "u"), Err(PolicyError::TooShort));
+        assert_eq!(check_policy("all lowercase words", "u"), Ok(()));
+        assert_eq!(check_policy(&"x".repeat(64), "u"), Ok(()));
+        assert_eq!(check_policy(&"x".repeat(MAX_PASSWORD_BYTES + 1), "u"), Err(PolicyError::TooLong));
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        assert_eq!(check_policy("password", "u"), Err(PolicyError::Common));
+        assert_eq!(check_policy("Password1", "u"), Err(PolicyError::Common));
+        assert_eq!(check_policy("12345678", "u"), Err(PolicyError::Common));
+        assert_eq!(check_policy("iloveyou", "u"), Err(PolicyError::Common));
+    }
+
+    #[test]
+    fn the_password_cannot_be_the_username() {
+        assert_eq!(check_policy("Margaret-Hamilton", "margaret-hamilton"), Err(PolicyError::SameAsUsername));
+    }
+
+    #[test]
+    fn eight_characters_count_code_points_not_bytes() {
+        // Seven characters, but more than eight bytes.
+        assert_eq!(check_policy("ééééééé", "u"), Err(PolicyError::TooShort));
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_only_its_own_password_and_uses_argon2id() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        let phc = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(hasher.verify("correct horse".into(), Some(phc.clone())).await.unwrap());
+        assert!(!hasher.verify("Correct horse".into(), Some(phc)).await.unwrap());
+        assert_eq!(hasher.verify_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_costs_one_verify_and_never_matches() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        assert!(!hasher.verify("anything".into(), None).await.unwrap());
+        assert_eq!(hasher.verify_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_stored_hash_is_a_mismatch_not_a_panic() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        assert!(!hasher.verify("x".into(), Some("not a hash".into())).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let hasher = Arc::new(Hasher::new(1, 0).unwrap());
+        // Hold the only permit so the next caller would have to queue, and the queue is 0.
+        let held = Arc::clone(&hasher.permits).acquire_owned().await.unwrap();
+        let err = hasher.verify("x".into(), None).await.unwrap_err();
+        assert!(matches!(err, HashError::Busy));
+        drop(held);
+        assert!(hasher.verify("x".into(), None).await.is_ok());
+    }
+}

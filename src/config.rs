@@ -1,0 +1,135 @@
+//! The portal's own settings, read from Rocket's figment (`Rocket.toml` + `ROCKET_*`).
+
+use rocket::figment::Figment;
+use serde::Deserialize;
+
+/// Everything the portal reads from configuration beyond Rocket's own keys.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Mark cookies `Secure` even without TLS in Rocket (a TLS proxy sits in front).
+    #[serde(default)]
+    pub secure_cookies: bool,
+    #[serde(default)]
+    pub session: SessionSettings,
+    #[serde(default)]
+    pub hashing: HashSettings,
+    pub databases: Databases,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct SessionSettings {
+    /// Seconds without a request after which a session ends.
+    pub idle_timeout: i64,
+    /// Seconds after sign-in after which a session ends regardless of activity.
+    pub absolute_timeout: i64,
+    /// Last-seen is rewritten (the cookie re-encrypted) at most this often, in seconds.
+    pub refresh_after: i64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { idle_timeout: 30 * 60, absolute_timeout: 12 * 60 * 60, refresh_after: 60 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct HashSettings {
+    /// Concurrent Argon2 computations; 0 picks the CPU count minus one (at least one).
+    pub concurrency: usize,
+    /// Requests allowed to wait for a hashing slot; beyond it they get a 503 at once.
+    pub queue: usize,
+}
+
+impl Default for HashSettings {
+    fn default() -> Self {
+        HashSettings { concurrency: 0, queue: 64 }
+    }
+}
+
+impl HashSettings {
+    pub fn permits(&self) -> usize {
+        match self.concurrency {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            n => n,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Databases {
+    pub portal: Database,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Database {
+    pub url: String,
+}
+
+impl std::fmt::Debug for Databases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A URL may carry a password (PostgreSQL): show only the scheme.
+        let scheme = self.portal.url.split(':').next().unwrap_or("?");
+        f.debug_struct("Databases").field("portal", &format_args!("{scheme}:…")).finish()
+    }
+}
+
+impl Settings {
+    /// Reads and checks the settings; the error is one line fit to stop startup with.
+    pub fn from_figment(figment: &Figment) -> Result<Settings, String> {
+        let settings: Settings =
+            figment.extract().map_err(|e| format!("invalid portal configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let s = &self.session;
+        if s.idle_timeout <= 0 || s.absolute_timeout <= 0 || s.refresh_after < 0 {
+            return Err("session timeouts must be positive numbers of seconds".into());
+        }
+        if s.refresh_after >= s.idle_timeout {
+            return Err("session.refresh_after must be shorter than session.idle_timeout".into());
+        }
+        if self.databases.portal.url.trim().is_empty() {
+            return Err("databases.portal.url is empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::Serialized;
+
+    fn figment() -> Figment {
+        Figment::new().merge(Serialized::default("databases.portal.url", "sqlite::memory:"))
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_database_is_set() {
+        let settings = Settings::from_figment(&figment()).unwrap();
+        assert_eq!(settings.session.idle_timeout, 1800);
+        assert_eq!(settings.session.absolute_timeout, 43200);
+        assert!(!settings.secure_cookies);
+        assert!(settings.hashing.permits() >= 1);
+    }
+
+    #[test]
+    fn a_refresh_interval_longer_than_the_idle_timeout_is_refused() {
+        let figment = figment().merge(Serialized::default("session.refresh_after", 5000));
+        let err = Settings::from_figment(&figment).unwrap_err();
+        assert!(err.contains("refresh_after"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_url() {
+        let figment = Figment::new()
+            .merge(Serialized::default("databases.portal.url", "postgres://u:hunter2@db/portal"));
+        let settings = Settings::from_figment(&figment).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

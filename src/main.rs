@@ -1,0 +1,21 @@
+//! `portal` serves; `portal users …` manages users. Both read the same configuration.
+
+use clap::Parser;
+use portal::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => rocket::execute(async {
+            match portal::rocket().launch().await {
+                Ok(_) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    // Rocket prints the details (e.g. a release build without `secret_key`).
+                    e.pretty_print();
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }),
+        Some(Command::Users { action }) => portal::cli::users(action),
+    }
+}

@@ -1,0 +1,19 @@
+//! `GET /health`: 200 when the store answers, 503 when it does not.
+
+use rocket::get;
+use rocket::http::Status;
+use rocket::serde::json::{json, Json, Value};
+use rocket::State;
+
+use crate::store::Store;
+
+#[get("/health")]
+pub async fn health(store: &State<Store>) -> (Status, Json<Value>) {
+    match store.ping().await {
+        Ok(()) => (Status::Ok, Json(json!({ "status": "ok" }))),
+        Err(e) => {
+            log::error!("health check: the store did not answer: {e}");
+            (Status::ServiceUnavailable, Json(json!({ "status": "unavailable" })))
+        }
+    }
+}

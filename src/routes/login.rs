@@ -1,0 +1,172 @@
+//! `/login` and `/logout`.
+
+use std::net::IpAddr;
+
+use rocket::form::{Errors, Form};
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{get, post, FromForm, Responder, State};
+use rocket_dyn_templates::{context, Template};
+use serde::Serialize;
+
+use crate::auth::guard::LoggedIn;
+use crate::auth::next::safe_next;
+use crate::auth::password::{Hasher, MAX_PASSWORD_BYTES};
+use crate::auth::session::{Method, Session};
+use crate::auth::{self, Verdict};
+use crate::clock::Now;
+use crate::config::Settings;
+use crate::cookies::Jar;
+use crate::csrf::{CsrfToken, SameOrigin};
+use crate::error::Error;
+use crate::flash::{Flash, Kind};
+use crate::routes::pages::error_page;
+use crate::store::Store;
+
+/// Longest username field accepted before answering 413 (usernames are 64 characters at
+/// most; this leaves room for multi-byte ones).
+const MAX_USERNAME_BYTES: usize = 256;
+
+#[derive(Responder)]
+pub enum Reply {
+    Redirect(Redirect),
+    Page((Status, Template)),
+}
+
+/// What the login form shows besides the layout.
+#[derive(Serialize, Default)]
+struct LoginView<'a> {
+    error: Option<&'a str>,
+    username: &'a str,
+    next: Option<&'a str>,
+}
+
+fn login_form(
+    status: Status,
+    csrf: &CsrfToken,
+    flash: Option<Flash>,
+    me: Option<&LoggedIn>,
+    view: LoginView<'_>,
+) -> Reply {
+    let ctx = context! {
+        me: me.map(LoggedIn::user),
+        flash,
+        csrf: csrf.value(),
+        error: view.error,
+        username: view.username,
+        next: view.next,
+    };
+    Reply::Page((status, Template::render("login", ctx)))
+}
+
+#[get("/login?<next>")]
+pub fn login_page(me: Option<&LoggedIn>, flash: Option<Flash>, csrf: CsrfToken, next: Option<&str>) -> Reply {
+    let next = next.and_then(safe_next);
+    login_form(Status::Ok, &csrf, flash, me, LoginView { next, ..LoginView::default() })
+}
+
+#[derive(FromForm)]
+pub struct LoginForm<'r> {
+    username: Option<&'r str>,
+    password: Option<&'r str>,
+    next: Option<&'r str>,
+    csrf_token: Option<&'r str>,
+}
+
+#[allow(clippy::too_many_arguments)]
+#[post("/login", data = "<form>")]
+pub async fn login(
+    _same_origin: SameOrigin,
+    jar: Jar<'_>,
+    csrf: CsrfToken,
+    ip: Option<IpAddr>,
+    store: &State<Store>,
+    hasher: &State<Hasher>,
+    settings: &State<Settings>,
+    now: &State<Now>,
+    form: Result<Form<LoginForm<'_>>, Errors<'_>>,
+) -> Result<Reply, Error> {
+    let form = match form {
+        Ok(form) => form.into_inner(),
+        Err(errors) => {
+            log::info!("an unreadable sign-in form was refused ({})", errors.status());
+            return Ok(Reply::Page(error_page(errors.status())));
+        }
+    };
+    let next = form.next.and_then(safe_next);
+    let (username, password) = (form.username.unwrap_or(""), form.password.unwrap_or(""));
+    let again = |status, error, username| {
+        login_form(status, &csrf, None, None, LoginView { error: Some(error), username, next })
+    };
+
+    if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
+        return Ok(again(Status::PayloadTooLarge, "That username or password is too long.", ""));
+    }
+    // Rocket decodes bad percent-escapes to U+FFFD; no real credential contains one.
+    if username.contains('\u{FFFD}') || password.contains('\u{FFFD}') {
+        return Ok(again(Status::BadRequest, "The form contained characters that could not be read.", ""));
+    }
+    if !csrf.matches(form.csrf_token) {
+        log::warn!("a sign-in form without a valid CSRF token was refused");
+        return Ok(again(Status::Forbidden, "This form had expired. Please try again.", username));
+    }
+    if username.trim().is_empty() || password.is_empty() {
+        return Ok(again(Status::UnprocessableEntity, "Enter your username and password.", username));
+    }
+
+    let now = now.get();
+    let verdict = auth::authenticate(store, hasher, username, password).await?;
+    auth::log_attempt(now, username, ip, &verdict);
+    match verdict {
+        Verdict::Valid(user) => {
+            Session::start(&jar, &settings.session, &user, Method::Password, now);
+            CsrfToken::rotate(&jar);
+            if let Err(e) = store.record_login(user.id, now).await {
+                log::warn!("could not record the sign-in time of user {}: {e}", user.id);
+            }
+            jar.flash(Kind::Success, format!("Signed in as {}.", user.username));
+            Ok(Reply::Redirect(Redirect::to(next.unwrap_or("/").to_owned())))
+        }
+        Verdict::Invalid => Ok(again(Status::Ok, "Invalid username or password.", username)),
+        Verdict::Disabled => Ok(again(Status::Forbidden, "This account is disabled.", username)),
+    }
+}
+
+#[get("/logout")]
+pub fn logout_page(me: Option<&LoggedIn>, csrf: CsrfToken) -> Reply {
+    match me {
+        Some(me) => Reply::Page((
+            Status::Ok,
+            Template::render("logout", context! { me: me.user(), csrf: csrf.value() }),
+        )),
+        None => Reply::Redirect(Redirect::to("/")),
+    }
+}
+
+#[derive(FromForm)]
+pub struct CsrfForm<'r> {
+    csrf_token: Option<&'r str>,
+}
+
+#[post("/logout", data = "<form>")]
+pub async fn logout(
+    _same_origin: SameOrigin,
+    jar: Jar<'_>,
+    csrf: CsrfToken,
+    me: Option<&LoggedIn>,
+    store: &State<Store>,
+    form: Form<CsrfForm<'_>>,
+) -> Result<Reply, Error> {
+    if !csrf.matches(form.csrf_token) {
+        log::warn!("a logout without a valid CSRF token was refused");
+        return Ok(Reply::Page(error_page(Status::Forbidden)));
+    }
+    if let Some(me) = me {
+        // Ends this session and every other copy of it: replayed cookies stop working.
+        store.bump_epoch(me.user().id).await?;
+        log::info!("sign-out user_id={} session={}", me.user().id, me.session_id());
+    }
+    Session::end(&jar);
+    jar.flash(Kind::Success, "You were signed out.");
+    Ok(Reply::Redirect(Redirect::to("/")))
+}

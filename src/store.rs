@@ -1,0 +1,260 @@
+//! The user store: a sqlx pool (SQLite by default), its migrations, and every query.
+//!
+//! The SQL sticks to what SQLite and PostgreSQL both accept (`$n` parameters, `RETURNING`,
+//! BIGINT Unix times) so a PostgreSQL store needs a migration set, not a rewrite.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use unicode_normalization::UnicodeNormalization;
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// The store as managed state; cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A user as the rest of the portal sees one (no password hash).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub session_epoch: i64,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+/// A user together with what a password check needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Credentials {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("{0}")]
+    InvalidUsername(#[from] UsernameError),
+    #[error("the username is taken")]
+    Taken,
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsernameError {
+    #[error("a username needs 1 to {MAX_USERNAME_CHARS} characters")]
+    Length,
+    #[error("a username cannot contain spaces or control characters")]
+    Characters,
+}
+
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// The form a username is stored and shown in (NFKC), and the key it is compared by
+/// (NFKC, lowercased, NFKC again since lowercasing can denormalise).
+pub fn normalize_username(raw: &str) -> Result<(String, String), UsernameError> {
+    let display: String = raw.trim().nfkc().collect();
+    let chars = display.chars().count();
+    if chars == 0 || chars > MAX_USERNAME_CHARS {
+        return Err(UsernameError::Length);
+    }
+    if display.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(UsernameError::Characters);
+    }
+    let key = display.to_lowercase().nfkc().collect();
+    Ok((display, key))
+}
+
+const USER_COLUMNS: &str =
+    "id, username, email, is_admin, disabled, session_epoch, created_at, last_login_at";
+
+impl Store {
+    /// Opens (creating if the URL allows) the database and brings its schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Closes the pool: later queries fail. For shutdown (and tests of a store that is down).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn count_users(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Looks a user up by name; a name that cannot be valid finds nobody.
+    pub async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+        let Ok((_, key)) = normalize_username(username) else {
+            return Ok(None);
+        };
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = $1"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        Ok(self.credentials(username).await?.map(|c| c.user))
+    }
+
+    pub async fn list_users(&self) -> StoreResult<Vec<User>> {
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id")).fetch_all(&self.pool).await
+    }
+
+    pub async fn create_user(&self, new: NewUser<'_>, now: i64) -> Result<User, CreateUserError> {
+        let (username, key) = normalize_username(new.username)?;
+        let result = sqlx::query_as(&format!(
+            "INSERT INTO users (username, username_key, email, password_hash, is_admin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(username)
+        .bind(key)
+        .bind(new.email)
+        .bind(new.password_hash)
+        .bind(new.is_admin)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(user) => Ok(user),
+            Err(e) if is_unique_violation(&e) => Err(CreateUserError::Taken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets a new password and ends every session the user has.
+    pub async fn set_password(&self, id: i64, password_hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Disables (or re-enables) a user; disabling ends every session they have.
+    pub async fn set_disabled(&self, id: i64, disabled: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET disabled = $1, session_epoch = session_epoch + 1 WHERE id = $2")
+            .bind(disabled)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Ends every session of the user: cookies carrying the old epoch stop working.
+    pub async fn bump_epoch(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn record_login(&self, id: i64, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_compare_case_insensitively_after_nfkc() {
+        let (_, a) = normalize_username("Admin").unwrap();
+        let (_, b) = normalize_username("ＡＤＭＩＮ").unwrap(); // fullwidth letters
+        assert_eq!(a, b);
+        assert_eq!(a, "admin");
+    }
+
+    #[test]
+    fn usernames_keep_their_case_for_display() {
+        assert_eq!(normalize_username("  Alice ").unwrap().0, "Alice");
+    }
+
+    #[test]
+    fn odd_usernames_are_refused() {
+        assert_eq!(normalize_username(""), Err(UsernameError::Length));
+        assert_eq!(normalize_username("   "), Err(UsernameError::Length));
+        assert_eq!(normalize_username(&"a".repeat(65)), Err(UsernameError::Length));
+        assert_eq!(normalize_username("a b"), Err(UsernameError::Characters));
+        assert_eq!(normalize_username("a\u{0}b"), Err(UsernameError::Characters));
+    }
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display());
+        (dir, Store::connect(&url).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_taken_username_is_reported_as_taken_whatever_its_case() {
+        let (_dir, store) = temp_store().await;
+        let new = |name| NewUser { username: name, email: None, password_hash: None, is_admin: false };
+        store.create_user(new("bob"), 1).await.unwrap();
+        let err = store.create_user(new("BOB"), 2).await.unwrap_err();
+        assert!(matches!(err, CreateUserError::Taken), "{err:?}");
+        assert_eq!(store.count_users().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn setting_a_password_or_disabling_bumps_the_epoch() {
+        let (_dir, store) = temp_store().await;
+        let new = NewUser { username: "carol", email: None, password_hash: None, is_admin: false };
+        let user = store.create_user(new, 1).await.unwrap();
+        store.set_password(user.id, "x").await.unwrap();
+        store.set_disabled(user.id, true).await.unwrap();
+        let after = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_eq!(after.session_epoch, user.session_epoch + 2);
+        assert!(after.disabled);
+    }
+}

@@ -1,0 +1,166 @@
+//! `TestApp`: the real app on Rocket's local client, with a fresh SQLite file, its own
+//! secret key and a clock the test moves.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use portal::auth::password::Hasher;
+use portal::clock::ManualClock;
+use portal::store::{NewUser, Store, User};
+use portal::Overrides;
+use rocket::figment::Figment;
+use rocket::http::{ContentType, Cookie, RawStr, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use tempfile::TempDir;
+
+pub const START: i64 = 1_800_000_000;
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub client: Client,
+    pub clock: ManualClock,
+    _dir: TempDir,
+}
+
+pub fn secret_key() -> String {
+    let mut key = [0u8; 64];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+    STANDARD.encode(key)
+}
+
+/// The figment a test app starts from: the project's `Rocket.toml` and defaults, with a
+/// temporary database and a fresh secret key.
+pub fn test_figment(db_url: &str, secret_key: &str) -> Figment {
+    portal::figment()
+        .merge(("databases.portal.url", db_url))
+        .merge(("secret_key", secret_key))
+        .merge(("log_level", "off"))
+}
+
+pub fn temp_db() -> (TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("portal.sqlite").display());
+    (dir, url)
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|figment| figment).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(Figment) -> Figment) -> TestApp {
+        let (dir, db_url) = temp_db();
+        TestApp::spawn_on(dir, db_url, configure).await
+    }
+
+    pub async fn spawn_on(
+        dir: TempDir,
+        db_url: String,
+        configure: impl FnOnce(Figment) -> Figment,
+    ) -> TestApp {
+        let secret_key = secret_key();
+        let clock = ManualClock::new(START);
+        let figment = configure(test_figment(&db_url, &secret_key));
+        let rocket = portal::rocket_with(figment, Overrides { clock: Some(Arc::new(clock.clone())) });
+        let client = Client::tracked(rocket).await.expect("the app starts");
+        TestApp { client, clock, _dir: dir }
+    }
+
+    pub fn store(&self) -> &Store {
+        self.client.rocket().state::<Store>().expect("store is managed")
+    }
+
+    pub fn verify_calls(&self) -> u64 {
+        self.client.rocket().state::<Hasher>().expect("hasher is managed").verify_calls()
+    }
+
+    pub async fn create_user(&self, name: &str, password: &str) -> User {
+        let hasher = self.client.rocket().state::<Hasher>().expect("hasher is managed");
+        let hash = hasher.hash(password.to_owned()).await.expect("hash");
+        let new = NewUser { username: name, email: None, password_hash: Some(&hash), is_admin: false };
+        self.store().create_user(new, START).await.expect("create user")
+    }
+
+    pub async fn get(&self, uri: &str) -> LocalResponse<'_> {
+        self.client.get(uri.to_owned()).dispatch().await
+    }
+
+    /// The CSRF token the login page hands this client (and its cookie, kept by the client).
+    pub async fn csrf_token(&self) -> String {
+        let page = self.get("/login").await.into_string().await.expect("login page");
+        extract_hidden(&page, "csrf_token").expect("the login page carries a CSRF token")
+    }
+
+    /// Submits the login form with a valid CSRF token plus `fields`.
+    pub async fn post_login_form(&self, fields: &[(&str, &str)]) -> LocalResponse<'_> {
+        let token = self.csrf_token().await;
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        self.client.post("/login").header(ContentType::Form).body(form_body(&all)).dispatch().await
+    }
+
+    pub async fn post_login(&self, username: &str, password: &str) -> LocalResponse<'_> {
+        self.post_login_form(&[("username", username), ("password", password)]).await
+    }
+
+    /// Signs in through the form and returns the session cookie that was set.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Cookie<'static> {
+        let response = self.post_login(username, password).await;
+        assert_eq!(response.status(), Status::SeeOther, "sign-in should succeed");
+        session_cookie(&response).expect("a session cookie is set")
+    }
+
+    pub async fn post_logout(&self) -> LocalResponse<'_> {
+        let page = self.get("/").await.into_string().await.expect("home page");
+        let token = extract_hidden(&page, "csrf_token").expect("a signed-in page has a logout form");
+        self.client
+            .post("/logout")
+            .header(ContentType::Form)
+            .body(form_body(&[("csrf_token", &token)]))
+            .dispatch()
+            .await
+    }
+
+    /// `GET uri` carrying exactly `cookie`, as a replaying attacker (or another browser) would.
+    pub async fn get_with_cookie(&self, uri: &str, cookie: Cookie<'static>) -> LocalResponse<'_> {
+        let untracked = self.client.get(uri.to_owned()).cookie(cookie);
+        untracked.dispatch().await
+    }
+}
+
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", RawStr::new(k).percent_encode(), RawStr::new(v).percent_encode()))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of `<input type="hidden" name="NAME" value="…">` in a page.
+pub fn extract_hidden(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].to_owned())
+}
+
+pub fn set_cookies<'a>(response: &'a LocalResponse<'_>) -> Vec<Cookie<'a>> {
+    response.headers().get("Set-Cookie").filter_map(|h| Cookie::parse_encoded(h).ok()).collect()
+}
+
+pub fn session_cookie(response: &LocalResponse<'_>) -> Option<Cookie<'static>> {
+    set_cookies(response)
+        .into_iter()
+        .find(|c| c.name() == "portal_session" && !c.value().is_empty())
+        .map(|c| c.into_owned())
+}
+
+pub fn location<'a>(response: &'a LocalResponse<'_>) -> Option<&'a str> {
+    response.headers().get_one("Location")
+}
+
+pub fn assert_is_redirect_to(response: &LocalResponse<'_>, to: &str) {
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(response), Some(to));
+}

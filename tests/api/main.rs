@@ -1,0 +1,10 @@
+//! One integration test binary (faster to link than many), a module per concern.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
+mod cli;
+mod hardening;
+mod helpers;
+mod login;
+mod next;
+mod session;
+mod startup;

@@ -1,0 +1,169 @@
+//! The session cookie: logout and revocation, expiry, and cookies that are not ours.
+
+use rocket::http::{Cookie, Status};
+
+use crate::helpers::*;
+
+const WELCOME_LOGIN: &str = "/login?next=%2Fwelcome";
+
+#[rocket::async_test]
+async fn logout_ends_the_session_and_a_replayed_cookie_no_longer_works() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    let cookie = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(app.get_with_cookie("/welcome", cookie.clone()).await.status(), Status::Ok);
+
+    let response = app.post_logout().await;
+    assert_is_redirect_to(&response, "/");
+    let removal = set_cookies(&response).into_iter().find(|c| c.name() == "portal_session");
+    assert_eq!(removal.map(|c| c.value().to_owned()), Some(String::new()), "the cookie is cleared");
+
+    let home = app.get("/").await.into_string().await.unwrap();
+    assert!(home.contains("You were signed out."));
+    assert_is_redirect_to(&app.get("/welcome").await, WELCOME_LOGIN);
+    assert_is_redirect_to(&app.get_with_cookie("/welcome", cookie).await, WELCOME_LOGIN);
+}
+
+#[rocket::async_test]
+async fn get_logout_shows_a_button_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+
+    let page = app.get("/logout").await;
+    assert_eq!(page.status(), Status::Ok);
+    let body = page.into_string().await.unwrap();
+    assert!(body.contains(r#"<button class="button button-primary" type="submit">Log out</button>"#));
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok, "still signed in");
+}
+
+#[rocket::async_test]
+async fn logout_without_the_csrf_token_is_refused() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    let response =
+        app.client.post("/logout").header(rocket::http::ContentType::Form).body("").dispatch().await;
+    assert_eq!(response.status(), Status::Forbidden);
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok, "still signed in");
+}
+
+#[rocket::async_test]
+async fn tampered_truncated_and_foreign_cookies_are_treated_as_logged_out() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    let good = app.sign_in("alice", PASSWORD).await;
+    let value = good.value().to_owned();
+
+    let mut flipped = value.clone().into_bytes();
+    let mid = flipped.len() / 2;
+    flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
+    let other_app = TestApp::spawn().await;
+    other_app.create_user("alice", PASSWORD).await;
+    let foreign = other_app.sign_in("alice", PASSWORD).await;
+
+    let bad_values = [
+        String::from_utf8(flipped).unwrap(),
+        value[..value.len() / 2].to_owned(),
+        foreign.value().to_owned(),
+        "not even base64 ✓".to_owned(),
+        String::new(),
+        r#"{"uid":1,"method":"password","sid":"x","iat":0,"seen":0,"epoch":0}"#.to_owned(),
+    ];
+    let fresh = TestApp::spawn().await;
+    fresh.create_user("alice", PASSWORD).await;
+    for bad in bad_values {
+        let response = fresh.get_with_cookie("/welcome", Cookie::new("portal_session", bad.clone())).await;
+        assert_is_redirect_to(&response, WELCOME_LOGIN);
+    }
+}
+
+#[rocket::async_test]
+async fn a_session_ends_after_the_idle_timeout() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+
+    app.clock.advance(29 * 60);
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok, "29 idle minutes are fine");
+    app.clock.advance(29 * 60);
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok, "the last request reset the idle clock");
+    app.clock.advance(30 * 60);
+    assert_is_redirect_to(&app.get("/welcome").await, WELCOME_LOGIN);
+}
+
+#[rocket::async_test]
+async fn a_session_ends_at_the_absolute_lifetime_however_active() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+
+    for _ in 0..((12 * 60) / 20 - 1) {
+        app.clock.advance(20 * 60);
+        assert_eq!(app.get("/welcome").await.status(), Status::Ok);
+    }
+    app.clock.advance(20 * 60);
+    assert_is_redirect_to(&app.get("/welcome").await, WELCOME_LOGIN);
+}
+
+#[rocket::async_test]
+async fn last_seen_is_rewritten_only_once_it_is_stale() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+
+    let fresh = app.get("/welcome").await;
+    assert!(session_cookie(&fresh).is_none(), "a fresh session is not re-encrypted");
+    app.clock.advance(61);
+    let stale = app.get("/welcome").await;
+    assert!(session_cookie(&stale).is_some(), "a stale last-seen is rewritten");
+    let next = app.get("/welcome").await;
+    assert!(session_cookie(&next).is_none());
+}
+
+#[rocket::async_test]
+async fn disabling_a_user_ends_their_live_session() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    app.store().set_disabled(user.id, true).await.unwrap();
+    assert_is_redirect_to(&app.get("/welcome").await, WELCOME_LOGIN);
+}
+
+#[rocket::async_test]
+async fn changing_the_password_ends_every_session() {
+    let app = TestApp::spawn().await;
+    let user = app.create_user("alice", PASSWORD).await;
+    let cookie = app.sign_in("alice", PASSWORD).await;
+    app.store().set_password(user.id, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA").await.unwrap();
+    assert_is_redirect_to(&app.get_with_cookie("/welcome", cookie).await, WELCOME_LOGIN);
+}
+
+#[rocket::async_test]
+async fn logging_out_elsewhere_ends_this_session_too() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    let laptop = app.sign_in("alice", PASSWORD).await;
+    let _phone = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(app.get_with_cookie("/welcome", laptop.clone()).await.status(), Status::Ok);
+    app.post_logout().await;
+    assert_is_redirect_to(&app.get_with_cookie("/welcome", laptop).await, WELCOME_LOGIN);
+}
+
+#[rocket::async_test]
+async fn secure_cookies_adds_the_secure_flag() {
+    let app = TestApp::spawn_with(|f| f.merge(("secure_cookies", true))).await;
+    app.create_user("alice", PASSWORD).await;
+    let cookie = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(cookie.secure(), Some(true));
+}
+
+#[rocket::async_test]
+async fn a_store_that_is_down_answers_503_not_a_trip_to_login() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    app.store().close().await;
+    let response = app.get("/welcome").await;
+    assert_eq!(response.status(), Status::ServiceUnavailable);
+}
