@@ -14,6 +14,102 @@ pub struct Settings {
     #[serde(default)]
     pub hashing: HashSettings,
     pub databases: Databases,
+    #[serde(default)]
+    pub oauth: OAuthSettings,
+}
+
+/// A secret read from configuration; `Debug` never shows it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"…\"")
+    }
+}
+
+/// `[oauth]`: the HTTP limits for provider calls, and one table per provider. A provider
+/// without `client_id` is off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OAuthSettings {
+    /// Seconds to wait for a connection to a provider.
+    pub connect_timeout: u64,
+    /// Seconds a whole provider request may take.
+    pub timeout: u64,
+    /// Largest provider response read, in bytes.
+    pub max_response_bytes: usize,
+    pub google: GoogleSettings,
+    pub github: GithubSettings,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        OAuthSettings {
+            connect_timeout: 5,
+            timeout: 10,
+            max_response_bytes: 1024 * 1024,
+            google: GoogleSettings::default(),
+            github: GithubSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GoogleSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub redirect_uri: Option<String>,
+    pub issuer: String,
+    /// When not empty, only Workspace accounts whose `hd` claim is listed may sign in.
+    pub allowed_domains: Vec<String>,
+}
+
+impl Default for GoogleSettings {
+    fn default() -> Self {
+        GoogleSettings {
+            client_id: None,
+            client_secret: None,
+            redirect_uri: None,
+            issuer: "https://accounts.google.com".into(),
+            allowed_domains: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GithubSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub redirect_uri: Option<String>,
+    pub auth_uri: String,
+    pub token_uri: String,
+    pub api_uri: String,
+    /// When not empty, only members of one of these organisations may sign in.
+    pub allowed_orgs: Vec<String>,
+}
+
+impl Default for GithubSettings {
+    fn default() -> Self {
+        GithubSettings {
+            client_id: None,
+            client_secret: None,
+            redirect_uri: None,
+            auth_uri: "https://github.com/login/oauth/authorize".into(),
+            token_uri: "https://github.com/login/oauth/access_token".into(),
+            api_uri: "https://api.github.com".into(),
+            allowed_orgs: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -95,6 +191,11 @@ impl Settings {
         if self.databases.portal.url.trim().is_empty() {
             return Err("databases.portal.url is empty".into());
         }
+        if self.oauth.timeout == 0 || self.oauth.connect_timeout == 0 || self.oauth.max_response_bytes == 0 {
+            return Err(
+                "oauth.timeout, oauth.connect_timeout and oauth.max_response_bytes must be positive".into()
+            );
+        }
         Ok(())
     }
 }
@@ -122,6 +223,15 @@ mod tests {
         let figment = figment().merge(Serialized::default("session.refresh_after", 5000));
         let err = Settings::from_figment(&figment).unwrap_err();
         assert!(err.contains("refresh_after"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_client_secrets() {
+        let figment = figment().merge(Serialized::default("oauth.github.client_secret", "s3cr3t-value"));
+        let settings = Settings::from_figment(&figment).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("client_secret: Some(\"…\")"), "{shown}");
     }
 
     #[test]

@@ -48,6 +48,12 @@ impl<'r> FromRequest<'r> for CsrfToken {
     }
 }
 
+/// A form whose only field is the token (logout, connect, disconnect).
+#[derive(rocket::FromForm)]
+pub struct CsrfForm<'r> {
+    pub csrf_token: Option<&'r str>,
+}
+
 /// A guard for POST routes: fails with 403 when the browser says the request came from
 /// another site.
 pub struct SameOrigin;

@@ -24,6 +24,7 @@ use rocket::figment::{Figment, Profile};
 use rocket::{Build, Config, Rocket};
 use rocket_dyn_templates::Template;
 
+use crate::auth::oauth::Providers;
 use crate::auth::password::{self, Hasher};
 use crate::clock::{Clock, Now, SystemClock};
 use crate::config::Settings;
@@ -40,8 +41,22 @@ pub fn figment() -> Figment {
         .merge(Serialized::default("ident", false))
         .merge(Serialized::default("databases.portal.url", DEFAULT_DATABASE_URL))
         .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(provider_env())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or("ROCKET_PROFILE", Config::DEFAULT_PROFILE))
+}
+
+/// The conventional provider variables, below `ROCKET_OAUTH` in priority.
+fn provider_env() -> Env {
+    const NAMES: [(&str, &str); 4] = [
+        ("GOOGLE_CLIENT_ID", "oauth.google.client_id"),
+        ("GOOGLE_CLIENT_SECRET", "oauth.google.client_secret"),
+        ("GITHUB_CLIENT_ID", "oauth.github.client_id"),
+        ("GITHUB_CLIENT_SECRET", "oauth.github.client_secret"),
+    ];
+    Env::raw()
+        .filter_map(|key| NAMES.iter().find(|(name, _)| key == *name).map(|(_, path)| (*path).into()))
+        .global()
 }
 
 /// What tests swap in when they build the app.
@@ -90,6 +105,13 @@ async fn init(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
             return Err(rocket);
         }
     };
+    let providers = match Providers::from_settings(&settings.oauth) {
+        Ok(providers) => providers,
+        Err(e) => {
+            log::error!("{e}");
+            return Err(rocket);
+        }
+    };
     let debug = cfg!(debug_assertions) && rocket.figment().profile() == Config::DEBUG_PROFILE;
     if debug {
         let now = rocket.state::<Now>().map_or(0, Now::get);
@@ -98,7 +120,7 @@ async fn init(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
             return Err(rocket);
         }
     }
-    Ok(rocket.manage(settings).manage(store).manage(hasher))
+    Ok(rocket.manage(settings).manage(store).manage(hasher).manage(providers))
 }
 
 /// `cargo run` on an empty store: the tutorial's admin/admin, in debug builds only.

@@ -39,6 +39,23 @@ pub struct Credentials {
     pub password_hash: Option<String>,
 }
 
+/// A provider identity linked to a user.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the identity already belongs to another user")]
+    TakenByAnother,
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub email: Option<&'a str>,
@@ -197,6 +214,129 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+}
+
+impl Store {
+    /// The user a provider identity belongs to.
+    pub async fn user_by_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<User>> {
+        let columns = USER_COLUMNS.replace(", ", ", u.");
+        sqlx::query_as(&format!(
+            "SELECT u.{columns} FROM users u JOIN identities i ON i.user_id = u.id
+             WHERE i.provider = $1 AND i.subject = $2"
+        ))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Creates a password-less user for a first sign-in through a provider, with a username
+    /// made unique from `hint` (`hint`, `hint2`, `hint3`, …), and links the identity.
+    pub async fn create_user_for_identity(
+        &self,
+        hint: &str,
+        email: Option<&str>,
+        provider: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<User, CreateUserError> {
+        let username = self.free_username(hint).await?;
+        let (username, key) = normalize_username(&username)?;
+        let mut tx = self.pool.begin().await?;
+        let user: User = sqlx::query_as(&format!(
+            "INSERT INTO users (username, username_key, email, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(username)
+        .bind(key)
+        .bind(email)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { CreateUserError::Taken } else { e.into() })?;
+        sqlx::query(
+            "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(user.id)
+        .bind(email)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn free_username(&self, hint: &str) -> StoreResult<String> {
+        for n in 1..=100 {
+            let candidate = if n == 1 { hint.to_owned() } else { format!("{hint}{n}") };
+            let Ok((_, key)) = normalize_username(&candidate) else { break };
+            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            if taken.is_none() {
+                return Ok(candidate);
+            }
+        }
+        let suffix: u32 = rand::random();
+        Ok(format!("user-{suffix:08x}"))
+    }
+
+    /// Links an identity to a user; an identity belongs to one user only.
+    pub async fn link_identity(
+        &self,
+        user_id: i64,
+        provider: &str,
+        subject: &str,
+        email: Option<&str>,
+        now: i64,
+    ) -> Result<(), LinkError> {
+        if let Some(owner) = self.user_by_identity(provider, subject).await? {
+            return if owner.id == user_id { Ok(()) } else { Err(LinkError::TakenByAnother) };
+        }
+        sqlx::query(
+            "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(user_id)
+        .bind(email)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { LinkError::TakenByAnother } else { e.into() })?;
+        Ok(())
+    }
+
+    pub async fn identities(&self, user_id: i64) -> StoreResult<Vec<LinkedIdentity>> {
+        sqlx::query_as(
+            "SELECT provider, subject, email, created_at FROM identities WHERE user_id = $1 ORDER BY provider",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn has_password(&self, user_id: i64) -> StoreResult<bool> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(matches!(hash, Some(Some(_))))
+    }
+
+    /// Removes the user's identities from `provider`; returns how many went.
+    pub async fn unlink_identity(&self, user_id: i64, provider: &str) -> StoreResult<u64> {
+        sqlx::query("DELETE FROM identities WHERE user_id = $1 AND provider = $2")
+            .bind(user_id)
+            .bind(provider)
+            .execute(&self.pool)
+            .await
+            .map(|r| r.rows_affected())
     }
 }
 

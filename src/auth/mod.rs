@@ -2,12 +2,19 @@
 
 pub mod guard;
 pub mod next;
+pub mod oauth;
 pub mod password;
 pub mod session;
 
+use crate::auth::oauth::Identity;
 use crate::auth::password::{HashError, Hasher, MAX_PASSWORD_BYTES};
+use crate::auth::session::{Method, Session};
+use crate::config::SessionSettings;
+use crate::cookies::Jar;
+use crate::csrf::CsrfToken;
 use crate::error::Error;
-use crate::store::{Store, User, MAX_USERNAME_CHARS};
+use crate::flash::Kind;
+use crate::store::{LinkError, Store, User, MAX_USERNAME_CHARS};
 
 /// The result of checking a username and password.
 #[derive(Debug)]
@@ -65,4 +72,68 @@ fn rfc3339(unix: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| unix.to_string())
+}
+
+/// Signs `user` in, whatever proved who they are: a fresh session cookie, a fresh CSRF
+/// token, the sign-in time recorded, and a greeting on the next page.
+pub async fn complete_sign_in(
+    jar: &Jar<'_>,
+    settings: &SessionSettings,
+    store: &Store,
+    user: &User,
+    method: Method,
+    now: i64,
+) {
+    Session::start(jar, settings, user, method, now);
+    CsrfToken::rotate(jar);
+    if let Err(e) = store.record_login(user.id, now).await {
+        log::warn!("could not record the sign-in time of user {}: {e}", user.id);
+    }
+    jar.flash(Kind::Success, format!("Signed in as {}.", user.username));
+}
+
+/// What a verified provider identity leads to.
+#[derive(Debug)]
+pub enum Arrival {
+    /// Sign this user in (found by the identity, or just created for it).
+    SignIn(User),
+    /// The identity is now linked to the signed-in user.
+    Linked,
+    /// The identity belongs to someone else; nothing changed.
+    LinkedElsewhere,
+    Disabled,
+}
+
+/// Finds or creates the user for an identity, or links it to `link_to`. Accounts are
+/// keyed on (provider, subject) only: a matching email never links accounts, so nobody can
+/// pre-register someone's address and wait for them.
+pub async fn arrive(
+    store: &Store,
+    identity: &Identity,
+    link_to: Option<&User>,
+    now: i64,
+) -> Result<Arrival, Error> {
+    let provider = identity.provider.slug();
+    let email = identity.email.as_deref();
+    if let Some(user) = link_to {
+        return match store.link_identity(user.id, provider, &identity.subject, email, now).await {
+            Ok(()) => Ok(Arrival::Linked),
+            Err(LinkError::TakenByAnother) => Ok(Arrival::LinkedElsewhere),
+            Err(LinkError::Store(e)) => Err(e.into()),
+        };
+    }
+    match store.user_by_identity(provider, &identity.subject).await? {
+        Some(user) if user.disabled => Ok(Arrival::Disabled),
+        Some(user) => Ok(Arrival::SignIn(user)),
+        None => {
+            let user = store
+                .create_user_for_identity(&identity.username_hint, email, provider, &identity.subject, now)
+                .await
+                .map_err(|e| {
+                    Error::Internal(format!("could not create a user for a {provider} identity: {e}"))
+                })?;
+            log::info!("created user {} (id {}) for a first {provider} sign-in", user.username, user.id);
+            Ok(Arrival::SignIn(user))
+        }
+    }
 }

@@ -11,13 +11,14 @@ use serde::Serialize;
 
 use crate::auth::guard::LoggedIn;
 use crate::auth::next::safe_next;
+use crate::auth::oauth::Providers;
 use crate::auth::password::{Hasher, MAX_PASSWORD_BYTES};
 use crate::auth::session::{Method, Session};
 use crate::auth::{self, Verdict};
 use crate::clock::Now;
 use crate::config::Settings;
 use crate::cookies::Jar;
-use crate::csrf::{CsrfToken, SameOrigin};
+use crate::csrf::{CsrfForm, CsrfToken, SameOrigin};
 use crate::error::Error;
 use crate::flash::{Flash, Kind};
 use crate::routes::pages::error_page;
@@ -44,11 +45,18 @@ struct LoginView<'a> {
 fn login_form(
     status: Status,
     csrf: &CsrfToken,
+    providers: &Providers,
     flash: Option<Flash>,
     me: Option<&LoggedIn>,
     view: LoginView<'_>,
 ) -> Reply {
+    let buttons: Vec<_> = providers
+        .enabled()
+        .into_iter()
+        .map(|p| context! { slug: p.slug(), name: p.display_name() })
+        .collect();
     let ctx = context! {
+        providers: buttons,
         me: me.map(LoggedIn::user),
         flash,
         csrf: csrf.value(),
@@ -60,9 +68,15 @@ fn login_form(
 }
 
 #[get("/login?<next>")]
-pub fn login_page(me: Option<&LoggedIn>, flash: Option<Flash>, csrf: CsrfToken, next: Option<&str>) -> Reply {
+pub fn login_page(
+    me: Option<&LoggedIn>,
+    flash: Option<Flash>,
+    csrf: CsrfToken,
+    providers: &State<Providers>,
+    next: Option<&str>,
+) -> Reply {
     let next = next.and_then(safe_next);
-    login_form(Status::Ok, &csrf, flash, me, LoginView { next, ..LoginView::default() })
+    login_form(Status::Ok, &csrf, providers, flash, me, LoginView { next, ..LoginView::default() })
 }
 
 #[derive(FromForm)]
@@ -83,6 +97,7 @@ pub async fn login(
     store: &State<Store>,
     hasher: &State<Hasher>,
     settings: &State<Settings>,
+    providers: &State<Providers>,
     now: &State<Now>,
     form: Result<Form<LoginForm<'_>>, Errors<'_>>,
 ) -> Result<Reply, Error> {
@@ -96,7 +111,7 @@ pub async fn login(
     let next = form.next.and_then(safe_next);
     let (username, password) = (form.username.unwrap_or(""), form.password.unwrap_or(""));
     let again = |status, error, username| {
-        login_form(status, &csrf, None, None, LoginView { error: Some(error), username, next })
+        login_form(status, &csrf, providers, None, None, LoginView { error: Some(error), username, next })
     };
 
     if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
@@ -119,12 +134,7 @@ pub async fn login(
     auth::log_attempt(now, username, ip, &verdict);
     match verdict {
         Verdict::Valid(user) => {
-            Session::start(&jar, &settings.session, &user, Method::Password, now);
-            CsrfToken::rotate(&jar);
-            if let Err(e) = store.record_login(user.id, now).await {
-                log::warn!("could not record the sign-in time of user {}: {e}", user.id);
-            }
-            jar.flash(Kind::Success, format!("Signed in as {}.", user.username));
+            auth::complete_sign_in(&jar, &settings.session, store, &user, Method::Password, now).await;
             Ok(Reply::Redirect(Redirect::to(next.unwrap_or("/").to_owned())))
         }
         Verdict::Invalid => Ok(again(Status::Ok, "Invalid username or password.", username)),
@@ -141,11 +151,6 @@ pub fn logout_page(me: Option<&LoggedIn>, csrf: CsrfToken) -> Reply {
         )),
         None => Reply::Redirect(Redirect::to("/")),
     }
-}
-
-#[derive(FromForm)]
-pub struct CsrfForm<'r> {
-    csrf_token: Option<&'r str>,
 }
 
 #[post("/logout", data = "<form>")]

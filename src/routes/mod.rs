@@ -1,7 +1,9 @@
 //! Thin handlers: read guards and forms, call one domain function, pick a response.
 
+pub mod account;
 pub mod health;
 pub mod login;
+pub mod oauth;
 pub mod pages;
 
 use rocket::Route;
@@ -16,5 +18,10 @@ pub fn routes() -> Vec<Route> {
         login::logout_page,
         login::logout,
         health::health,
+        oauth::start,
+        oauth::callback,
+        account::account,
+        account::connect,
+        account::unlink,
     ]
 }

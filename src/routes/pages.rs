@@ -55,7 +55,12 @@ fn explain(status: Status) -> &'static str {
 
 /// The error page, in the site layout.
 pub fn error_page(status: Status) -> (Status, Template) {
+    message_page(status, explain(status))
+}
+
+/// The error page with a message of the caller's.
+pub fn message_page(status: Status, message: &str) -> (Status, Template) {
     let title = status.reason().unwrap_or("Error");
-    let ctx = context! { code: status.code, title, message: explain(status) };
+    let ctx = context! { code: status.code, title, message };
     (status, Template::render("error", ctx))
 }

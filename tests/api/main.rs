@@ -6,5 +6,7 @@ mod hardening;
 mod helpers;
 mod login;
 mod next;
+mod oauth;
+mod providers;
 mod session;
 mod startup;

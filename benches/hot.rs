@@ -1,0 +1,180 @@
+//! The portal's hot paths, measured in process with criterion: the `next` check, the
+//! session's timestamp check, whole requests through the real app (guard, store read,
+//! template) and one Argon2id verification.
+//!
+//! Run with `cargo bench --bench hot`; BENCHMARKS.md has the numbers. The app is built the
+//! way the tests build it (`portal::rocket_with`) on a temporary SQLite file with a fixed
+//! secret key and a clock that stands still, so a session stays fresh for the whole run.
+
+// A bench that cannot set itself up should stop loudly, as a test would.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+use portal::auth::next::safe_next;
+use portal::auth::password::{hash_blocking, Hasher};
+use portal::auth::session::{Method, Session};
+use portal::clock::{Clock, ManualClock, SystemClock};
+use portal::config::SessionSettings;
+use portal::store::{NewUser, Store};
+use portal::Overrides;
+use rocket::http::{ContentType, Cookie, RawStr, Status};
+use rocket::local::asynchronous::Client;
+use tokio::runtime::Runtime;
+
+/// Fixed, so runs are comparable (a zero key would be refused by a release build).
+const SECRET_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+const USERNAME: &str = "bench";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn bench_safe_next(c: &mut Criterion) {
+    let long = format!("/{}", "a".repeat(1500));
+    let inputs = [
+        ("plain", "/welcome"),
+        ("query", "/account?tab=ids&q=%2Fx"),
+        ("refused", "/%2F%2Fevil.example"),
+        ("long", long.as_str()),
+    ];
+    let mut group = c.benchmark_group("safe_next");
+    for (name, input) in inputs {
+        group.bench_with_input(BenchmarkId::from_parameter(name), input, |b, input| {
+            b.iter(|| safe_next(black_box(input)))
+        });
+    }
+    group.finish();
+}
+
+fn bench_freshness(c: &mut Criterion) {
+    let settings = SessionSettings::default();
+    let session =
+        Session { uid: 1, method: Method::Password, sid: "s".into(), iat: 1_000, seen: 1_000, epoch: 0 };
+    c.bench_function("session/freshness", |b| {
+        b.iter(|| black_box(&session).freshness(black_box(&settings), black_box(1_030)))
+    });
+}
+
+/// The real app on a temporary database, with one user and that user's session cookie.
+struct App {
+    runtime: Runtime,
+    client: Client,
+    session: Cookie<'static>,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    fn start() -> App {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.sqlite").display());
+        let figment = portal::figment()
+            .merge(("databases.portal.url", url))
+            .merge(("secret_key", SECRET_KEY))
+            .merge(("log_level", "off"));
+        let clock = ManualClock::new(SystemClock.now());
+        // `..default()` keeps this compiling when `Overrides` grows (fake providers, ...).
+        #[allow(clippy::needless_update)]
+        let overrides = Overrides { clock: Some(Arc::new(clock)), ..Overrides::default() };
+        let (client, session) = runtime.block_on(async {
+            let client = Client::untracked(portal::rocket_with(figment, overrides)).await.unwrap();
+            let store = client.rocket().state::<Store>().unwrap();
+            let hash = hash_blocking(PASSWORD).unwrap();
+            let user =
+                NewUser { username: USERNAME, email: None, password_hash: Some(&hash), is_admin: false };
+            store.create_user(user, 0).await.unwrap();
+            let session = sign_in(&client).await;
+            (client, session)
+        });
+        App { runtime, client, session, _dir: dir }
+    }
+
+    /// One whole request, body included; checks the status so a broken setup cannot pass
+    /// for a fast one.
+    fn get(&self, uri: &'static str, cookie: Option<&Cookie<'static>>, expect: Status) -> usize {
+        self.runtime.block_on(async {
+            let mut request = self.client.get(uri);
+            if let Some(cookie) = cookie {
+                request = request.cookie(cookie.clone());
+            }
+            let response = request.dispatch().await;
+            assert_eq!(response.status(), expect, "GET {uri}");
+            response.into_bytes().await.map_or(0, |b| b.len())
+        })
+    }
+}
+
+/// Signs in through the form, as a browser would: the login page's CSRF cookie and token,
+/// then the POST. Returns the session cookie, still sealed.
+async fn sign_in(client: &Client) -> Cookie<'static> {
+    let page = client.get("/login").dispatch().await;
+    let csrf_cookie = page.cookies().get("portal_csrf").unwrap().clone().into_owned();
+    let html = page.into_string().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).unwrap() + marker.len();
+    let token = &html[start..start + html[start..].find('"').unwrap()];
+    let body = [("csrf_token", token), ("username", USERNAME), ("password", PASSWORD)]
+        .iter()
+        .map(|(k, v)| format!("{k}={}", RawStr::new(v).percent_encode()))
+        .collect::<Vec<_>>()
+        .join("&");
+    let response = client
+        .post("/login")
+        .header(ContentType::Form)
+        .cookie(Cookie::new("portal_csrf", csrf_cookie.value().to_owned()))
+        .body(body)
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::SeeOther, "signing in");
+    let session = response.cookies().get("portal_session").unwrap();
+    Cookie::new("portal_session", session.value().to_owned())
+}
+
+fn bench_requests(c: &mut Criterion) {
+    let app = App::start();
+    let stranger = Cookie::new("portal_session", "not-a-sealed-cookie");
+    let mut group = c.benchmark_group("request");
+    group.bench_function("GET /welcome signed in", |b| {
+        b.iter(|| app.get("/welcome", Some(&app.session), Status::Ok))
+    });
+    group.bench_function("GET /welcome signed out", |b| {
+        b.iter(|| app.get("/welcome", None, Status::SeeOther))
+    });
+    group.bench_function("GET /welcome forged cookie", |b| {
+        b.iter(|| app.get("/welcome", Some(&stranger), Status::SeeOther))
+    });
+    group.bench_function("GET /login", |b| b.iter(|| app.get("/login", None, Status::Ok)));
+    // No guard, no template: what Rocket itself costs per request, for comparison.
+    group.bench_function("GET /static/portal.css", |b| {
+        b.iter(|| app.get("/static/portal.css", None, Status::Ok))
+    });
+    group.finish();
+}
+
+fn bench_argon2(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let hasher = Hasher::new(1, 64).unwrap();
+    let phc = hash_blocking(PASSWORD).unwrap();
+    let mut group = c.benchmark_group("argon2id");
+    group.sample_size(20).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(4));
+    group.bench_function("Hasher::verify (m=19456,t=2,p=1)", |b| {
+        b.iter(|| {
+            let wrong = runtime.block_on(hasher.verify("wrong password".to_owned(), Some(phc.clone())));
+            assert!(!wrong.unwrap());
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = hot;
+    config = config();
+    targets = bench_safe_next, bench_freshness, bench_requests, bench_argon2
+}
+criterion_main!(hot);
