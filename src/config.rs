@@ -16,6 +16,8 @@ pub struct Settings {
     pub databases: Databases,
     #[serde(default)]
     pub oauth: OAuthSettings,
+    #[serde(default)]
+    pub throttle: crate::throttle::ThrottleSettings,
 }
 
 /// A secret read from configuration; `Debug` never shows it.
@@ -190,6 +192,10 @@ impl Settings {
         }
         if self.databases.portal.url.trim().is_empty() {
             return Err("databases.portal.url is empty".into());
+        }
+        let t = &self.throttle;
+        if t.window <= 0 || t.max_entries == 0 || t.account_ip_failures == 0 || t.ip_failures == 0 {
+            return Err("throttle.window, max_entries and the failure limits must be positive".into());
         }
         if self.oauth.timeout == 0 || self.oauth.connect_timeout == 0 || self.oauth.max_response_bytes == 0 {
             return Err(

@@ -18,12 +18,16 @@ pub enum Error {
     /// "Something went wrong on our side" (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// "Too many attempts. Wait a moment, then try again." (429 with Retry-After).
+    #[error("throttled for {0} s")]
+    TooManyAttempts(i64),
 }
 
 impl Error {
     pub fn status(&self) -> Status {
         match self {
             Error::Busy => Status::ServiceUnavailable,
+            Error::TooManyAttempts(_) => Status::TooManyRequests,
             Error::Store(_) | Error::Internal(_) => Status::InternalServerError,
         }
     }
@@ -32,14 +36,19 @@ impl Error {
 impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         let status = self.status();
-        if status == Status::ServiceUnavailable {
+        let retry_after = match self {
+            Error::Busy => Some(2),
+            Error::TooManyAttempts(seconds) => Some(seconds),
+            Error::Store(_) | Error::Internal(_) => None,
+        };
+        if retry_after.is_some() {
             log::warn!("{} {}: {self}", request.method(), request.uri().path());
         } else {
             log::error!("{} {}: {self}", request.method(), request.uri().path());
         }
         let mut response = error_page(status).respond_to(request)?;
-        if status == Status::ServiceUnavailable {
-            response.set_header(Header::new("Retry-After", "2"));
+        if let Some(seconds) = retry_after {
+            response.set_header(Header::new("Retry-After", seconds.to_string()));
         }
         Ok(response)
     }

@@ -15,6 +15,7 @@ pub mod flash;
 pub mod headers;
 pub mod routes;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -120,7 +121,8 @@ async fn init(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
             return Err(rocket);
         }
     }
-    Ok(rocket.manage(settings).manage(store).manage(hasher).manage(providers))
+    let throttle = throttle::Throttle::new(settings.throttle);
+    Ok(rocket.manage(settings).manage(store).manage(hasher).manage(providers).manage(throttle))
 }
 
 /// `cargo run` on an empty store: the tutorial's admin/admin, in debug builds only.

@@ -66,6 +66,13 @@ pub fn log_attempt(now: i64, username: &str, ip: Option<std::net::IpAddr>, verdi
     log::info!(target: "portal::audit", "sign-in at={} username={shown:?} ip={ip} outcome={outcome}", rfc3339(now));
 }
 
+/// The line for an attempt refused by throttling, before any hash ran.
+pub fn log_throttled(now: i64, username: &str, ip: Option<std::net::IpAddr>) {
+    let shown: String = username.chars().take(MAX_USERNAME_CHARS).collect();
+    let ip = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+    log::warn!(target: "portal::audit", "sign-in at={} username={shown:?} ip={ip} outcome=throttled", rfc3339(now));
+}
+
 fn rfc3339(unix: i64) -> String {
     use rocket::time::{format_description::well_known::Rfc3339, OffsetDateTime};
     OffsetDateTime::from_unix_timestamp(unix)

@@ -22,7 +22,8 @@ use crate::csrf::{CsrfForm, CsrfToken, SameOrigin};
 use crate::error::Error;
 use crate::flash::{Flash, Kind};
 use crate::routes::pages::error_page;
-use crate::store::Store;
+use crate::store::{normalize_username, Store};
+use crate::throttle::{RetryAfter, Throttle};
 
 /// Longest username field accepted before answering 413 (usernames are 64 characters at
 /// most; this leaves room for multi-byte ones).
@@ -98,6 +99,7 @@ pub async fn login(
     hasher: &State<Hasher>,
     settings: &State<Settings>,
     providers: &State<Providers>,
+    throttle: &State<Throttle>,
     now: &State<Now>,
     form: Result<Form<LoginForm<'_>>, Errors<'_>>,
 ) -> Result<Reply, Error> {
@@ -130,8 +132,18 @@ pub async fn login(
     }
 
     let now = now.get();
+    let account = normalize_username(username).map_or_else(|_| username.to_owned(), |(_, key)| key);
+    if let Err(RetryAfter(seconds)) = throttle.check_login(&account, ip, now) {
+        auth::log_throttled(now, username, ip);
+        return Err(Error::TooManyAttempts(seconds));
+    }
     let verdict = auth::authenticate(store, hasher, username, password).await?;
     auth::log_attempt(now, username, ip, &verdict);
+    match verdict {
+        Verdict::Invalid => throttle.record_failure(&account, ip, now),
+        Verdict::Valid(_) => throttle.record_success(&account, ip),
+        Verdict::Disabled => {}
+    }
     match verdict {
         Verdict::Valid(user) => {
             auth::complete_sign_in(&jar, &settings.session, store, &user, Method::Password, now).await;

@@ -20,6 +20,7 @@ use crate::flash::Kind;
 use crate::routes::login::Reply;
 use crate::routes::pages::{error_page, message_page};
 use crate::store::Store;
+use crate::throttle::{RetryAfter, Throttle};
 
 const TRY_AGAIN: &str = "Sign-in failed, please try again.";
 
@@ -28,13 +29,20 @@ pub async fn start(
     provider: Result<ProviderKind, &str>,
     next: Option<&str>,
     jar: Jar<'_>,
+    ip: Option<IpAddr>,
     providers: &State<Providers>,
+    throttle: &State<Throttle>,
     now: &State<Now>,
-) -> Reply {
-    match provider {
-        Ok(provider) => begin(provider, next.and_then(safe_next), None, &jar, providers, now.get()).await,
-        Err(_) => Reply::Page(error_page(Status::NotFound)),
+) -> Result<Reply, Error> {
+    let Ok(provider) = provider else {
+        return Ok(Reply::Page(error_page(Status::NotFound)));
+    };
+    let now = now.get();
+    if let Err(RetryAfter(seconds)) = throttle.oauth_start(ip, now) {
+        log::warn!("{}: throttled sign-in starts from {ip:?}", provider.slug());
+        return Err(Error::TooManyAttempts(seconds));
     }
+    Ok(begin(provider, next.and_then(safe_next), None, &jar, providers, now).await)
 }
 
 /// Mints the flow, stores it in the flow cookie and sends the browser to the provider.

@@ -10,3 +10,4 @@ mod oauth;
 mod providers;
 mod session;
 mod startup;
+mod throttle;
