@@ -13,6 +13,7 @@ pub mod csrf;
 pub mod error;
 pub mod flash;
 pub mod headers;
+pub mod logging;
 pub mod routes;
 pub mod store;
 pub mod throttle;

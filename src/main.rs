@@ -7,6 +7,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         None => rocket::execute(async {
+            let level =
+                portal::figment().extract_inner("log_level").unwrap_or(rocket::config::LogLevel::Normal);
+            portal::logging::init(level);
             match portal::rocket().launch().await {
                 Ok(_) => std::process::ExitCode::SUCCESS,
                 Err(e) => {

@@ -117,7 +117,8 @@ impl Throttle {
         if windows.len() < self.settings.max_entries {
             return;
         }
-        let mut ranked: Vec<(u32, i64, u64)> = windows.iter().map(|(k, w)| (w.count, w.started, *k)).collect();
+        let mut ranked: Vec<(u32, i64, u64)> =
+            windows.iter().map(|(k, w)| (w.count, w.started, *k)).collect();
         let drop = (ranked.len() / 10).max(1);
         ranked.select_nth_unstable(drop - 1);
         for (_, _, key) in &ranked[..drop] {

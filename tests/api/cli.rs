@@ -7,7 +7,7 @@ use rocket::http::Status;
 
 use crate::helpers::*;
 
-fn portal(db_url: &str, args: &[&str], stdin: &str) -> Output {
+pub fn portal(db_url: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
         .args(args)
         .env("ROCKET_DATABASES", format!("{{portal={{url=\"{db_url}\"}}}}"))

@@ -5,6 +5,7 @@ mod cli;
 mod hardening;
 mod helpers;
 mod login;
+mod logs;
 mod next;
 mod oauth;
 mod providers;
