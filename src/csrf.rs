@@ -36,13 +36,14 @@ impl<'r> FromRequest<'r> for CsrfToken {
     type Error = std::convert::Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let token = request.local_cache(|| {
+        // Cached under its own type: the request-local cache is keyed by type.
+        let CsrfToken(token) = request.local_cache(|| {
             let jar = Jar::of(request);
-            jar.get(CSRF_COOKIE).unwrap_or_else(|| {
+            CsrfToken(jar.get(CSRF_COOKIE).unwrap_or_else(|| {
                 let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
                 jar.set(CSRF_COOKIE, token.clone(), None);
                 token
-            })
+            }))
         });
         Outcome::Success(CsrfToken(token.clone()))
     }
