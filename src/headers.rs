@@ -2,45 +2,42 @@
 
 use rocket::fairing::{self, Fairing, Info};
 use rocket::http::Header;
-use rocket::shield::{Frame, NoSniff, Policy, Referrer, Shield};
+use rocket::shield::{Frame, NoSniff, Referrer, Shield};
 use rocket::{Request, Response};
 
-/// A Content-Security-Policy that allows no inline script and nothing from elsewhere.
-#[derive(Default)]
-struct ContentSecurityPolicy;
-
-impl Policy for ContentSecurityPolicy {
-    const NAME: &'static str = "Content-Security-Policy";
-
-    fn header(&self) -> Header<'static> {
-        Header::new(
-            Self::NAME,
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
-             form-action 'self'; base-uri 'none'; object-src 'none'",
-        )
-    }
-}
-
 pub fn shield() -> Shield {
-    Shield::default()
-        .enable(Frame::Deny)
-        .enable(NoSniff::Enable)
-        .enable(Referrer::SameOrigin)
-        .enable(ContentSecurityPolicy)
+    Shield::default().enable(Frame::Deny).enable(NoSniff::Enable).enable(Referrer::SameOrigin)
 }
 
-/// Pages show or change sign-in state, so none may be stored by the browser or a proxy
-/// (this is also what stops the back button from showing a page after logout). A
-/// response that set its own `Cache-Control` (the stylesheet) keeps it.
-pub struct NoStore;
+/// The Content-Security-Policy: no inline script, nothing from elsewhere, and forms that
+/// only submit to `form_action` (`'self'` plus, on the account page, the providers' sign-in
+/// pages, since Chromium applies `form-action` to the redirect after a form's POST).
+pub fn content_security_policy(form_action: &str) -> Header<'static> {
+    Header::new(
+        "Content-Security-Policy",
+        format!(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; \
+             form-action {form_action}; base-uri 'none'; object-src 'none'"
+        ),
+    )
+}
+
+/// Defaults for every response that did not set its own: the strict CSP, and
+/// `Cache-Control: no-store`, since pages show or change sign-in state (this is also what
+/// stops the back button from showing a page after logout). The stylesheet sets its own
+/// caching; the account page its own CSP.
+pub struct Defaults;
 
 #[rocket::async_trait]
-impl Fairing for NoStore {
+impl Fairing for Defaults {
     fn info(&self) -> Info {
-        Info { name: "Cache-Control: no-store", kind: fairing::Kind::Response }
+        Info { name: "CSP and Cache-Control defaults", kind: fairing::Kind::Response }
     }
 
     async fn on_response<'r>(&self, _: &'r Request<'_>, response: &mut Response<'r>) {
+        if !response.headers().contains("Content-Security-Policy") {
+            response.set_header(content_security_policy("'self'"));
+        }
         if !response.headers().contains("Cache-Control") {
             response.set_header(Header::new("Cache-Control", "no-store"));
         }

@@ -78,7 +78,7 @@ pub fn rocket_with(figment: Figment, overrides: Overrides) -> Rocket<Build> {
         .attach(AdHoc::try_on_ignite("Portal state", init))
         .attach(Template::fairing())
         .attach(headers::shield())
-        .attach(headers::NoStore)
+        .attach(headers::Defaults)
         .mount("/", routes::routes())
         .register("/", catchers::catchers())
 }

@@ -96,7 +96,7 @@ pub async fn complete_sign_in(
     if let Err(e) = store.record_login(user.id, now).await {
         log::warn!("could not record the sign-in time of user {}: {e}", user.id);
     }
-    jar.flash(Kind::Success, format!("Signed in as {}.", user.username));
+    jar.flash(Kind::Success, "You are now signed in.");
 }
 
 /// What a verified provider identity leads to.

@@ -1,9 +1,9 @@
 //! `/account`: the signed-in user's linked identities; connecting and disconnecting them.
 
 use rocket::form::Form;
-use rocket::http::Status;
+use rocket::http::{Header, Status};
 use rocket::response::Redirect;
-use rocket::{get, post, State};
+use rocket::{get, post, Responder, State};
 use rocket_dyn_templates::{context, Template};
 use serde::Serialize;
 
@@ -14,6 +14,7 @@ use crate::cookies::Jar;
 use crate::csrf::{CsrfForm, CsrfToken, SameOrigin};
 use crate::error::Error;
 use crate::flash::{Flash, Kind};
+use crate::headers::content_security_policy;
 use crate::routes::login::Reply;
 use crate::routes::oauth::begin;
 use crate::routes::pages::error_page;
@@ -27,6 +28,10 @@ struct ProviderRow {
     linked_as: Option<String>,
 }
 
+/// The account page, with a CSP whose `form-action` lets "Connect …" reach the providers.
+#[derive(Responder)]
+pub struct AccountPage(Template, Header<'static>);
+
 #[get("/account")]
 pub async fn account(
     me: &LoggedIn,
@@ -34,7 +39,7 @@ pub async fn account(
     csrf: CsrfToken,
     store: &State<Store>,
     providers: &State<Providers>,
-) -> Result<Template, Error> {
+) -> Result<AccountPage, Error> {
     let identities = store.identities(me.user().id).await?;
     let has_password = store.has_password(me.user().id).await?;
     let rows: Vec<ProviderRow> = [ProviderKind::Google, ProviderKind::Github]
@@ -51,10 +56,13 @@ pub async fn account(
             })
         })
         .collect();
-    Ok(Template::render(
+    let form_action =
+        std::iter::once("'self'".to_owned()).chain(providers.authorize_origins().await).collect::<Vec<_>>();
+    let page = Template::render(
         "account",
         context! { me: me.user(), method: me.method().as_str(), flash, csrf: csrf.value(), providers: rows, has_password },
-    ))
+    );
+    Ok(AccountPage(page, content_security_policy(&form_action.join(" "))))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -40,6 +40,7 @@ async fn security_headers_are_on_a_200_a_303_and_a_404() {
     let missing = app.get("/no/such/page").await;
     assert_eq!(missing.status(), Status::NotFound);
     assert_security_headers(&missing);
+    assert_eq!(missing.headers().get("Content-Security-Policy").count(), 1);
 }
 
 #[rocket::async_test]

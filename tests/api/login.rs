@@ -48,7 +48,7 @@ async fn right_password_sets_a_session_and_the_welcome_page_shows_the_user() {
     assert_eq!(welcome.status(), Status::Ok);
     let page = welcome.into_string().await.unwrap();
     assert!(page.contains("Welcome, alice!"), "{page}");
-    assert!(page.contains("Signed in as alice."), "the sign-in flash shows on the next page");
+    assert!(page.contains("You are now signed in."), "the sign-in flash shows on the next page");
 }
 
 #[rocket::async_test]

@@ -391,7 +391,11 @@ async fn a_signed_in_user_connects_github_from_the_account_page() {
     app.create_user("alice", PASSWORD).await;
     app.sign_in("alice", PASSWORD).await;
 
-    let page = app.get("/account").await.into_string().await.unwrap();
+    let account = app.get("/account").await;
+    let csp = account.headers().get_one("Content-Security-Policy").unwrap().to_owned();
+    let form_action = format!("form-action 'self' {};", github.server.uri());
+    assert!(csp.contains(&form_action), "Connect must be allowed to reach the provider: {csp}");
+    let page = account.into_string().await.unwrap();
     assert!(page.contains("Connect GitHub"), "{page}");
     let token = extract_hidden(&page, "csrf_token").unwrap();
     let response = app

@@ -71,6 +71,10 @@ impl Github {
         })
     }
 
+    pub fn authorize_origin(&self) -> String {
+        super::origin_of(self.client.auth_uri().url())
+    }
+
     pub fn start(&self) -> Started {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = self

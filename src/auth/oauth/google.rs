@@ -91,6 +91,16 @@ impl Google {
         }
     }
 
+    /// The issuer's origin, and that of the discovered authorization endpoint once known
+    /// (no discovery is triggered for this).
+    pub async fn authorize_origins(&self) -> Vec<String> {
+        let mut origins = vec![super::origin_of(self.issuer.url())];
+        if let Some((_, metadata)) = &*self.metadata.read().await {
+            origins.push(super::origin_of(metadata.authorization_endpoint().url()));
+        }
+        origins
+    }
+
     fn client(&self, metadata: CoreProviderMetadata) -> GoogleClient {
         CoreClient::from_provider_metadata(metadata, self.client_id.clone(), Some(self.client_secret.clone()))
             .set_redirect_uri(self.redirect.clone())

@@ -186,6 +186,21 @@ impl Providers {
         }
     }
 
+    /// Origins of the providers' authorization pages, for the CSP `form-action` of pages
+    /// whose forms redirect there.
+    pub async fn authorize_origins(&self) -> Vec<String> {
+        let mut origins = Vec::new();
+        if let Some(google) = &self.google {
+            origins.extend(google.authorize_origins().await);
+        }
+        if let Some(github) = &self.github {
+            origins.push(github.authorize_origin());
+        }
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+
     fn google(&self) -> Result<&Google, OAuthError> {
         self.google.as_ref().ok_or_else(|| OAuthError::Discovery("Google is not configured".into()))
     }
@@ -216,6 +231,11 @@ fn enabled(
         .filter(|r| !r.is_empty())
         .ok_or_else(|| format!("oauth.{name}.client_id is set but oauth.{name}.redirect_uri is not"))?;
     Ok(Some((id.to_owned(), secret, redirect)))
+}
+
+/// `scheme://host[:port]` of a URL, as CSP source expressions want it.
+pub(crate) fn origin_of(url: &oauth2::url::Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 /// Checks that a configured URL parses, naming the key when it does not.

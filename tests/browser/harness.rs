@@ -1,0 +1,464 @@
+//! The machinery: chromedriver and headless Chromium, the real `portal` binary on a free
+//! loopback port, bounded polling, and screenshots under `target/browser-artifacts/`.
+
+use std::fmt::Display;
+use std::fs;
+use std::io::{BufRead, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::cookies::Cookie;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::fakes::{FakeGithub, FakeGoogle};
+
+/// How long any one wait may take before the test fails (generous: two cores, shared).
+const PATIENCE: Duration = Duration::from_secs(20);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The binaries, overridable for other systems; missing ones fail the suite loudly.
+fn tool(var: &str, default: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "the browser suite needs {} (Debian package `{package}`; or set {var} to its path). \
+         Without a browser, run `cargo test` without `--features browser`.",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// Polls `probe` until it yields something, for at most [`PATIENCE`]. No fixed sleeps.
+pub async fn until<T, F, Fut>(what: impl Display, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Where screenshots go: `target/browser-artifacts/` (wherever the target directory is).
+pub fn artifacts_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().unwrap_or(tmp).join("browser-artifacts");
+    fs::create_dir_all(&dir).expect("the artefacts directory");
+    dir
+}
+
+// ---------------------------------------------------------------------------------------
+// chromedriver and Chromium
+
+/// A chromedriver on a free loopback port; killed on drop. Each [`Browser`] is a fresh
+/// Chromium with its own profile, started through it.
+pub struct Driver {
+    child: Child,
+    port: u16,
+    chromium: PathBuf,
+}
+
+impl Driver {
+    pub async fn start() -> Driver {
+        let chromium = tool("PORTAL_CHROMIUM", "/usr/bin/chromium", "chromium");
+        let chromedriver = tool("PORTAL_CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver");
+        let port = free_port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut driver = Driver { child, port, chromium };
+        let port = driver.port;
+        until("chromedriver to listen", || {
+            let up = TcpStream::connect(("127.0.0.1", port)).is_ok();
+            async move { up.then_some(()) }
+        })
+        .await;
+        if let Ok(Some(status)) = driver.child.try_wait() {
+            panic!("chromedriver exited at once ({status})");
+        }
+        driver
+    }
+
+    /// A new headless Chromium with an empty profile.
+    pub async fn browser(&self) -> Browser {
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let args = [
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1200,900".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let capabilities = json!({
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "timeouts": { "pageLoad": 30_000, "script": 10_000 },
+            "goog:loggingPrefs": { "browser": "ALL" },
+            "goog:chromeOptions": { "binary": self.chromium, "args": args },
+        });
+        let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|e| panic!("Chromium did not start through chromedriver: {e}"));
+        let session = client.session_id().await.ok().flatten().expect("a WebDriver session id");
+        Browser { client, session, driver_port: self.port, _profile: profile }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the browser shows right now.
+#[derive(Debug)]
+pub struct Page {
+    pub url: String,
+    /// Path and query, e.g. `/login?next=%2Fwelcome`.
+    pub path: String,
+    /// The visible text of the page.
+    pub text: String,
+}
+
+/// One Chromium session. Dropping it ends the session (and so the browser), even when a
+/// test has panicked.
+pub struct Browser {
+    pub client: Client,
+    session: String,
+    driver_port: u16,
+    _profile: TempDir,
+}
+
+impl Browser {
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap_or_else(|e| panic!("could not open {url}: {e}"));
+    }
+
+    pub async fn back(&self) {
+        self.client.back().await.expect("the back button");
+    }
+
+    pub async fn reload(&self) {
+        self.client.refresh().await.expect("reload");
+    }
+
+    /// The current page, or `None` while it is changing under us.
+    pub async fn page(&self) -> Option<Page> {
+        let url = self.client.current_url().await.ok()?;
+        let body = self.client.find(Locator::Css("body")).await.ok()?;
+        let text = body.text().await.ok()?;
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        Some(Page { url: url.to_string(), path, text })
+    }
+
+    /// Waits until the page satisfies `ok`; on timeout saves a screenshot and fails with
+    /// what the browser last showed.
+    pub async fn wait_until(&self, what: &str, ok: impl Fn(&Page) -> bool) -> Page {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let page = self.page().await;
+            if let Some(page) = page.filter(&ok) {
+                return page;
+            }
+            if Instant::now() >= deadline {
+                let last = self.page().await;
+                let name: String =
+                    what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(60).collect();
+                self.screenshot(&format!("timeout-{name}")).await;
+                let console = self.console();
+                panic!(
+                    "gave up after {PATIENCE:?} waiting for {what}; the browser shows {last:#?}\n\
+                     console: {console:#?}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits for an address (path and query) on any host.
+    pub async fn wait_for_path(&self, path: &str) -> Page {
+        self.wait_until(&format!("the address {path}"), |p| p.path == path).await
+    }
+
+    pub async fn wait_for_text(&self, text: &str) -> Page {
+        self.wait_until(&format!("the text {text:?}"), |p| p.text.contains(text)).await
+    }
+
+    /// Clicks the button a person would, by its label.
+    pub async fn click_button(&self, label: &str) {
+        let xpath = format!("//button[normalize-space(.)='{label}']");
+        self.click(Locator::XPath(&xpath), label).await;
+    }
+
+    /// Clicks the link whose text contains `label`.
+    pub async fn click_link(&self, label: &str) {
+        let xpath = format!("//a[contains(normalize-space(.), '{label}')]");
+        self.click(Locator::XPath(&xpath), label).await;
+    }
+
+    async fn click(&self, locator: Locator<'_>, label: &str) {
+        let client = &self.client;
+        let element = until(format!("something labelled {label:?} to click"), || async move {
+            client.find(locator).await.ok()
+        })
+        .await;
+        element.click().await.unwrap_or_else(|e| panic!("could not click {label:?}: {e}"));
+    }
+
+    /// Types into the field with this CSS selector.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let client = &self.client;
+        let field =
+            until(format!("the field {css}"), || async move { client.find(Locator::Css(css)).await.ok() })
+                .await;
+        field.clear().await.expect("clear the field");
+        field.send_keys(text).await.expect("type into the field");
+    }
+
+    /// The top bar's text ("Signed in as NAME  Account  Log out", or "Log in").
+    pub async fn topbar(&self) -> String {
+        let bar = self.client.find(Locator::Css("header")).await.expect("the top bar");
+        bar.text().await.expect("its text")
+    }
+
+    /// A property of the element with this CSS selector (e.g. a field's current `value`).
+    pub async fn prop(&self, css: &str, name: &str) -> Option<String> {
+        let element = self.client.find(Locator::Css(css)).await.expect("the element");
+        element.prop(name).await.expect("the property")
+    }
+
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        let element = self.client.find(Locator::Css(css)).await.expect("the element");
+        element.attr(name).await.expect("the attribute")
+    }
+
+    /// A cookie as the browser holds it for the current page's site.
+    pub async fn cookie(&self, name: &str) -> Option<Cookie<'static>> {
+        let cookies = self.client.get_all_cookies().await.expect("the cookies");
+        cookies.into_iter().find(|c| c.name() == name)
+    }
+
+    /// What the page wrote to the console, and what Chromium reported there (e.g. a CSP
+    /// violation): the first thing to read when a wait times out.
+    pub fn console(&self) -> Vec<String> {
+        let path = format!("/session/{}/se/log", self.session);
+        let answer = driver_request(self.driver_port, "POST", &path, r#"{"type":"browser"}"#);
+        let entries: serde_json::Value =
+            answer.and_then(|a| serde_json::from_str(&a).ok()).unwrap_or_default();
+        entries["value"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|e| e["message"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Saves a PNG of the viewport as `target/browser-artifacts/NAME.png`.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let path = artifacts_dir().join(format!("{name}.png"));
+        fs::write(&path, png).expect("the screenshot is written");
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Synchronous, so it also happens while a failed test unwinds: chromedriver closes
+        // Chromium, which would otherwise outlive the test.
+        driver_request(self.driver_port, "DELETE", &format!("/session/{}", self.session), "");
+    }
+}
+
+/// A plain HTTP/1.1 request to chromedriver, outside fantoccini (for what it lacks, and for
+/// use in `Drop`). Returns the body, or `None` if chromedriver did not answer.
+fn driver_request(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    // chromedriver keeps the connection open whatever we ask, so read by Content-Length.
+    let mut reader = std::io::BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8(body).ok()
+}
+
+// ---------------------------------------------------------------------------------------
+// The portal
+
+/// The real binary on `http://localhost:PORT`, with a temporary store, a fixed secret key
+/// and Google and GitHub pointed at the fakes on `127.0.0.1` (another site). Killed on drop.
+pub struct Portal {
+    child: Child,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl Portal {
+    /// Starts the portal with these users (created first through `portal users add`).
+    pub async fn start(google: &FakeGoogle, github: &FakeGithub, users: &[&str]) -> Portal {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let env = portal_env(dir.path(), port, google, github);
+        for user in users {
+            add_user(&env, user);
+        }
+        let log = fs::File::create(dir.path().join("portal.log")).expect("a log file");
+        let child = portal_command(&env)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("the portal binary starts");
+        let mut portal = Portal { child, port, dir };
+        portal.wait_until_healthy().await;
+        portal
+    }
+
+    /// `http://localhost:PORT{path}`: the portal's own site.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("portal.log")).unwrap_or_default()
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let health = format!("http://127.0.0.1:{}/health", self.port);
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the portal exited during startup ({status}):\n{}", self.log());
+            }
+            if let Ok(response) = http.get(&health).send().await {
+                if response.status() == reqwest::StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "GET /health never answered 200:\n{}", self.log());
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn portal_env(dir: &Path, port: u16, google: &FakeGoogle, github: &FakeGithub) -> Vec<(String, String)> {
+    let db = dir.join("p.sqlite");
+    let secret: [u8; 32] = rand::random();
+    let site = format!("http://localhost:{port}");
+    let oauth = format!(
+        "{{google={{client_id=\"{gid}\",client_secret=\"{gsecret}\",redirect_uri=\"{site}/auth/google\",\
+         issuer=\"{issuer}\"}},github={{client_id=\"{hid}\",client_secret=\"{hsecret}\",\
+         redirect_uri=\"{site}/auth/github\",auth_uri=\"{hub}/login/oauth/authorize\",\
+         token_uri=\"{hub}/login/oauth/access_token\",api_uri=\"{hub}\"}}}}",
+        gid = crate::fakes::GOOGLE_CLIENT_ID,
+        gsecret = crate::fakes::GOOGLE_CLIENT_SECRET,
+        issuer = google.base(),
+        hid = crate::fakes::GITHUB_CLIENT_ID,
+        hsecret = crate::fakes::GITHUB_CLIENT_SECRET,
+        hub = github.base(),
+    );
+    [
+        ("ROCKET_ADDRESS", "127.0.0.1".to_owned()),
+        ("ROCKET_PORT", port.to_string()),
+        ("ROCKET_DATABASES", format!("{{portal={{url=\"sqlite://{}?mode=rwc\"}}}}", db.display())),
+        ("ROCKET_SECRET_KEY", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret)),
+        ("ROCKET_LOG_LEVEL", "critical".to_owned()),
+        ("ROCKET_OAUTH", oauth),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The portal binary with exactly this configuration: whatever `ROCKET_*` or provider
+/// variables the caller's shell has are removed.
+fn portal_command(env: &[(String, String)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portal"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("ROCKET_")
+            || key.starts_with("GOOGLE_CLIENT_")
+            || key.starts_with("GITHUB_CLIENT_")
+        {
+            command.env_remove(&*key);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// `portal users add NAME` with [`PASSWORD`] on stdin.
+fn add_user(env: &[(String, String)], name: &str) {
+    let mut child = portal_command(env)
+        .args(["users", "add", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the portal CLI runs");
+    child.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("the password");
+    let out = child.wait_with_output().expect("the CLI finishes");
+    assert!(out.status.success(), "users add {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
