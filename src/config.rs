@@ -123,11 +123,19 @@ pub struct SessionSettings {
     pub absolute_timeout: i64,
     /// Last-seen is rewritten (the cookie re-encrypted) at most this often, in seconds.
     pub refresh_after: i64,
+    /// Seconds the guard may reuse a user it read (0: read on every request). Changes made
+    /// by the server apply at once; changes by the `users` CLI within this time.
+    pub cache_ttl: i64,
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        SessionSettings { idle_timeout: 30 * 60, absolute_timeout: 12 * 60 * 60, refresh_after: 60 }
+        SessionSettings {
+            idle_timeout: 30 * 60,
+            absolute_timeout: 12 * 60 * 60,
+            refresh_after: 60,
+            cache_ttl: 2,
+        }
     }
 }
 
@@ -137,12 +145,13 @@ pub struct HashSettings {
     /// Concurrent Argon2 computations; 0 picks the CPU count minus one (at least one).
     pub concurrency: usize,
     /// Requests allowed to wait for a hashing slot; beyond it they get a 503 at once.
-    pub queue: usize,
+    /// Unset: 16 per slot, so nobody waits much more than a second (about 16 × 50 ms).
+    pub queue: Option<usize>,
 }
 
 impl Default for HashSettings {
     fn default() -> Self {
-        HashSettings { concurrency: 0, queue: 64 }
+        HashSettings { concurrency: 0, queue: None }
     }
 }
 
@@ -152,6 +161,10 @@ impl HashSettings {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             n => n,
         }
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.unwrap_or(16 * self.permits())
     }
 }
 
@@ -184,7 +197,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), String> {
         let s = &self.session;
-        if s.idle_timeout <= 0 || s.absolute_timeout <= 0 || s.refresh_after < 0 {
+        if s.idle_timeout <= 0 || s.absolute_timeout <= 0 || s.refresh_after < 0 || s.cache_ttl < 0 {
             return Err("session timeouts must be positive numbers of seconds".into());
         }
         if s.refresh_after >= s.idle_timeout {

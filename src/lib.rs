@@ -94,13 +94,13 @@ async fn init(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
         }
     };
     let store = match Store::connect(&settings.databases.portal.url).await {
-        Ok(store) => store,
+        Ok(store) => store.with_session_cache(settings.session.cache_ttl),
         Err(e) => {
             log::error!("could not open the database (databases.portal.url): {e}");
             return Err(rocket);
         }
     };
-    let hasher = match Hasher::new(settings.hashing.permits(), settings.hashing.queue) {
+    let hasher = match Hasher::new(settings.hashing.permits(), settings.hashing.queue_len()) {
         Ok(hasher) => hasher,
         Err(e) => {
             log::error!("{e}");

@@ -3,7 +3,10 @@
 //! The SQL sticks to what SQLite and PostgreSQL both accept (`$n` parameters, `RETURNING`,
 //! BIGINT Unix times) so a PostgreSQL store needs a migration set, not a rewrite.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,10 +15,30 @@ use unicode_normalization::UnicodeNormalization;
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
-/// The store as managed state; cheap to clone (the pool is shared).
+/// The store as managed state; cheap to clone (the pool and the cache are shared).
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    sessions: Arc<SessionCache>,
+}
+
+/// Users as the session guard last read them, for `ttl` seconds. Every write through this
+/// store forgets the user it touched, so logout, a password change or disabling take
+/// effect at once; a write from another process (the `users` CLI) within `ttl` seconds.
+struct SessionCache {
+    ttl: i64,
+    users: Mutex<HashMap<i64, (i64, User)>>,
+    /// Bumped by every write: a read that overlapped one is not cached.
+    writes: AtomicU64,
+}
+
+/// The cache is cleared rather than grown past this many users.
+const MAX_CACHED_USERS: usize = 10_000;
+
+impl SessionCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (i64, User)>> {
+        self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// A user as the rest of the portal sees one (no password hash).
@@ -114,7 +137,53 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let sessions = Arc::new(SessionCache { ttl: 0, users: Mutex::default(), writes: AtomicU64::new(0) });
+        Ok(Store { pool, sessions })
+    }
+
+    /// Lets [`Store::session_user`] answer from memory for `ttl` seconds (0: never).
+    pub fn with_session_cache(mut self, ttl: i64) -> Store {
+        self.sessions = Arc::new(SessionCache { ttl, users: Mutex::default(), writes: AtomicU64::new(0) });
+        self
+    }
+
+    /// The user behind a session, read at most once per `ttl` seconds.
+    pub async fn session_user(&self, id: i64, now: i64) -> StoreResult<Option<User>> {
+        let ttl = self.sessions.ttl;
+        if ttl > 0 {
+            if let Some((read_at, user)) = self.sessions.lock().get(&id) {
+                if (0..ttl).contains(&(now - read_at)) {
+                    return Ok(Some(user.clone()));
+                }
+            }
+        }
+        let writes = self.sessions.writes.load(Ordering::Acquire);
+        let user = self.user_by_id(id).await?;
+        if ttl > 0 {
+            let mut users = self.sessions.lock();
+            if self.sessions.writes.load(Ordering::Acquire) != writes {
+                return Ok(user);
+            }
+            match &user {
+                Some(user) => {
+                    if users.len() >= MAX_CACHED_USERS {
+                        users.clear();
+                    }
+                    users.insert(id, (now, user.clone()));
+                }
+                None => {
+                    users.remove(&id);
+                }
+            }
+        }
+        Ok(user)
+    }
+
+    /// Called after every write to a user.
+    fn forget(&self, id: i64) {
+        let mut users = self.sessions.lock();
+        self.sessions.writes.fetch_add(1, Ordering::AcqRel);
+        users.remove(&id);
     }
 
     /// Closes the pool: later queries fail. For shutdown (and tests of a store that is down).
@@ -184,8 +253,9 @@ impl Store {
             .bind(password_hash)
             .bind(id)
             .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .await?;
+        self.forget(id);
+        Ok(())
     }
 
     /// Disables (or re-enables) a user; disabling ends every session they have.
@@ -194,8 +264,9 @@ impl Store {
             .bind(disabled)
             .bind(id)
             .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .await?;
+        self.forget(id);
+        Ok(())
     }
 
     /// Ends every session of the user: cookies carrying the old epoch stop working.
@@ -203,8 +274,9 @@ impl Store {
         sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .await?;
+        self.forget(id);
+        Ok(())
     }
 
     pub async fn record_login(&self, id: i64, now: i64) -> StoreResult<()> {
@@ -212,8 +284,9 @@ impl Store {
             .bind(now)
             .bind(id)
             .execute(&self.pool)
-            .await
-            .map(|_| ())
+            .await?;
+        self.forget(id);
+        Ok(())
     }
 }
 

@@ -59,7 +59,7 @@ async fn load(request: &Request<'_>) -> Loaded {
         Session::end(&jar);
         return Loaded::No;
     }
-    let user = match store.user_by_id(session.uid).await {
+    let user = match store.session_user(session.uid, now).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             Session::end(&jar);

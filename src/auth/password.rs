@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// OWASP's Argon2id recommendation: 19 MiB, two passes, one lane.
@@ -34,15 +35,50 @@ pub fn hash_blocking(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError::Failed(e.to_string()))
 }
 
+/// Argon2's working memory is allocated with at least this capacity (33 MiB), above glibc's
+/// largest dynamic mmap threshold (32 MiB). So every verification's memory is its own
+/// mapping, given back to the system when the verification ends, instead of being kept by
+/// the allocator of whichever blocking thread ran it (which held ~19 MiB per thread and
+/// let a login flood grow the process to hundreds of MiB). Only the blocks Argon2 uses
+/// are ever touched, so the unused capacity costs no memory.
+const MEMORY_CAPACITY_BLOCKS: usize = 33 * 1024;
+
 /// Checks a password against a PHC string; a malformed stored hash never matches.
+///
+/// This is `PasswordVerifier::verify_password` with the working memory provided by us (see
+/// [`MEMORY_CAPACITY_BLOCKS`]): the same algorithm, version, parameters and salt read from
+/// the PHC string, and a constant-time comparison of the output.
 fn verify_blocking(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+    match verify_with_own_memory(password, phc) {
+        Ok(matched) => matched,
         Err(e) => {
-            log::error!("a stored password hash is malformed ({e}); treating it as a mismatch");
+            log::error!("a stored password hash is unusable ({e}); treating it as a mismatch");
             false
         }
     }
+}
+
+fn verify_with_own_memory(password: &str, phc: &str) -> Result<bool, String> {
+    let parsed = PasswordHash::new(phc).map_err(|e| e.to_string())?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| e.to_string())?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(|e| e.to_string())?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).map_err(|e| e.to_string())?;
+    let expected = parsed.hash.ok_or("no hash in the PHC string")?;
+    let salt = parsed.salt.ok_or("no salt in the PHC string")?;
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|e| e.to_string())?;
+
+    let blocks = params.block_count();
+    let mut memory = Vec::with_capacity(blocks.max(MEMORY_CAPACITY_BLOCKS));
+    memory.resize(blocks, Block::default());
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory)
+        .map_err(|e| e.to_string())?;
+    Ok(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +127,13 @@ impl Hasher {
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(HashError::Busy);
-                }
-                let permit = Arc::clone(&self.permits).acquire_owned().await;
-                self.waiting.fetch_sub(1, Ordering::AcqRel);
-                permit.map_err(|_| HashError::Failed("hasher closed".into()))?
+                // Counted while waiting, and uncounted on drop: a client that gives up
+                // (its request future is dropped mid-wait) must not keep a queue place.
+                let _place = QueuePlace::take(&self.waiting, self.queue).ok_or(HashError::Busy)?;
+                Arc::clone(&self.permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| HashError::Failed("hasher closed".into()))?
             }
         };
         // The permit moves into the blocking task: it is held until the hash is done even
@@ -125,6 +161,25 @@ impl Hasher {
         };
         let matched = self.run(move || verify_blocking(&password, &phc)).await?;
         Ok(matched && real)
+    }
+}
+
+/// A place in the hash queue, given back when dropped.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(waiting: &'a AtomicUsize, queue: usize) -> Option<QueuePlace<'a>> {
+        if waiting.fetch_add(1, Ordering::AcqRel) >= queue {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(QueuePlace(waiting))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -216,6 +271,45 @@ mod tests {
     async fn a_malformed_stored_hash_is_a_mismatch_not_a_panic() {
         let hasher = Hasher::new(1, 4).unwrap();
         assert!(!hasher.verify("x".into(), Some("not a hash".into())).await.unwrap());
+    }
+
+    #[test]
+    fn our_verification_agrees_with_the_crate_on_its_own_hashes() {
+        let phc = hash_blocking("correct horse").unwrap();
+        assert!(verify_blocking("correct horse", &phc));
+        assert!(!verify_blocking("correct horsf", &phc));
+        assert!(!verify_blocking("", &phc));
+        // Other parameters and variants in stored hashes are honoured, as the crate does.
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(8192, 3, 2, Some(24)).unwrap();
+        let other = Argon2::new(Algorithm::Argon2i, Version::V0x10, params)
+            .hash_password(b"pw in another format", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_blocking("pw in another format", &other), "{other}");
+        assert!(!verify_blocking("pw in another formaT", &other));
+        let mut tampered = phc.clone();
+        tampered.pop();
+        tampered.push(if phc.ends_with('A') { 'B' } else { 'A' });
+        assert!(!verify_blocking("correct horse", &tampered));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_frees_its_queue_place() {
+        let hasher = Arc::new(Hasher::new(1, 1).unwrap());
+        let held = Arc::clone(&hasher.permits).acquire_owned().await.unwrap();
+        let waiting = tokio::spawn({
+            let hasher = Arc::clone(&hasher);
+            async move { hasher.verify("x".into(), None).await }
+        });
+        while hasher.waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        waiting.abort();
+        let _ = waiting.await;
+        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0, "the aborted waiter left the queue");
+        drop(held);
+        assert!(hasher.verify("x".into(), None).await.is_ok());
     }
 
     #[tokio::test]

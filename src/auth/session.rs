@@ -127,7 +127,7 @@ mod tests {
     }
 
     const SETTINGS: SessionSettings =
-        SessionSettings { idle_timeout: 1800, absolute_timeout: 43200, refresh_after: 60 };
+        SessionSettings { idle_timeout: 1800, absolute_timeout: 43200, refresh_after: 60, cache_ttl: 2 };
 
     #[test]
     fn a_session_is_fresh_then_stale_then_idle_expired() {

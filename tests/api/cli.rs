@@ -94,9 +94,13 @@ async fn passwd_and_disable_end_live_sessions() {
     assert_is_redirect_to(&app.get_with_cookie("/welcome", cookie).await, "/login?next=%2Fwelcome");
     assert_eq!(app.post_login("gina", PASSWORD).await.status(), Status::Ok, "the old password fails");
     let cookie = app.sign_in("gina", new_password).await;
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok);
 
     let out = portal(&db, &["users", "disable", "gina"], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Another process wrote: the server sees it once its session cache entry is stale.
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok, "within session.cache_ttl");
+    app.clock.advance(2);
     assert_is_redirect_to(&app.get_with_cookie("/welcome", cookie).await, "/login?next=%2Fwelcome");
     assert_eq!(app.post_login("gina", new_password).await.status(), Status::Forbidden);
 }

@@ -167,3 +167,13 @@ async fn a_store_that_is_down_answers_503_not_a_trip_to_login() {
     let response = app.get("/welcome").await;
     assert_eq!(response.status(), Status::ServiceUnavailable);
 }
+
+#[rocket::async_test]
+async fn the_session_cache_never_outlives_a_write_through_the_server() {
+    let app = TestApp::spawn_with(|f| f.merge(("session.cache_ttl", 3600))).await;
+    let user = app.create_user("alice", PASSWORD).await;
+    let cookie = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(app.get_with_cookie("/welcome", cookie.clone()).await.status(), Status::Ok, "now cached");
+    app.store().set_disabled(user.id, true).await.unwrap();
+    assert_is_redirect_to(&app.get_with_cookie("/welcome", cookie).await, WELCOME_LOGIN);
+}
