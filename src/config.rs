@@ -139,7 +139,7 @@ impl Default for SessionSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(default)]
 pub struct HashSettings {
     /// Concurrent Argon2 computations; 0 picks the CPU count minus one (at least one).
@@ -147,12 +147,6 @@ pub struct HashSettings {
     /// Requests allowed to wait for a hashing slot; beyond it they get a 503 at once.
     /// Unset: 16 per slot, so nobody waits much more than a second (about 16 × 50 ms).
     pub queue: Option<usize>,
-}
-
-impl Default for HashSettings {
-    fn default() -> Self {
-        HashSettings { concurrency: 0, queue: None }
-    }
 }
 
 impl HashSettings {
