@@ -21,6 +21,7 @@ use portal::clock::{Clock, ManualClock, SystemClock};
 use portal::config::SessionSettings;
 use portal::store::{NewUser, Store};
 use portal::Overrides;
+use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, RawStr, Status};
 use rocket::local::asynchronous::Client;
 use tokio::runtime::Runtime;
@@ -61,11 +62,13 @@ struct App {
     runtime: Runtime,
     client: Client,
     session: Cookie<'static>,
+    user_id: i64,
     _dir: tempfile::TempDir,
 }
 
 impl App {
-    fn start() -> App {
+    /// `tweak` adjusts the configuration (the tests' `spawn_with`).
+    fn start(tweak: impl FnOnce(Figment) -> Figment) -> App {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -74,21 +77,22 @@ impl App {
             .merge(("databases.portal.url", url))
             .merge(("secret_key", SECRET_KEY))
             .merge(("log_level", "off"));
+        let figment = tweak(figment);
         let clock = ManualClock::new(SystemClock.now());
         // `..default()` keeps this compiling when `Overrides` grows (fake providers, ...).
         #[allow(clippy::needless_update)]
         let overrides = Overrides { clock: Some(Arc::new(clock)), ..Overrides::default() };
-        let (client, session) = runtime.block_on(async {
+        let (client, session, user_id) = runtime.block_on(async {
             let client = Client::untracked(portal::rocket_with(figment, overrides)).await.unwrap();
             let store = client.rocket().state::<Store>().unwrap();
             let hash = hash_blocking(PASSWORD).unwrap();
             let user =
                 NewUser { username: USERNAME, email: None, password_hash: Some(&hash), is_admin: false };
-            store.create_user(user, 0).await.unwrap();
+            let user_id = store.create_user(user, 0).await.unwrap().id;
             let session = sign_in(&client).await;
-            (client, session)
+            (client, session, user_id)
         });
-        App { runtime, client, session, _dir: dir }
+        App { runtime, client, session, user_id, _dir: dir }
     }
 
     /// One whole request, body included; checks the status so a broken setup cannot pass
@@ -133,7 +137,7 @@ async fn sign_in(client: &Client) -> Cookie<'static> {
 }
 
 fn bench_requests(c: &mut Criterion) {
-    let app = App::start();
+    let app = App::start(|figment| figment);
     let stranger = Cookie::new("portal_session", "not-a-sealed-cookie");
     let mut group = c.benchmark_group("request");
     group.bench_function("GET /welcome signed in", |b| {
@@ -149,6 +153,17 @@ fn bench_requests(c: &mut Criterion) {
     // No guard, no template: what Rocket itself costs per request, for comparison.
     group.bench_function("GET /static/portal.css", |b| {
         b.iter(|| app.get("/static/portal.css", None, Status::Ok))
+    });
+    // The guard keeps the user it read for `session.cache_ttl` seconds, and this clock
+    // stands still, so the row above never reads the store. Here every request does.
+    let uncached = App::start(|figment| figment.merge(("session.cache_ttl", 0)));
+    group.bench_function("GET /welcome signed in, session.cache_ttl=0", |b| {
+        b.iter(|| uncached.get("/welcome", Some(&uncached.session), Status::Ok))
+    });
+    // The one store read such a request makes, alone.
+    let store = app.client.rocket().state::<Store>().unwrap();
+    group.bench_function("store.user_by_id", |b| {
+        b.iter(|| app.runtime.block_on(store.user_by_id(black_box(app.user_id))).unwrap().unwrap())
     });
     group.finish();
 }

@@ -1,0 +1,428 @@
+#!/usr/bin/env bash
+# Load benchmark: the portal's release binary against the Flask reference app (gunicorn, two
+# sync workers) and the floor (benches/floor.rs, a bare Rocket app with the same guard
+# shape), all on 127.0.0.1, measured with wrk. Prints a markdown table with ratios and the
+# targets from BENCHMARKS.md and writes it to bench/results/latest.md.
+#
+#   bench/run.sh                      # 10 s per row, ~7 minutes plus the builds
+#   BENCH_DURATION=5 bench/run.sh     # shorter rows
+#
+# Knobs (environment): BENCH_DURATION (seconds per wrk row, default 10), BENCH_THREADS (2),
+# BENCH_CONNECTIONS (32), BENCH_FLOOD (64 POST /login clients), BENCH_VENV (where the Flask
+# virtualenv lives, default ~/.cache/portal-bench/venv), FLASK_DIR (the reference app,
+# default ../shared/reference/flask_seed), VERIFY_MS (time of one Argon2id verify; measured
+# with `floor --verify-ms` when unset), BENCH_PORT_BASE (default 18000: portal, +1 Flask,
+# +2 floor), BENCH_PORTAL_ENV (extra VAR=value words for the portal's runs, for experiments
+# such as MALLOC_ARENA_MAX=2). Needs cargo, wrk, curl, python3 (for the venv) and Linux /proc.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DURATION=${BENCH_DURATION:-10}
+DURATION=${DURATION%s}
+THREADS=${BENCH_THREADS:-2}
+CONNS=${BENCH_CONNECTIONS:-32}
+FLOOD=${BENCH_FLOOD:-64}
+PORT_BASE=${BENCH_PORT_BASE:-18000}
+VENV=${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/portal-bench/venv}
+FLASK_DIR=${FLASK_DIR:-$ROOT/../shared/reference/flask_seed}
+HOST=127.0.0.1
+PASSWORD="bench: not a common password"
+NPROC=$(nproc)
+# The portal's default: hashing.concurrency = 0 means CPU count - 1, at least 1.
+PERMITS=$((NPROC > 1 ? NPROC - 1 : 1))
+STEP_TIMEOUT=$((DURATION + 60))
+
+for tool in cargo wrk curl python3 awk; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is needed" >&2; exit 2; }
+done
+[[ -f $FLASK_DIR/app.py ]] || { echo "bench: no Flask reference app at $FLASK_DIR (set FLASK_DIR)" >&2; exit 2; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/portal-bench.XXXXXX")
+PIDS=()
+
+# Ends every process this script started (and gunicorn's workers), then removes the temp dir.
+cleanup() {
+    local pid child
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            for child in $(pgrep -P "$pid" || true); do kill "$child" 2>/dev/null || true; done
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '== %s\n' "$*" >&2; }
+now_ns() { date +%s%N; }
+
+# --- builds -----------------------------------------------------------------------------
+log "building the portal and the floor (release)"
+(cd "$ROOT" && timeout 1800 cargo build --release --bin portal --bench floor \
+    --message-format=json-render-diagnostics >"$TMP/cargo.json")
+read -r PORTAL_BIN FLOOR_BIN < <(python3 - "$TMP/cargo.json" <<'EOF'
+import json, sys
+found = {}
+for line in open(sys.argv[1]):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+        found[msg["target"]["name"]] = msg["executable"]
+print(found["portal"], found["floor"])
+EOF
+)
+
+# --- the Flask reference's virtualenv ---------------------------------------------------
+if [[ ! -x $VENV/bin/gunicorn ]]; then
+    log "creating the Flask virtualenv in $VENV"
+    python3 -m venv "$VENV"
+    timeout 600 "$VENV/bin/pip" install --quiet flask gunicorn
+fi
+
+# --- the cost of one password check -----------------------------------------------------
+if [[ -z ${VERIFY_MS:-} ]]; then
+    log "timing one Argon2id verify (floor --verify-ms)"
+    VERIFY_MS=$(timeout 120 "$FLOOR_BIN" --verify-ms)
+fi
+HASH_LIMIT=$(awk -v p="$PERMITS" -v ms="$VERIFY_MS" 'BEGIN { printf "%.1f", p * 1000 / ms }')
+# The portal's default hashing.queue (sign-ins that may wait for a permit): 16 per permit.
+QUEUE=${BENCH_QUEUE:-$((16 * PERMITS))}
+# Twice the time the hash permits need to get through a full row's worth of queued sign-ins.
+DRAIN_S=$(awk -v c="$CONNS" -v p="$PERMITS" -v ms="$VERIFY_MS" 'BEGIN { printf "%d", 2 * c * ms / p / 1000 + 1 }')
+
+# --- helpers ----------------------------------------------------------------------------
+declare -A R # results: R[app,row,field]
+
+# wait_http NAME PID URL: waits (30 s at most) for a 200; prints the ms since $START_NS.
+wait_http() {
+    local name=$1 pid=$2 url=$3 deadline=$(($(date +%s) + 30))
+    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true) == 200 ]]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench: $name exited during startup:" >&2
+            tail -n 20 "$TMP/$name.log" >&2
+            exit 1
+        fi
+        if (($(date +%s) > deadline)); then
+            echo "bench: $name did not answer $url within 30 s" >&2
+            exit 1
+        fi
+    done
+    echo $((($(now_ns) - START_NS) / 1000000))
+}
+
+# start NAME HEALTH_PATH PORT COMMAND...: starts a server in $TMP, waits for a 200, and
+# sets SERVER_PID and STARTUP_MS.
+start() {
+    local name=$1 path=$2 port=$3
+    shift 3
+    START_NS=$(now_ns)
+    (cd "$TMP" && exec "$@") >"$TMP/$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    STARTUP_MS=$(wait_http "$name" "$SERVER_PID" "http://$HOST:$port$path")
+}
+
+stop() {
+    local pid=$1 child
+    for child in $(pgrep -P "$pid" || true); do kill "$child" 2>/dev/null || true; done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# The process and its children (gunicorn's workers): their VmRSS or VmHWM summed, in KiB.
+mem_kib() {
+    local field=$1 pid=$2 sum=0 p v
+    for p in "$pid" $(pgrep -P "$pid" || true); do
+        v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# parse_wrk FILE: "req/s p50 p99 failed statuses seconds" from wrk's output: latencies in
+# ms, failed = non-2xx/3xx answers plus socket errors (connect, read, write, timeout),
+# statuses as counted by bench/post.lua ("200:1234,503:56", or "-"), seconds measured.
+parse_wrk() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v * 0.001
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /m$/) return v * 60000
+            if (v ~ /s$/) return v * 1000
+            return v
+        }
+        /^Requests\/sec:/ { rps = $2 }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { failed += $NF }
+        /Socket errors:/ { gsub(/,/, ""); failed += $4 + $6 + $8 + $10 }
+        /^status [0-9]+: [0-9]+$/ { sub(/:/, "", $2); st = st (st == "" ? "" : ",") $2 ":" $3 }
+        / requests in [0-9.]+s,/ { secs = $4; sub(/s,$/, "", secs) }
+        END {
+            printf (rps >= 100 ? "%.0f" : "%.1f"), rps
+            printf " %.2f %.2f %d %s %s\n", p50, p99, failed, (st == "" ? "-" : st), secs
+        }' "$1"
+}
+
+# wrk_row APP ROW [wrk args...] URL: runs wrk and stores what parse_wrk reads.
+wrk_row() {
+    local app=$1 row=$2 out="$TMP/wrk.$1.$2.txt"
+    shift 2
+    timeout "$STEP_TIMEOUT" wrk --latency "$@" >"$out" 2>&1 || { cat "$out" >&2; exit 1; }
+    read -r rps p50 p99 failed statuses secs < <(parse_wrk "$out")
+    R[$app,$row,rps]=$rps R[$app,$row,p50]=$p50 R[$app,$row,p99]=$p99
+    R[$app,$row,failed]=$failed R[$app,$row,statuses]=$statuses R[$app,$row,secs]=$secs
+    log "$app $row: $rps req/s, p50 $p50 ms, p99 $p99 ms, failed $failed, statuses $statuses"
+}
+
+# hidden PAGE NAME: the value of a hidden form field.
+hidden() { grep -o "name=\"$2\" value=\"[^\"]*\"" <<<"$1" | head -n 1 | sed 's/.*value="//; s/"$//'; }
+# jar_cookie JAR NAME: a cookie's value from a curl cookie jar.
+jar_cookie() { awk -v n="$2" '$6 == n { v = $7 } END { print v }' "$1"; }
+
+# status_of URL [curl args]: the HTTP status of one request.
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
+
+# get_rows APP BASE COOKIE: GET /login (no cookies: a first visit), GET /welcome with the
+# session cookie, GET /welcome without it.
+get_rows() {
+    local app=$1 base=$2 cookie=$3
+    wrk_row "$app" login -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$base/login"
+    wrk_row "$app" welcome_in -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $cookie" "$base/welcome"
+    wrk_row "$app" welcome_out -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$base/welcome"
+}
+
+# post_rows APP BASE GET_COOKIE BODY POST_COOKIE PID: POST /login with a wrong password, then
+# GET /welcome signed in while $FLOOD clients flood POST /login; then the peak RSS.
+post_rows() {
+    local app=$1 base=$2 cookie=$3 body=$4 post_cookie=$5 pid=$6 flood_pid
+    BENCH_BODY=$body BENCH_COOKIE=$post_cookie wrk_row "$app" post_wrong \
+        -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/post.lua" "$base/login"
+    # wrk leaves up to $CONNS sign-ins queued behind the hash permits, and the portal still
+    # hashes them: let them drain, or the next row starts on a full queue (BENCHMARKS.md).
+    sleep "$DRAIN_S"
+    # As many clients as the portal lets wait for a hash (hashing.queue), so none is shed.
+    BENCH_BODY=$body BENCH_COOKIE=$post_cookie wrk_row "$app" post_wrong_q \
+        -t"$THREADS" -c"$QUEUE" -d"${DURATION}s" --timeout 30s -s "$ROOT/bench/post.lua" "$base/login"
+    sleep "$DRAIN_S"
+    # The flood starts first and ends after the measured GETs.
+    BENCH_BODY=$body BENCH_COOKIE=$post_cookie wrk_row "$app" flood \
+        -t"$THREADS" -c"$FLOOD" -d"$((DURATION + 3))s" --timeout 30s -s "$ROOT/bench/post.lua" \
+        "$base/login" &
+    flood_pid=$!
+    PIDS+=("$flood_pid")
+    sleep 1
+    wrk_row "$app" welcome_flood -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $cookie" "$base/welcome"
+    wait "$flood_pid"
+    # wrk_row ran in a subshell for the flood: read its file again here.
+    read -r R[$app,flood,rps] R[$app,flood,p50] R[$app,flood,p99] R[$app,flood,failed] \
+        R[$app,flood,statuses] R[$app,flood,secs] < <(parse_wrk "$TMP/wrk.$app.flood.txt")
+    R[$app,peak_kib]=$(mem_kib VmHWM "$pid")
+    R[$app,threads]=$(awk '$1 == "Threads:" { print $2 }' "/proc/$pid/status")
+    [[ $(status_of -H "Cookie: $cookie" "$base/welcome") == 200 ]] ||
+        { echo "bench: $app's session stopped working during the flood" >&2; exit 1; }
+}
+
+# Other work on the machine skews everything below: the report shows the load averages.
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- the portal -------------------------------------------------------------------------
+SECRET_KEY=$(head -c 32 /dev/urandom | base64)
+DB="$TMP/portal.sqlite"
+PORT=$PORT_BASE
+BASE="http://$HOST:$PORT"
+PORTAL_ENV=(
+    ROCKET_CONFIG="$ROOT/Rocket.toml" ROCKET_TEMPLATE_DIR="$ROOT/templates"
+    ROCKET_SECRET_KEY="$SECRET_KEY" ROCKET_LOG_LEVEL=off ROCKET_ADDRESS=$HOST ROCKET_PORT=$PORT
+    ROCKET_DATABASES="{portal={url=\"sqlite://$DB?mode=rwc\"}}"
+)
+# shellcheck disable=SC2206 # word splitting wanted: VAR=value words
+PORTAL_ENV+=(${BENCH_PORTAL_ENV:-})
+
+# A fresh session cookie: GET /login for the CSRF cookie and token, then POST the form.
+portal_sign_in() {
+    local jar="$TMP/portal.jar" page token code
+    rm -f "$jar"
+    page=$(curl -sS --max-time 10 -c "$jar" -b "$jar" "$BASE/login")
+    token=$(hidden "$page" csrf_token)
+    code=$(status_of -c "$jar" -b "$jar" --data-urlencode "csrf_token=$token" \
+        --data-urlencode "username=bench" --data-urlencode "password=$PASSWORD" "$BASE/login")
+    [[ $code == 303 ]] || { echo "bench: signing in to the portal answered $code" >&2; exit 1; }
+    echo "portal_session=$(jar_cookie "$jar" portal_session)"
+}
+
+# Start to first 200, three times on a fresh database each (the median is reported); the
+# third start goes on to serve the GET rows.
+STARTS=()
+for i in 1 2 3; do
+    log "portal: start $i on a fresh database"
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    start portal /health "$PORT" env "${PORTAL_ENV[@]}" "$PORTAL_BIN"
+    STARTS+=("$STARTUP_MS")
+    ((i == 3)) || stop "$SERVER_PID"
+done
+R[portal,startup_ms]=$(printf '%s\n' "${STARTS[@]}" | sort -n | sed -n 2p)
+R[portal,startups]="${STARTS[*]}"
+sleep 1
+R[portal,start_kib]=$(mem_kib VmRSS "$SERVER_PID")
+printf '%s\n' "$PASSWORD" | (cd "$TMP" && env "${PORTAL_ENV[@]}" timeout 60 "$PORTAL_BIN" users add bench) >/dev/null
+COOKIE=$(portal_sign_in)
+[[ $(status_of -H "Cookie: $COOKIE" "$BASE/welcome") == 200 ]] || { echo "bench: the session does not open /welcome" >&2; exit 1; }
+sleep 1
+R[portal,idle_kib]=$(mem_kib VmRSS "$SERVER_PID")
+# Signed in just before: the session stays fresh (no cookie rewrite) for refresh_after = 60 s.
+get_rows portal "$BASE" "$COOKIE"
+[[ $(status_of -H "Cookie: $COOKIE" "$BASE/welcome") == 200 ]] || { echo "bench: the session stopped working" >&2; exit 1; }
+stop "$SERVER_PID"
+
+# The guard keeps the user it read for session.cache_ttl seconds (if the build has that), so
+# the signed-in row above hardly reads the store: here every request does.
+log "portal: session.cache_ttl = 0"
+start portal-nocache /health "$PORT" env "${PORTAL_ENV[@]}" ROCKET_SESSION='{cache_ttl=0}' "$PORTAL_BIN"
+COOKIE=$(portal_sign_in)
+wrk_row portal welcome_nocache -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $COOKIE" "$BASE/welcome"
+stop "$SERVER_PID"
+
+log "portal: again, with throttling off (if the build has it), for the POST rows"
+start portal-post /health "$PORT" env "${PORTAL_ENV[@]}" ROCKET_THROTTLE='{enabled=false}' "$PORTAL_BIN"
+jar="$TMP/portal-post.jar"
+page=$(curl -sS --max-time 10 -c "$jar" "$BASE/login")
+POST_BODY="csrf_token=$(hidden "$page" csrf_token)&username=bench&password=wrong-password"
+POST_COOKIE="portal_csrf=$(jar_cookie "$jar" portal_csrf)"
+code=$(status_of -H "Cookie: $POST_COOKIE" --data "$POST_BODY" "$BASE/login")
+[[ $code == 200 ]] || { echo "bench: a wrong password answered $code, not the form" >&2; exit 1; }
+COOKIE=$(portal_sign_in)
+post_rows portal "$BASE" "$COOKIE" "$POST_BODY" "$POST_COOKIE" "$SERVER_PID"
+R[portal,after_kib]=$(sleep 2 && mem_kib VmRSS "$SERVER_PID")
+stop "$SERVER_PID"
+
+# --- Flask ------------------------------------------------------------------------------
+PORT=$((PORT_BASE + 1))
+BASE="http://$HOST:$PORT"
+log "Flask: gunicorn, 2 sync workers"
+start flask /login "$PORT" env PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/gunicorn" --chdir "$FLASK_DIR" \
+    --workers 2 --worker-class sync --bind "$HOST:$PORT" app:app
+R[flask,startup_ms]=$STARTUP_MS
+jar="$TMP/flask.jar"
+code=$(status_of -c "$jar" -b "$jar" --data "username=admin&password=admin" "$BASE/login")
+[[ $code == 302 ]] || { echo "bench: signing in to Flask answered $code" >&2; exit 1; }
+# The first page after sign-in consumes the flash message, so the cookie settles.
+status_of -c "$jar" -b "$jar" "$BASE/" >/dev/null
+COOKIE="session=$(jar_cookie "$jar" session)"
+[[ $(status_of -H "Cookie: $COOKIE" "$BASE/welcome") == 200 ]] || { echo "bench: Flask's session does not open /welcome" >&2; exit 1; }
+sleep 1
+R[flask,idle_kib]=$(mem_kib VmRSS "$SERVER_PID")
+get_rows flask "$BASE" "$COOKIE"
+post_rows flask "$BASE" "$COOKIE" "username=admin&password=wrong-password" "" "$SERVER_PID"
+stop "$SERVER_PID"
+
+# --- the floor --------------------------------------------------------------------------
+PORT=$((PORT_BASE + 2))
+BASE="http://$HOST:$PORT"
+log "floor"
+start floor /health "$PORT" env ROCKET_SECRET_KEY="$SECRET_KEY" ROCKET_ADDRESS=$HOST ROCKET_PORT=$PORT \
+    ROCKET_LOG_LEVEL=off "$FLOOR_BIN" --serve
+R[floor,startup_ms]=$STARTUP_MS
+jar="$TMP/floor.jar"
+status_of -c "$jar" "$BASE/signin" >/dev/null
+COOKIE="floor_session=$(jar_cookie "$jar" floor_session)"
+[[ $(status_of -H "Cookie: $COOKIE" "$BASE/welcome") == 200 ]] || { echo "bench: the floor's cookie does not open /welcome" >&2; exit 1; }
+sleep 1
+R[floor,idle_kib]=$(mem_kib VmRSS "$SERVER_PID")
+get_rows floor "$BASE" "$COOKIE"
+post_rows floor "$BASE" "$COOKIE" "username=bench&password=wrong-password" "" "$SERVER_PID"
+stop "$SERVER_PID"
+
+# --- the report -------------------------------------------------------------------------
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+cell() { # APP ROW: "req/s · p50 · p99"
+    printf '%s req/s · p50 %s · p99 %s ms' "${R[$1,$2,rps]}" "${R[$1,$2,p50]}" "${R[$1,$2,p99]}"
+}
+flood_cell() { # APP: the GET row during the flood, and the flood itself
+    printf '%s, failed %s; the flood: %s answered/s (200), %s shed/s (503), p99 %s ms' \
+        "$(cell "$1" welcome_flood)" "${R[$1,welcome_flood,failed]}" "$(rate "$1" flood 200)" \
+        "$(rate "$1" flood 503)" "${R[$1,flood,p99]}"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# verdict VALUE OP LIMIT, OP one of >= <= ==
+verdict() {
+    if awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
+        exit !((op == ">=" && a + 0 >= b + 0) || (op == "<=" && a + 0 <= b + 0) || (op == "==" && a + 0 == b + 0))
+    }'; then
+        echo PASS
+    else
+        echo "**FAIL**"
+    fi
+}
+pr() { ratio "${R[portal,$1,rps]}" "${R[$2,$1,rps]}"; }
+# rate APP ROW CODES: answers per second whose status matches the regex CODES.
+rate() {
+    tr ',' '\n' <<<"${R[$1,$2,statuses]}" |
+        awk -F: -v re="^($3)\$" -v s="${R[$1,$2,secs]}" '$1 ~ re { n += $2 } END { printf "%.1f", (s > 0 ? n / s : 0) }'
+}
+post_cell() { # APP ROW: form answers (200) and shed (503) per second, latencies
+    printf '%s answered/s (200) · %s shed/s (503) · p50 %s · p99 %s ms' "$(rate "$1" "$2" 200)" \
+        "$(rate "$1" "$2" 503)" "${R[$1,$2,p50]}" "${R[$1,$2,p99]}"
+}
+
+PEAK_LIMIT_MIB=$((40 + PERMITS * 19))
+HASH_SHARE=$(ratio "$(rate portal post_wrong 200)" "$HASH_LIMIT")
+HASH_SHARE_Q=$(ratio "$(rate portal post_wrong_q 200)" "$HASH_LIMIT")
+# The portal answers 503 at once when more sign-ins wait than hashing.queue allows: load
+# shed by design, counted apart from failures (timeouts, resets, other errors).
+SHED=$(tr ',' '\n' <<<"${R[portal,flood,statuses]}" | awk -F: '$1 == 503 { n += $2 } END { print n + 0 }')
+FLOOD_FAILED=$((${R[portal,flood,failed]} - SHED))
+FAILED_FLOOD=$((${R[portal,welcome_flood,failed]} + FLOOD_FAILED))
+IDLE=$(mib "${R[portal,idle_kib]}")
+PEAK=$(mib "${R[portal,peak_kib]}")
+DIRTY=$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')
+
+report() {
+    cat <<EOF
+# bench/run.sh results
+
+- $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$DIRTY
+- $NPROC CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM; load average $LOAD_START at the start, $LOAD_END at the end
+- wrk -t$THREADS -c$CONNS -d${DURATION}s --latency (the flood: -c$FLOOD), client and servers on the same machine
+- one Argon2id verify: $VERIFY_MS ms; $PERMITS hash permit(s), so the hash limit is $HASH_LIMIT req/s; hashing.queue $QUEUE
+${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
+}
+| row | portal | Flask (gunicorn, 2 sync workers) | floor (bare Rocket) | portal/Flask | portal/floor |
+|---|---|---|---|---|---|
+| GET /login | $(cell portal login) | $(cell flask login) | $(cell floor login) | $(pr login flask) | $(pr login floor) |
+| GET /welcome signed in | $(cell portal welcome_in) | $(cell flask welcome_in) | $(cell floor welcome_in) | $(pr welcome_in flask) | $(pr welcome_in floor) |
+| GET /welcome signed in, session.cache_ttl=0 (a store read per request) | $(cell portal welcome_nocache) | | | $(ratio "${R[portal,welcome_nocache,rps]}" "${R[flask,welcome_in,rps]}") | $(ratio "${R[portal,welcome_nocache,rps]}" "${R[floor,welcome_in,rps]}") |
+| GET /welcome signed out (redirect) | $(cell portal welcome_out) | $(cell flask welcome_out) | $(cell floor welcome_out) | $(pr welcome_out flask) | $(pr welcome_out floor) |
+| POST /login wrong password, $CONNS clients | $(post_cell portal post_wrong) | $(post_cell flask post_wrong) | $(post_cell floor post_wrong) | (Flask compares plain text) | (the floor does not hash) |
+| POST /login wrong password, $QUEUE clients (= hashing.queue) | $(post_cell portal post_wrong_q) | $(post_cell flask post_wrong_q) | $(post_cell floor post_wrong_q) | | |
+| GET /welcome signed in during a $FLOOD-client POST /login flood | $(flood_cell portal) | $(flood_cell flask) | $(flood_cell floor) | | |
+| RSS right after start (MiB) | $(mib "${R[portal,start_kib]}") | | | | |
+| idle RSS (MiB; after start and one sign-in) | $IDLE | $(mib "${R[flask,idle_kib]}") (master + 2 workers) | $(mib "${R[floor,idle_kib]}") | | |
+| peak RSS (MiB, VmHWM over the POST rows and the flood) | $PEAK ($(mib "${R[portal,after_kib]}") after, ${R[portal,threads]} threads) | $(mib "${R[flask,peak_kib]}") (sum of 3 processes) | $(mib "${R[floor,peak_kib]}") | | |
+| start to first 200 (ms) | ${R[portal,startup_ms]} (/health, fresh database; median of ${R[portal,startups]// /, }) | ${R[flask,startup_ms]} (/login) | ${R[floor,startup_ms]} (/health) | | |
+
+| target | measured | result |
+|---|---|---|
+| GET /welcome signed in ≥ 10× Flask | $(pr welcome_in flask)× | $(verdict "$(pr welcome_in flask)" ">=" 10) |
+| GET /welcome signed in ≥ 40% of floor | $(pr welcome_in floor) | $(verdict "$(pr welcome_in floor)" ">=" 0.40) |
+| GET /login ≥ 12× Flask | $(pr login flask)× | $(verdict "$(pr login flask)" ">=" 12) |
+| GET /login ≥ 60% of floor | $(pr login floor) | $(verdict "$(pr login floor)" ">=" 0.60) |
+| GET /welcome signed out ≥ 12× Flask | $(pr welcome_out flask)× | $(verdict "$(pr welcome_out flask)" ">=" 12) |
+| GET /welcome signed out ≥ 60% of floor | $(pr welcome_out floor) | $(verdict "$(pr welcome_out floor)" ">=" 0.60) |
+| POST /login wrong password ≥ 85% of the hash limit ($HASH_LIMIT/s), $CONNS clients | $(rate portal post_wrong 200) answered/s = $HASH_SHARE | $(verdict "$HASH_SHARE" ">=" 0.85) |
+| the same with $QUEUE clients (none shed) | $(rate portal post_wrong_q 200) answered/s = $HASH_SHARE_Q | $(verdict "$HASH_SHARE_Q" ">=" 0.85) |
+| GET /welcome p99 ≤ 25 ms during the flood | ${R[portal,welcome_flood,p99]} ms | $(verdict "${R[portal,welcome_flood,p99]}" "<=" 25) |
+| no failed requests during the flood (GET /welcome + POST /login other than 503; $SHED POSTs were shed with 503) | ${R[portal,welcome_flood,failed]} + $FLOOD_FAILED | $(verdict "$FAILED_FLOOD" "==" 0) |
+| idle RSS ≤ 20 MiB | $IDLE MiB | $(verdict "$IDLE" "<=" 20) |
+| peak RSS ≤ 40 MiB + $PERMITS × 19 MiB = $PEAK_LIMIT_MIB MiB | $PEAK MiB | $(verdict "$PEAK" "<=" "$PEAK_LIMIT_MIB") |
+| start to first 200 ≤ 500 ms (median of 3) | ${R[portal,startup_ms]} ms | $(verdict "${R[portal,startup_ms]}" "<=" 500) |
+EOF
+}
+
+mkdir -p "$ROOT/bench/results"
+report | tee "$ROOT/bench/results/latest.md"
