@@ -46,6 +46,20 @@ async fn failed_callback(app: &TestApp, uri: &str) -> String {
     app.get("/login").await.into_string().await.unwrap()
 }
 
+/// POSTs a form carrying only the CSRF token (connect, disconnect).
+async fn post_form<'c>(
+    app: &'c TestApp,
+    uri: &str,
+    token: &str,
+) -> rocket::local::asynchronous::LocalResponse<'c> {
+    app.client
+        .post(uri.to_owned())
+        .header(ContentType::Form)
+        .body(form_body(&[("csrf_token", token)]))
+        .dispatch()
+        .await
+}
+
 async fn user_count(app: &TestApp) -> i64 {
     app.store().count_users().await.unwrap()
 }
@@ -398,13 +412,7 @@ async fn a_signed_in_user_connects_github_from_the_account_page() {
     let page = account.into_string().await.unwrap();
     assert!(page.contains("Connect GitHub"), "{page}");
     let token = extract_hidden(&page, "csrf_token").unwrap();
-    let response = app
-        .client
-        .post("/account/connect/github")
-        .header(ContentType::Form)
-        .body(form_body(&[("csrf_token", &token)]))
-        .dispatch()
-        .await;
+    let response = post_form(&app, "/account/connect/github", &token).await;
     assert_eq!(response.status(), Status::SeeOther);
     let state = query(location(&response).unwrap())["state"].clone();
     assert_is_redirect_to(&app.get(&format!("/auth/github?code=c&state={state}")).await, "/account");
@@ -431,13 +439,7 @@ async fn an_identity_of_another_user_cannot_be_connected() {
     app.sign_in("bob", PASSWORD).await;
     let token =
         extract_hidden(&app.get("/account").await.into_string().await.unwrap(), "csrf_token").unwrap();
-    let response = app
-        .client
-        .post("/account/connect/github")
-        .header(ContentType::Form)
-        .body(form_body(&[("csrf_token", &token)]))
-        .dispatch()
-        .await;
+    let response = post_form(&app, "/account/connect/github", &token).await;
     let state = query(location(&response).unwrap())["state"].clone();
     app.get(&format!("/auth/github?code=c&state={state}")).await;
     let page = app.get("/account").await.into_string().await.unwrap();
@@ -478,13 +480,7 @@ async fn a_user_with_a_password_can_disconnect_a_provider() {
     app.sign_in("alice", PASSWORD).await;
     let token =
         extract_hidden(&app.get("/account").await.into_string().await.unwrap(), "csrf_token").unwrap();
-    let response = app
-        .client
-        .post("/account/unlink/github")
-        .header(ContentType::Form)
-        .body(form_body(&[("csrf_token", &token)]))
-        .dispatch()
-        .await;
+    let response = post_form(&app, "/account/unlink/github", &token).await;
     assert_is_redirect_to(&response, "/account");
     assert!(app.store().identities(user.id).await.unwrap().is_empty());
 }

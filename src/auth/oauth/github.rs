@@ -7,7 +7,7 @@ use oauth2::basic::BasicClient;
 use oauth2::http::{header, HeaderValue, Method, Request, StatusCode};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -102,13 +102,7 @@ impl Github {
             .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier.clone()))
             .request_async(&*self.http)
             .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => OAuthError::Token(format!("refused: {}", r.error())),
-                RequestTokenError::Request(e) => OAuthError::Token(e.to_string()),
-                // GitHub answers HTTP 200 with {"error": "bad_verification_code", …}.
-                RequestTokenError::Parse(_, body) => OAuthError::Token(github_error_code(&body)),
-                RequestTokenError::Other(why) => OAuthError::Token(why),
-            })?;
+            .map_err(OAuthError::from_token_exchange)?;
         let access = token.access_token().secret();
 
         let user: GithubUser = self.get(access, "/user").await?;
@@ -156,17 +150,5 @@ impl Github {
         }
         serde_json::from_slice(response.body())
             .map_err(|_| OAuthError::Api(format!("{path} answered with unexpected JSON")))
-    }
-}
-
-/// The `error` code GitHub puts in an HTTP-200 error body, or a plain description.
-fn github_error_code(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: String,
-    }
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => format!("refused: {}", super::tidy_provider_text(&e.error)),
-        Err(_) => "the answer was not a token response".into(),
     }
 }

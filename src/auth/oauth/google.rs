@@ -11,8 +11,7 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    TokenResponse,
+    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::Deserialize;
 use tokio::sync::RwLock;
@@ -140,14 +139,7 @@ impl Google {
             .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier.clone()))
             .request_async(&*self.http)
             .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => OAuthError::Token(format!("refused: {}", r.error())),
-                RequestTokenError::Request(e) => OAuthError::Token(e.to_string()),
-                RequestTokenError::Parse(..) => {
-                    OAuthError::Token("the answer was not a token response".into())
-                }
-                RequestTokenError::Other(why) => OAuthError::Token(why),
-            })?;
+            .map_err(OAuthError::from_token_exchange)?;
         let id_token =
             token.id_token().ok_or_else(|| OAuthError::IdToken("no id_token in the answer".into()))?;
         let verifier =

@@ -99,6 +99,33 @@ pub enum OAuthError {
     Http(#[from] HttpError),
 }
 
+impl OAuthError {
+    /// A failed code exchange, with the provider's error code at most: never the body.
+    /// GitHub answers HTTP 200 with `{"error": "bad_verification_code", …}`, which fails to
+    /// parse as a token response; its `error` is read out of the body for the log.
+    pub fn from_token_exchange<T>(
+        e: oauth2::RequestTokenError<HttpError, oauth2::StandardErrorResponse<T>>,
+    ) -> Self
+    where
+        T: oauth2::ErrorResponseType + std::fmt::Display,
+    {
+        use oauth2::RequestTokenError;
+        #[derive(Deserialize)]
+        struct ErrorBody {
+            error: String,
+        }
+        OAuthError::Token(match e {
+            RequestTokenError::ServerResponse(r) => format!("refused: {}", r.error()),
+            RequestTokenError::Request(e) => e.to_string(),
+            RequestTokenError::Parse(_, body) => match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(b) => format!("refused: {}", tidy_provider_text(&b.error)),
+                Err(_) => "the answer was not a token response".into(),
+            },
+            RequestTokenError::Other(why) => why,
+        })
+    }
+}
+
 /// What the policy (`allowed_domains`, `allowed_orgs`) said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
