@@ -119,6 +119,13 @@ impl Hasher {
         self.verifies.load(Ordering::Relaxed)
     }
 
+    /// Whether a hash asked for now would be turned away (every slot busy, the queue full).
+    /// A cheap early answer for callers that would otherwise do work first; the queue itself
+    /// stays the authority.
+    pub fn is_saturated(&self) -> bool {
+        self.permits.available_permits() == 0 && self.waiting.load(Ordering::Acquire) >= self.queue
+    }
+
     async fn run<T, F>(&self, work: F) -> Result<T, HashError>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -154,12 +161,12 @@ impl Hasher {
     /// Checks `password` against `phc`; with no hash (unknown user, or an account without a
     /// password) it verifies against the dummy hash so the answer costs the same.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, HashError> {
-        self.verifies.fetch_add(1, Ordering::Relaxed);
         let (phc, real) = match phc {
             Some(phc) => (phc, true),
             None => (self.dummy.clone(), false),
         };
         let matched = self.run(move || verify_blocking(&password, &phc)).await?;
+        self.verifies.fetch_add(1, Ordering::Relaxed);
         Ok(matched && real)
     }
 }
@@ -317,9 +324,12 @@ mod tests {
         let hasher = Arc::new(Hasher::new(1, 0).unwrap());
         // Hold the only permit so the next caller would have to queue, and the queue is 0.
         let held = Arc::clone(&hasher.permits).acquire_owned().await.unwrap();
+        assert!(hasher.is_saturated());
         let err = hasher.verify("x".into(), None).await.unwrap_err();
         assert!(matches!(err, HashError::Busy));
+        assert_eq!(hasher.verify_calls(), 0, "a turned-away verification is not counted");
         drop(held);
+        assert!(!hasher.is_saturated());
         assert!(hasher.verify("x".into(), None).await.is_ok());
     }
 }

@@ -131,6 +131,10 @@ pub async fn login(
         return Ok(again(Status::UnprocessableEntity, "Enter your username and password.", username));
     }
 
+    // Shed before the store read and the queue: under a flood this is most requests.
+    if hasher.is_saturated() {
+        return Err(Error::Busy);
+    }
     let now = now.get();
     let account = normalize_username(username).map_or_else(|_| username.to_owned(), |(_, key)| key);
     if let Err(RetryAfter(seconds)) = throttle.check_login(&account, ip, now) {
