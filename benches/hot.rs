@@ -154,6 +154,10 @@ fn bench_requests(c: &mut Criterion) {
     group.bench_function("GET /static/portal.css", |b| {
         b.iter(|| app.get("/static/portal.css", None, Status::Ok))
     });
+    // A template and no guard: the 404 page.
+    group.bench_function("GET /no-such-page (404 template)", |b| {
+        b.iter(|| app.get("/no-such-page", None, Status::NotFound))
+    });
     // The guard keeps the user it read for `session.cache_ttl` seconds, and this clock
     // stands still, so the row above never reads the store. Here every request does.
     let uncached = App::start(|figment| figment.merge(("session.cache_ttl", 0)));
