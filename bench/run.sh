@@ -89,8 +89,8 @@ if [[ -z ${VERIFY_MS:-} ]]; then
     VERIFY_MS=$(timeout 120 "$FLOOR_BIN" --verify-ms)
 fi
 HASH_LIMIT=$(awk -v p="$PERMITS" -v ms="$VERIFY_MS" 'BEGIN { printf "%.1f", p * 1000 / ms }')
-# The portal's default hashing.queue (sign-ins that may wait for a permit): 16 per permit.
-QUEUE=${BENCH_QUEUE:-$((16 * PERMITS))}
+# The portal's default hashing.queue (sign-ins that may wait for a permit): 32 per permit.
+QUEUE=${BENCH_QUEUE:-$((32 * PERMITS))}
 # Twice the time the hash permits need to get through a full row's worth of queued sign-ins.
 DRAIN_S=$(awk -v c="$CONNS" -v p="$PERMITS" -v ms="$VERIFY_MS" 'BEGIN { printf "%d", 2 * c * ms / p / 1000 + 1 }')
 

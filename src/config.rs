@@ -145,7 +145,8 @@ pub struct HashSettings {
     /// Concurrent Argon2 computations; 0 picks the CPU count minus one (at least one).
     pub concurrency: usize,
     /// Requests allowed to wait for a hashing slot; beyond it they get a 503 at once.
-    /// Unset: 16 per slot, so nobody waits much more than a second (about 16 × 50 ms).
+    /// Unset: 32 per slot, so nobody waits much more than one and a half seconds
+    /// (32 × ~50 ms): a person would rather wait that long than see an error page.
     pub queue: Option<usize>,
 }
 
@@ -158,7 +159,7 @@ impl HashSettings {
     }
 
     pub fn queue_len(&self) -> usize {
-        self.queue.unwrap_or(16 * self.permits())
+        self.queue.unwrap_or(32 * self.permits())
     }
 }
 
