@@ -2,8 +2,8 @@
 //! concurrent hashes, and the password policy.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
@@ -36,20 +36,35 @@ pub fn hash_blocking(password: &str) -> Result<String, HashError> {
 }
 
 /// Argon2's working memory is allocated with at least this capacity (33 MiB), above glibc's
-/// largest dynamic mmap threshold (32 MiB). So every verification's memory is its own
-/// mapping, given back to the system when the verification ends, instead of being kept by
-/// the allocator of whichever blocking thread ran it (which held ~19 MiB per thread and
-/// let a login flood grow the process to hundreds of MiB). Only the blocks Argon2 uses
-/// are ever touched, so the unused capacity costs no memory.
+/// largest dynamic mmap threshold (32 MiB). So each [`WorkingMemory`] is its own mapping,
+/// given back to the system when it is dropped, instead of being kept by the allocator of
+/// whichever blocking thread ran the hash (which held ~19 MiB per thread and let a login
+/// flood grow the process to hundreds of MiB). Only the blocks Argon2 uses are ever
+/// touched, so the unused capacity costs no memory.
 const MEMORY_CAPACITY_BLOCKS: usize = 33 * 1024;
 
-/// Checks a password against a PHC string; a malformed stored hash never matches.
+/// Argon2's working memory for a verification (19 MiB once used).
 ///
-/// This is `PasswordVerifier::verify_password` with the working memory provided by us (see
-/// [`MEMORY_CAPACITY_BLOCKS`]): the same algorithm, version, parameters and salt read from
-/// the PHC string, and a constant-time comparison of the output.
-fn verify_blocking(password: &str, phc: &str) -> bool {
-    match verify_with_own_memory(password, phc) {
+/// Mapping it afresh costs a page fault per 4 KiB page, a fifth of a verification's time,
+/// so the [`Hasher`] hands it from one verification to the next while sign-ins are queued,
+/// and lets it go when none are. It needs no clearing between uses: Argon2's first pass
+/// writes every block before any block is read.
+pub struct WorkingMemory(Vec<Block>);
+
+impl Default for WorkingMemory {
+    fn default() -> WorkingMemory {
+        WorkingMemory(Vec::with_capacity(MEMORY_CAPACITY_BLOCKS))
+    }
+}
+
+/// Checks a password against a PHC string, in `memory`; a malformed stored hash never
+/// matches.
+///
+/// This is `PasswordVerifier::verify_password` with the working memory provided by the
+/// caller: the same algorithm, version, parameters and salt read from the PHC string, and a
+/// constant-time comparison of the output.
+pub fn verify_blocking(password: &str, phc: &str, memory: &mut WorkingMemory) -> bool {
+    match verify_in(password, phc, memory) {
         Ok(matched) => matched,
         Err(e) => {
             log::error!("a stored password hash is unusable ({e}); treating it as a mismatch");
@@ -58,7 +73,7 @@ fn verify_blocking(password: &str, phc: &str) -> bool {
     }
 }
 
-fn verify_with_own_memory(password: &str, phc: &str) -> Result<bool, String> {
+fn verify_in(password: &str, phc: &str, memory: &mut WorkingMemory) -> Result<bool, String> {
     let parsed = PasswordHash::new(phc).map_err(|e| e.to_string())?;
     let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| e.to_string())?;
     let version = match parsed.version {
@@ -71,12 +86,15 @@ fn verify_with_own_memory(password: &str, phc: &str) -> Result<bool, String> {
     let mut salt_buf = [0u8; 64];
     let salt = salt.decode_b64(&mut salt_buf).map_err(|e| e.to_string())?;
 
+    // Touches only blocks not used before (none, when reused for the same parameters).
     let blocks = params.block_count();
-    let mut memory = Vec::with_capacity(blocks.max(MEMORY_CAPACITY_BLOCKS));
-    memory.resize(blocks, Block::default());
+    if memory.0.len() < blocks {
+        memory.0.resize(blocks, Block::default());
+    }
+    let blocks = memory.0.get_mut(..blocks).ok_or("working memory too small")?;
     let mut out = vec![0u8; expected.len()];
     Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks)
         .map_err(|e| e.to_string())?;
     Ok(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
 }
@@ -94,11 +112,30 @@ pub enum HashError {
 /// callers waiting; counts verifications so tests can prove an unknown user costs one.
 pub struct Hasher {
     permits: Arc<Semaphore>,
-    queue: usize,
-    waiting: AtomicUsize,
+    queue_len: usize,
+    queue: Arc<Mutex<Queue>>,
     verifies: AtomicU64,
+    /// Verifications that ran in memory kept from the one before.
+    reuses: AtomicU64,
     /// A real hash of a random password, verified against when the user is unknown.
     dummy: String,
+}
+
+/// Who waits for a hash permit, and working memory kept for them.
+///
+/// A verification that ends while others wait leaves its memory here for the next one
+/// (never more pieces than there are waiters); when nobody waits it lets its memory go, and
+/// a waiter that gives up takes the pieces kept for it along. So memory is reused through a
+/// flood and nothing beyond the running hashes is held once the queue is empty.
+#[derive(Default)]
+struct Queue {
+    waiting: usize,
+    spare: Vec<WorkingMemory>,
+}
+
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    // Nothing panics while holding the lock; if something ever did, the counts are still whole.
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Hasher {
@@ -107,9 +144,10 @@ impl Hasher {
         let dummy = hash_blocking(&format!("{random:x?}"))?;
         Ok(Hasher {
             permits: Arc::new(Semaphore::new(permits.max(1))),
-            queue,
-            waiting: AtomicUsize::new(0),
+            queue_len: queue,
+            queue: Arc::default(),
             verifies: AtomicU64::new(0),
+            reuses: AtomicU64::new(0),
             dummy,
         })
     }
@@ -123,7 +161,7 @@ impl Hasher {
     /// A cheap early answer for callers that would otherwise do work first; the queue itself
     /// stays the authority.
     pub fn is_saturated(&self) -> bool {
-        self.permits.available_permits() == 0 && self.waiting.load(Ordering::Acquire) >= self.queue
+        self.permits.available_permits() == 0 && lock(&self.queue).waiting >= self.queue_len
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, HashError>
@@ -136,11 +174,13 @@ impl Hasher {
             Err(_) => {
                 // Counted while waiting, and uncounted on drop: a client that gives up
                 // (its request future is dropped mid-wait) must not keep a queue place.
-                let _place = QueuePlace::take(&self.waiting, self.queue).ok_or(HashError::Busy)?;
-                Arc::clone(&self.permits)
+                let mut place = QueuePlace::take(&self.queue, self.queue_len).ok_or(HashError::Busy)?;
+                let permit = Arc::clone(&self.permits)
                     .acquire_owned()
                     .await
-                    .map_err(|_| HashError::Failed("hasher closed".into()))?
+                    .map_err(|_| HashError::Failed("hasher closed".into()))?;
+                place.served = true;
+                permit
             }
         };
         // The permit moves into the blocking task: it is held until the hash is done even
@@ -165,28 +205,62 @@ impl Hasher {
             Some(phc) => (phc, true),
             None => (self.dummy.clone(), false),
         };
-        let matched = self.run(move || verify_blocking(&password, &phc)).await?;
+        let queue = Arc::clone(&self.queue);
+        let (matched, reused) = self
+            .run(move || {
+                let kept = lock(&queue).spare.pop();
+                let reused = kept.is_some();
+                let mut memory = kept.unwrap_or_default();
+                let matched = verify_blocking(&password, &phc, &mut memory);
+                let mut queue = lock(&queue);
+                if queue.spare.len() < queue.waiting {
+                    queue.spare.push(memory);
+                } else {
+                    drop(queue);
+                    drop(memory);
+                }
+                (matched, reused)
+            })
+            .await?;
         self.verifies.fetch_add(1, Ordering::Relaxed);
+        if reused {
+            self.reuses.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(matched && real)
     }
 }
 
 /// A place in the hash queue, given back when dropped.
-struct QueuePlace<'a>(&'a AtomicUsize);
+struct QueuePlace<'a> {
+    queue: &'a Mutex<Queue>,
+    /// Whether the waiter got its permit (and so may use the memory kept for it).
+    served: bool,
+}
 
 impl<'a> QueuePlace<'a> {
-    fn take(waiting: &'a AtomicUsize, queue: usize) -> Option<QueuePlace<'a>> {
-        if waiting.fetch_add(1, Ordering::AcqRel) >= queue {
-            waiting.fetch_sub(1, Ordering::AcqRel);
+    fn take(queue: &'a Mutex<Queue>, queue_len: usize) -> Option<QueuePlace<'a>> {
+        let mut state = lock(queue);
+        if state.waiting >= queue_len {
             return None;
         }
-        Some(QueuePlace(waiting))
+        state.waiting += 1;
+        Some(QueuePlace { queue, served: false })
     }
 }
 
 impl Drop for QueuePlace<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut state = lock(self.queue);
+        state.waiting -= 1;
+        // A waiter that gave up lets go of the memory kept for it (unmapped after the lock).
+        let unwanted = if self.served {
+            Vec::new()
+        } else {
+            let keep = state.spare.len().min(state.waiting);
+            state.spare.split_off(keep)
+        };
+        drop(state);
+        drop(unwanted);
     }
 }
 
@@ -282,10 +356,11 @@ mod tests {
 
     #[test]
     fn our_verification_agrees_with_the_crate_on_its_own_hashes() {
+        let check = |password: &str, phc: &str| verify_blocking(password, phc, &mut WorkingMemory::default());
         let phc = hash_blocking("correct horse").unwrap();
-        assert!(verify_blocking("correct horse", &phc));
-        assert!(!verify_blocking("correct horsf", &phc));
-        assert!(!verify_blocking("", &phc));
+        assert!(check("correct horse", &phc));
+        assert!(!check("correct horsf", &phc));
+        assert!(!check("", &phc));
         // Other parameters and variants in stored hashes are honoured, as the crate does.
         let salt = SaltString::generate(&mut OsRng);
         let params = Params::new(8192, 3, 2, Some(24)).unwrap();
@@ -293,12 +368,32 @@ mod tests {
             .hash_password(b"pw in another format", &salt)
             .unwrap()
             .to_string();
-        assert!(verify_blocking("pw in another format", &other), "{other}");
-        assert!(!verify_blocking("pw in another formaT", &other));
+        assert!(check("pw in another format", &other), "{other}");
+        assert!(!check("pw in another formaT", &other));
         let mut tampered = phc.clone();
         tampered.pop();
         tampered.push(if phc.ends_with('A') { 'B' } else { 'A' });
-        assert!(!verify_blocking("correct horse", &tampered));
+        assert!(!check("correct horse", &tampered));
+    }
+
+    #[test]
+    fn reused_working_memory_gives_the_same_answers_whatever_it_held() {
+        let phc = hash_blocking("correct horse").unwrap();
+        let salt = SaltString::generate(&mut OsRng);
+        let small = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 2, 1, None).unwrap())
+            .hash_password(b"smaller", &salt)
+            .unwrap()
+            .to_string();
+        let mut memory = WorkingMemory::default();
+        // Small, then large (the memory grows), then small again in memory left dirty by
+        // the large one, then the large one again: each answer as from fresh memory.
+        for _ in 0..2 {
+            assert!(verify_blocking("smaller", &small, &mut memory));
+            assert!(!verify_blocking("smallest", &small, &mut memory));
+            assert!(!verify_blocking("correct horsf", &phc, &mut memory));
+            assert!(verify_blocking("correct horse", &phc, &mut memory));
+        }
+        assert_eq!(memory.0.len(), 19_456, "one piece of memory, grown to the larger need");
     }
 
     #[tokio::test]
@@ -309,12 +404,12 @@ mod tests {
             let hasher = Arc::clone(&hasher);
             async move { hasher.verify("x".into(), None).await }
         });
-        while hasher.waiting.load(Ordering::Acquire) == 0 {
+        while lock(&hasher.queue).waiting == 0 {
             tokio::task::yield_now().await;
         }
         waiting.abort();
         let _ = waiting.await;
-        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0, "the aborted waiter left the queue");
+        assert_eq!(lock(&hasher.queue).waiting, 0, "the aborted waiter left the queue");
         drop(held);
         assert!(hasher.verify("x".into(), None).await.is_ok());
     }
@@ -331,5 +426,73 @@ mod tests {
         drop(held);
         assert!(!hasher.is_saturated());
         assert!(hasher.verify("x".into(), None).await.is_ok());
+    }
+
+    /// Waits (on a current-thread runtime) until `n` callers are queued for a permit.
+    async fn until_waiting(hasher: &Hasher, n: usize) {
+        while lock(&hasher.queue).waiting != n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_verification_keeps_no_memory() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        assert!(!hasher.verify("x".into(), None).await.unwrap());
+        assert!(!hasher.verify("x".into(), None).await.unwrap());
+        assert_eq!(hasher.reuses.load(Ordering::Relaxed), 0);
+        assert!(lock(&hasher.queue).spare.is_empty());
+    }
+
+    #[tokio::test]
+    async fn queued_verifications_reuse_memory_and_the_last_lets_it_go() {
+        let hasher = Arc::new(Hasher::new(1, 4).unwrap());
+        let held = Arc::clone(&hasher.permits).acquire_owned().await.unwrap();
+        let spawn_verify = |password: &'static str| {
+            let hasher = Arc::clone(&hasher);
+            tokio::spawn(async move { hasher.verify(password.into(), None).await })
+        };
+        let first = spawn_verify("a");
+        until_waiting(&hasher, 1).await;
+        let second = spawn_verify("b");
+        until_waiting(&hasher, 2).await;
+        drop(held);
+        assert!(!first.await.unwrap().unwrap());
+        assert!(!second.await.unwrap().unwrap());
+        assert_eq!(hasher.verify_calls(), 2);
+        assert_eq!(hasher.reuses.load(Ordering::Relaxed), 1, "the second ran in the first one's memory");
+        assert!(lock(&hasher.queue).spare.is_empty(), "nobody waits, so nothing is kept");
+        assert_eq!(lock(&hasher.queue).waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn memory_kept_for_a_waiter_that_gives_up_is_let_go() {
+        let hasher = Arc::new(Hasher::new(1, 4).unwrap());
+        let held = Arc::clone(&hasher.permits).acquire_owned().await.unwrap();
+        let first = tokio::spawn({
+            let hasher = Arc::clone(&hasher);
+            async move { hasher.verify("a".into(), None).await }
+        });
+        until_waiting(&hasher, 1).await;
+        // Next in line for the permit after `first` (the semaphore is FIFO), outside the queue
+        // count, so the permit never reaches the waiter below.
+        let cutter = tokio::spawn(Arc::clone(&hasher.permits).acquire_owned());
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let giving_up = tokio::spawn({
+            let hasher = Arc::clone(&hasher);
+            async move { hasher.verify("b".into(), None).await }
+        });
+        until_waiting(&hasher, 2).await;
+        drop(held);
+        assert!(!first.await.unwrap().unwrap());
+        let cutter = cutter.await.unwrap().unwrap();
+        assert_eq!(lock(&hasher.queue).spare.len(), 1, "kept for the one still waiting");
+        giving_up.abort();
+        let _ = giving_up.await;
+        assert_eq!(lock(&hasher.queue).waiting, 0);
+        assert!(lock(&hasher.queue).spare.is_empty(), "let go with the waiter it was kept for");
+        drop(cutter);
     }
 }
