@@ -10,13 +10,18 @@
 //!
 //!     ROCKET_PORT=8002 ROCKET_SECRET_KEY=... floor --serve
 //!
-//! and `floor --verify-ms` prints the median time of one portal password verification
-//! (Argon2id through `portal::auth::password::Hasher`), for the script's hash limit.
+//! `floor --verify-ms [SECONDS]` prints the time of one portal password verification
+//! (Argon2id) in reused working memory, as each verification runs while sign-ins are queued,
+//! for the script's hash limit (the median of 11, or the mean over SECONDS of back-to-back
+//! verifications); `floor --verify-ms-fresh` the median of 11 through `Hasher::verify` with
+//! nobody queued, as a lone sign-in runs (its memory mapped afresh).
 
 // A bench helper that cannot set itself up should stop loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
+
+use portal::auth::password::{hash_blocking, verify_blocking, Hasher, WorkingMemory};
 
 use rocket::form::Form;
 use rocket::http::{Cookie, CookieJar, Status};
@@ -90,15 +95,12 @@ fn unauthorized() -> Redirect {
 }
 
 /// The median of `n` wrong-password verifications through the portal's own hasher.
-fn verify_ms(n: usize) -> f64 {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let hasher = portal::auth::password::Hasher::new(1, 64).unwrap();
-    let phc = portal::auth::password::hash_blocking("correct horse battery staple").unwrap();
+/// The median of `n` timed runs of `once`, in milliseconds.
+fn median_ms(n: usize, mut once: impl FnMut()) -> f64 {
     let mut times: Vec<f64> = (0..n)
         .map(|_| {
             let start = Instant::now();
-            let matched = runtime.block_on(hasher.verify("wrong".to_owned(), Some(phc.clone()))).unwrap();
-            assert!(!matched);
+            once();
             start.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
@@ -106,10 +108,48 @@ fn verify_ms(n: usize) -> f64 {
     times[n / 2]
 }
 
+/// One portal password verification, in working memory kept from the one before: what each
+/// verification costs while sign-ins are queued. With `for_secs`, the mean over that many
+/// seconds of back-to-back verifications (to set beside a load row of the same length, as
+/// this machine's speed drifts); otherwise the median of 11.
+fn verify_ms_reused(for_secs: Option<f64>) -> f64 {
+    let phc = hash_blocking("correct horse battery staple").unwrap();
+    let mut memory = WorkingMemory::default();
+    assert!(verify_blocking("correct horse battery staple", &phc, &mut memory));
+    let mut once = || assert!(!verify_blocking("wrong", &phc, &mut memory));
+    let Some(secs) = for_secs else {
+        return median_ms(11, once);
+    };
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed().as_secs_f64() < secs || n == 0 {
+        once();
+        n += 1;
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / f64::from(n)
+}
+
+/// One portal password verification through `Hasher::verify` with nobody queued: a lone
+/// sign-in, which maps its working memory afresh.
+fn verify_ms_fresh(n: usize) -> f64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let hasher = Hasher::new(1, 64).unwrap();
+    let phc = hash_blocking("correct horse battery staple").unwrap();
+    median_ms(n, || {
+        let matched = runtime.block_on(hasher.verify("wrong".to_owned(), Some(phc.clone()))).unwrap();
+        assert!(!matched);
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--verify-ms") {
-        println!("{:.2}", verify_ms(11));
+    if let Some(at) = args.iter().position(|a| a == "--verify-ms") {
+        let for_secs = args.get(at + 1).map(|s| s.parse().expect("--verify-ms SECONDS"));
+        println!("{:.2}", verify_ms_reused(for_secs));
+        return;
+    }
+    if args.iter().any(|a| a == "--verify-ms-fresh") {
+        println!("{:.2}", verify_ms_fresh(11));
         return;
     }
     if !args.iter().any(|a| a == "--serve") {
