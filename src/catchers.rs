@@ -4,13 +4,13 @@
 use rocket::http::{RawStr, Status};
 use rocket::response::Redirect;
 use rocket::{catch, catchers, Catcher, Request};
-use rocket_dyn_templates::Template;
 
 use crate::auth::next::safe_next;
 use crate::auth::session::{Session, SESSION_COOKIE};
 use crate::cookies::Jar;
 use crate::flash::Kind;
 use crate::routes::pages::error_page;
+use crate::views::Html;
 
 pub fn catchers() -> Vec<Catcher> {
     catchers![unauthorized, default]
@@ -37,6 +37,6 @@ fn unauthorized(request: &Request<'_>) -> Redirect {
 }
 
 #[catch(default)]
-fn default(status: Status, _: &Request<'_>) -> (Status, Template) {
+fn default(status: Status, _: &Request<'_>) -> (Status, Html) {
     error_page(status)
 }

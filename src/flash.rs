@@ -20,6 +20,17 @@ pub enum Kind {
     Error,
 }
 
+impl Kind {
+    /// The name the page's markup uses (`flash-info`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Success => "success",
+            Kind::Info => "info",
+            Kind::Error => "error",
+        }
+    }
+}
+
 /// A message for the next page; as a request guard it is read once and removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flash {

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod routes;
 pub mod store;
 pub mod throttle;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -24,7 +25,6 @@ use rocket::fairing::AdHoc;
 use rocket::figment::providers::{Env, Format, Serialized, Toml};
 use rocket::figment::{Figment, Profile};
 use rocket::{Build, Config, Rocket};
-use rocket_dyn_templates::Template;
 
 use crate::auth::oauth::Providers;
 use crate::auth::password::{self, Hasher};
@@ -76,7 +76,6 @@ pub fn rocket_with(figment: Figment, overrides: Overrides) -> Rocket<Build> {
     rocket::custom(figment)
         .manage(clock)
         .attach(AdHoc::try_on_ignite("Portal state", init))
-        .attach(Template::fairing())
         .attach(headers::shield())
         .attach(headers::Defaults)
         .mount("/", routes::routes())

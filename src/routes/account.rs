@@ -4,8 +4,6 @@ use rocket::form::Form;
 use rocket::http::{Header, Status};
 use rocket::response::Redirect;
 use rocket::{get, post, Responder, State};
-use rocket_dyn_templates::{context, Template};
-use serde::Serialize;
 
 use crate::auth::guard::LoggedIn;
 use crate::auth::oauth::{ProviderKind, Providers};
@@ -19,18 +17,11 @@ use crate::routes::login::Reply;
 use crate::routes::oauth::begin;
 use crate::routes::pages::error_page;
 use crate::store::Store;
-
-#[derive(Serialize)]
-struct ProviderRow {
-    slug: &'static str,
-    name: &'static str,
-    /// The linked identity's email (or subject), when linked.
-    linked_as: Option<String>,
-}
+use crate::views::{self, Html, Layout, ProviderRow};
 
 /// The account page, with a CSP whose `form-action` lets "Connect …" reach the providers.
 #[derive(Responder)]
-pub struct AccountPage(Template, Header<'static>);
+pub struct AccountPage(Html, Header<'static>);
 
 #[get("/account")]
 pub async fn account(
@@ -58,10 +49,12 @@ pub async fn account(
         .collect();
     let form_action =
         std::iter::once("'self'".to_owned()).chain(providers.authorize_origins().await).collect::<Vec<_>>();
-    let page = Template::render(
-        "account",
-        context! { me: me.user(), method: me.method().as_str(), flash, csrf: csrf.value(), providers: rows, has_password },
-    );
+    let page = Html::of(&views::Account {
+        layout: Layout { me: Some(me.user()), csrf: csrf.value(), flash: flash.as_ref() },
+        me: me.user(),
+        has_password,
+        providers: rows,
+    });
     Ok(AccountPage(page, content_security_policy(&form_action.join(" "))))
 }
 

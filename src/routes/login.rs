@@ -6,8 +6,6 @@ use rocket::form::{Errors, Form};
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post, FromForm, Responder, State};
-use rocket_dyn_templates::{context, Template};
-use serde::Serialize;
 
 use crate::auth::guard::LoggedIn;
 use crate::auth::next::safe_next;
@@ -24,19 +22,23 @@ use crate::flash::{Flash, Kind};
 use crate::routes::pages::error_page;
 use crate::store::{normalize_username, Store};
 use crate::throttle::{RetryAfter, Throttle};
+use crate::views::{self, Html, Layout, ProviderButton};
 
 /// Longest username field accepted before answering 413 (usernames are 64 characters at
 /// most; this leaves room for multi-byte ones).
 const MAX_USERNAME_BYTES: usize = 256;
 
+// A Redirect is ~270 bytes against a page's 40; a Reply lives for one return per request,
+// so boxing would only add an allocation to every redirect.
+#[allow(clippy::large_enum_variant)]
 #[derive(Responder)]
 pub enum Reply {
     Redirect(Redirect),
-    Page((Status, Template)),
+    Page((Status, Html)),
 }
 
 /// What the login form shows besides the layout.
-#[derive(Serialize, Default)]
+#[derive(Default)]
 struct LoginView<'a> {
     error: Option<&'a str>,
     username: &'a str,
@@ -51,21 +53,19 @@ fn login_form(
     me: Option<&LoggedIn>,
     view: LoginView<'_>,
 ) -> Reply {
-    let buttons: Vec<_> = providers
+    let providers = providers
         .enabled()
         .into_iter()
-        .map(|p| context! { slug: p.slug(), name: p.display_name() })
+        .map(|p| ProviderButton { slug: p.slug(), name: p.display_name() })
         .collect();
-    let ctx = context! {
-        providers: buttons,
-        me: me.map(LoggedIn::user),
-        flash,
-        csrf: csrf.value(),
+    let page = views::Login {
+        layout: Layout { me: me.map(LoggedIn::user), csrf: csrf.value(), flash: flash.as_ref() },
         error: view.error,
         username: view.username,
         next: view.next,
+        providers,
     };
-    Reply::Page((status, Template::render("login", ctx)))
+    Reply::Page((status, Html::of(&page)))
 }
 
 #[get("/login?<next>")]
@@ -161,10 +161,10 @@ pub async fn login(
 #[get("/logout")]
 pub fn logout_page(me: Option<&LoggedIn>, csrf: CsrfToken) -> Reply {
     match me {
-        Some(me) => Reply::Page((
-            Status::Ok,
-            Template::render("logout", context! { me: me.user(), csrf: csrf.value() }),
-        )),
+        Some(me) => {
+            let layout = Layout { me: Some(me.user()), csrf: csrf.value(), flash: None };
+            Reply::Page((Status::Ok, Html::of(&views::Logout { layout, me: me.user() })))
+        }
         None => Reply::Redirect(Redirect::to("/")),
     }
 }

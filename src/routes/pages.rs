@@ -3,26 +3,22 @@
 use rocket::get;
 use rocket::http::{Header, Status};
 use rocket::Responder;
-use rocket_dyn_templates::{context, Template};
 
 use crate::auth::guard::LoggedIn;
 use crate::csrf::CsrfToken;
 use crate::flash::Flash;
+use crate::views::{self, Html, Layout};
 
 #[get("/")]
-pub fn index(me: Option<&LoggedIn>, flash: Option<Flash>, csrf: CsrfToken) -> Template {
-    Template::render(
-        "index",
-        context! { me: me.map(LoggedIn::user), method: me.map(|m| m.method().as_str()), flash, csrf: csrf.value() },
-    )
+pub fn index(me: Option<&LoggedIn>, flash: Option<Flash>, csrf: CsrfToken) -> Html {
+    let layout = Layout { me: me.map(LoggedIn::user), csrf: csrf.value(), flash: flash.as_ref() };
+    Html::of(&views::Index { layout })
 }
 
 #[get("/welcome")]
-pub fn welcome(me: &LoggedIn, flash: Option<Flash>, csrf: CsrfToken) -> Template {
-    Template::render(
-        "welcome",
-        context! { me: me.user(), method: me.method().as_str(), flash, csrf: csrf.value() },
-    )
+pub fn welcome(me: &LoggedIn, flash: Option<Flash>, csrf: CsrfToken) -> Html {
+    let layout = Layout { me: Some(me.user()), csrf: csrf.value(), flash: flash.as_ref() };
+    Html::of(&views::Welcome { layout, me: me.user(), method: me.method().as_str() })
 }
 
 #[derive(Responder)]
@@ -54,13 +50,13 @@ fn explain(status: Status) -> &'static str {
 }
 
 /// The error page, in the site layout.
-pub fn error_page(status: Status) -> (Status, Template) {
+pub fn error_page(status: Status) -> (Status, Html) {
     message_page(status, explain(status))
 }
 
 /// The error page with a message of the caller's.
-pub fn message_page(status: Status, message: &str) -> (Status, Template) {
+pub fn message_page(status: Status, message: &str) -> (Status, Html) {
     let title = status.reason().unwrap_or("Error");
-    let ctx = context! { code: status.code, title, message };
-    (status, Template::render("error", ctx))
+    let page = views::ErrorPage { layout: Layout::anonymous(), code: status.code, title, message };
+    (status, Html::of(&page))
 }

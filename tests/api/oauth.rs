@@ -196,7 +196,7 @@ async fn other_provider_errors_show_the_description_escaped() {
     );
     let page = failed_callback(&app, &uri).await;
     assert!(page.contains("Sign-in with GitHub failed"), "{page}");
-    assert!(page.contains("&lt;script&gt;"), "{page}");
+    assert!(page.contains("failed: &#60;script&#62;alert(1)&#60;/script&#62;"), "{page}");
     assert!(!page.contains("<script>"));
 }
 
