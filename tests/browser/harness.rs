@@ -36,6 +36,24 @@ fn tool(var: &str, default: &str, package: &str) -> PathBuf {
     path
 }
 
+/// Whether the chromedriver on `port` answers `/status` with `"ready": true`.
+fn driver_ready(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let (mut answer, mut chunk) = (Vec::new(), [0u8; 1024]);
+    while let Ok(n @ 1..) = stream.read(&mut chunk) {
+        answer.extend_from_slice(&chunk[..n]);
+        if String::from_utf8_lossy(&answer).replace(' ', "").contains("\"ready\":true") {
+            return true;
+        }
+    }
+    false
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     listener.local_addr().expect("its address").port()
@@ -80,24 +98,41 @@ impl Driver {
     pub async fn start() -> Driver {
         let chromium = tool("PORTAL_CHROMIUM", "/usr/bin/chromium", "chromium");
         let chromedriver = tool("PORTAL_CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver");
-        let port = free_port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
+        // Port 0: chromedriver binds a free port itself and names it, so no other server
+        // started meanwhile (the tests run in parallel) can take a port picked for it.
+        let mut child = Command::new(chromedriver)
+            .arg("--port=0")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let mut driver = Driver { child, port, chromium };
-        let port = driver.port;
-        until("chromedriver to listen", || {
-            let up = TcpStream::connect(("127.0.0.1", port)).is_ok();
-            async move { up.then_some(()) }
-        })
-        .await;
-        if let Ok(Some(status)) = driver.child.try_wait() {
-            panic!("chromedriver exited at once ({status})");
-        }
+        let stdout = child.stdout.take().expect("chromedriver's stdout");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let mut tx = Some(tx);
+            // "ChromeDriver was started successfully on port 33425."; then keep draining, so
+            // a chatty driver never blocks on a full pipe.
+            for line in lines.by_ref().map_while(Result::ok) {
+                let port = line.strip_prefix("ChromeDriver was started successfully on port ");
+                if let Some(port) = port.and_then(|p| p.trim_end_matches('.').parse::<u16>().ok()) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+            }
+        });
+        let port = match tokio::time::timeout(PATIENCE, rx).await {
+            Ok(Ok(port)) => port,
+            _ => {
+                let status = child.try_wait().ok().flatten();
+                panic!("chromedriver did not say which port it listens on (exit status: {status:?})")
+            }
+        };
+        let driver = Driver { child, port, chromium };
+        until("chromedriver to be ready for sessions", || async move { driver_ready(port).then_some(()) })
+            .await;
         driver
     }
 
@@ -124,11 +159,23 @@ impl Driver {
             "goog:chromeOptions": { "binary": self.chromium, "args": args },
         });
         let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .unwrap_or_else(|e| panic!("Chromium did not start through chromedriver: {e}"));
+        // A cold machine's first Chromium can take long enough to start that chromedriver
+        // drops the request; one more try, then fail with what it said.
+        let mut tries = 0;
+        let client = loop {
+            tries += 1;
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{}", self.port))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if tries < 2 => {
+                    eprintln!("Chromium did not start through chromedriver ({e}); trying again")
+                }
+                Err(e) => panic!("Chromium did not start through chromedriver, twice: {e}"),
+            }
+        };
         let session = client.session_id().await.ok().flatten().expect("a WebDriver session id");
         Browser { client, session, driver_port: self.port, _profile: profile }
     }
@@ -178,6 +225,11 @@ impl Browser {
         let url = self.client.current_url().await.ok()?;
         let body = self.client.find(Locator::Css("body")).await.ok()?;
         let text = body.text().await.ok()?;
+        // The address and the text come from separate calls: if a navigation landed
+        // between them, they describe different pages, and the caller looks again.
+        if self.client.current_url().await.ok()? != url {
+            return None;
+        }
         let path = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
