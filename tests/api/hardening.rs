@@ -21,6 +21,17 @@ fn assert_security_headers(response: &LocalResponse<'_>) {
     assert_eq!(h.get_one("X-Frame-Options"), Some("DENY"));
     assert_eq!(h.get_one("X-Content-Type-Options"), Some("nosniff"));
     assert_eq!(h.get_one("Referrer-Policy"), Some("same-origin"));
+    assert_eq!(h.get_one("Permissions-Policy"), Some("interest-cohort=()"));
+    for name in [
+        "X-Frame-Options",
+        "X-Content-Type-Options",
+        "Referrer-Policy",
+        "Permissions-Policy",
+        "Content-Security-Policy",
+        "Cache-Control",
+    ] {
+        assert_eq!(h.get(name).count(), 1, "exactly one {name}");
+    }
     assert!(h.get_one("Server").is_none(), "no Server header");
 }
 
