@@ -101,7 +101,6 @@ else
     VERIFY_FIXED=1
 fi
 hash_limit() { awk -v p="$PERMITS" -v ms="$1" 'BEGIN { printf "%.1f", p * 1000 / ms }'; }
-HASH_LIMIT=$(hash_limit "$VERIFY_MS")
 # The portal's default hashing.queue (sign-ins that may wait for a permit): 32 per permit.
 QUEUE=${BENCH_QUEUE:-$((32 * PERMITS))}
 # Rounds of the portal's POST row (see post_rows).
@@ -294,6 +293,15 @@ post_rows() {
 # Other work on the machine skews everything below: the report shows the load averages.
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# serving APP: the server just started (SERVER_PID, BASE, COOKIE) settles, its idle RSS is
+# read, and it stays up for the interleaved GET rows.
+declare -A PIDS_OF BASES COOKIES
+serving() {
+    sleep 1
+    R[$1,idle_kib]=$(mem_kib VmRSS "$SERVER_PID")
+    PIDS_OF[$1]=$SERVER_PID BASES[$1]=$BASE COOKIES[$1]=$COOKIE
+}
+
 # --- the portal -------------------------------------------------------------------------
 SECRET_KEY=$(head -c 32 /dev/urandom | base64)
 DB="$TMP/portal.sqlite"
@@ -339,11 +347,7 @@ R[portal,start_kib]=$(mem_kib VmRSS "$SERVER_PID")
 printf '%s\n' "$PASSWORD" | (cd "$TMP" && env "${PORTAL_ENV[@]}" timeout 60 "$PORTAL_BIN" users add bench) >/dev/null
 COOKIE=$(portal_sign_in)
 [[ $(status_of -H "Cookie: $COOKIE" "$BASE/welcome") == 200 ]] || { echo "bench: the session does not open /welcome" >&2; exit 1; }
-sleep 1
-R[portal,idle_kib]=$(mem_kib VmRSS "$SERVER_PID")
-PORTAL_PID=$SERVER_PID
-declare -A BASES COOKIES
-BASES[portal]=$BASE COOKIES[portal]=$COOKIE
+serving portal
 
 # --- Flask ------------------------------------------------------------------------------
 PORT=$((PORT_BASE + 1))
@@ -359,10 +363,7 @@ code=$(status_of -c "$jar" -b "$jar" --data "username=admin&password=admin" "$BA
 status_of -c "$jar" -b "$jar" "$BASE/" >/dev/null
 COOKIE="session=$(jar_cookie "$jar" session)"
 [[ $(status_of -H "Cookie: $COOKIE" "$BASE/welcome") == 200 ]] || { echo "bench: Flask's session does not open /welcome" >&2; exit 1; }
-sleep 1
-R[flask,idle_kib]=$(mem_kib VmRSS "$SERVER_PID")
-FLASK_PID=$SERVER_PID
-BASES[flask]=$BASE COOKIES[flask]=$COOKIE
+serving flask
 
 # --- the floor --------------------------------------------------------------------------
 PORT=$((PORT_BASE + 2))
@@ -375,15 +376,12 @@ jar="$TMP/floor.jar"
 status_of -c "$jar" "$BASE/signin" >/dev/null
 COOKIE="floor_session=$(jar_cookie "$jar" floor_session)"
 [[ $(status_of -H "Cookie: $COOKIE" "$BASE/welcome") == 200 ]] || { echo "bench: the floor's cookie does not open /welcome" >&2; exit 1; }
-sleep 1
-R[floor,idle_kib]=$(mem_kib VmRSS "$SERVER_PID")
-FLOOR_PID=$SERVER_PID
-BASES[floor]=$BASE COOKIES[floor]=$COOKIE
+serving floor
 
 # --- the GET rows, interleaved ----------------------------------------------------------
 get_rows
 [[ $(status_of -H "Cookie: ${COOKIES[portal]}" "${BASES[portal]}/welcome") == 200 ]] || { echo "bench: the portal session stopped working" >&2; exit 1; }
-stop "$PORTAL_PID"
+stop "${PIDS_OF[portal]}"
 
 # --- the rest of the portal's rows --------------------------------------------------------
 PORT=$PORT_BASE
@@ -410,10 +408,10 @@ R[portal,after_kib]=$(sleep 2 && mem_kib VmRSS "$SERVER_PID")
 stop "$SERVER_PID"
 
 # --- the POST rows of Flask and the floor -------------------------------------------------
-post_rows flask "${BASES[flask]}" "${COOKIES[flask]}" "username=admin&password=wrong-password" "" "$FLASK_PID"
-stop "$FLASK_PID"
-post_rows floor "${BASES[floor]}" "${COOKIES[floor]}" "username=bench&password=wrong-password" "" "$FLOOR_PID"
-stop "$FLOOR_PID"
+post_rows flask "${BASES[flask]}" "${COOKIES[flask]}" "username=admin&password=wrong-password" "" "${PIDS_OF[flask]}"
+stop "${PIDS_OF[flask]}"
+post_rows floor "${BASES[floor]}" "${COOKIES[floor]}" "username=bench&password=wrong-password" "" "${PIDS_OF[floor]}"
+stop "${PIDS_OF[floor]}"
 
 # --- the report -------------------------------------------------------------------------
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
