@@ -50,8 +50,15 @@ fn bench_safe_next(c: &mut Criterion) {
 
 fn bench_freshness(c: &mut Criterion) {
     let settings = SessionSettings::default();
-    let session =
-        Session { uid: 1, method: Method::Password, sid: "s".into(), iat: 1_000, seen: 1_000, epoch: 0 };
+    let session = Session {
+        uid: 1,
+        method: Method::Password,
+        sid: "s".into(),
+        iat: 1_000,
+        seen: 1_000,
+        epoch: 0,
+        persist: false,
+    };
     c.bench_function("session/freshness", |b| {
         b.iter(|| black_box(&session).freshness(black_box(&settings), black_box(1_030)))
     });

@@ -21,7 +21,7 @@ pub fn catchers() -> Vec<Catcher> {
 #[catch(401)]
 fn unauthorized(request: &Request<'_>) -> Redirect {
     let jar = Jar::of(request);
-    if request.cookies().get(SESSION_COOKIE).is_some() {
+    if jar.has(SESSION_COOKIE) {
         // The guard found it stale; cookies set before a catcher runs are discarded, so
         // clear it here.
         Session::end(&jar);

@@ -9,6 +9,13 @@ pub struct Settings {
     /// Mark cookies `Secure` even without TLS in Rocket (a TLS proxy sits in front).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Send `Strict-Transport-Security` (only behind TLS).
+    #[serde(default)]
+    pub hsts: bool,
+    /// The portal's own origin (`https://auth.example.com`): the one origin forms may come
+    /// from, and the base of absolute URLs. Unset: the request's `Host`.
+    #[serde(default, deserialize_with = "public_url")]
+    pub public_url: Option<PublicUrl>,
     #[serde(default)]
     pub session: SessionSettings,
     #[serde(default)]
@@ -18,6 +25,111 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     #[serde(default)]
     pub throttle: crate::throttle::ThrottleSettings,
+}
+
+/// `public_url`, parsed: an `http`/`https` origin with nothing after it but `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `scheme://host[:port]`, lowercase, no trailing slash: what a browser sends as `Origin`.
+    origin: String,
+}
+
+impl PublicUrl {
+    pub fn parse(raw: &str) -> Result<PublicUrl, String> {
+        let why = |what: &str| format!("public_url {raw:?} {what}");
+        let url = url::Url::parse(raw).map_err(|e| why(&format!("is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(why("must start with http:// or https://"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(why("must not carry a user name or password"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(why("must be an origin only, without a path (e.g. https://auth.example.com)"));
+        }
+        Ok(PublicUrl { origin: url.origin().ascii_serialization() })
+    }
+
+    /// `scheme://host[:port]`, as browsers send it in `Origin`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// An absolute URL for a path of the portal (`path` starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+}
+
+fn public_url<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<PublicUrl>, D::Error> {
+    match Option::<String>::deserialize(de)? {
+        None => Ok(None),
+        Some(raw) if raw.trim().is_empty() => Ok(None),
+        Some(raw) => PublicUrl::parse(raw.trim()).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// The example key printed in Rocket's documentation: anyone can forge cookies with it.
+const PUBLISHED_SECRET_KEYS: [&str; 1] = ["hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk="];
+
+/// A random 256-bit key has about 30 distinct bytes; fewer than this means it was made by
+/// hand (a phrase, a pattern) rather than by a random generator.
+const MIN_DISTINCT_KEY_BYTES: usize = 16;
+
+/// Refuses a `secret_key` that anyone could know or guess: a published example, one byte
+/// repeated, or too few distinct bytes to have come from a random generator. Checked in
+/// every profile; the error is one line fit to stop startup with. An absent or all-zero key
+/// is left to Rocket (a debug build generates one; a release build refuses to start).
+pub fn check_secret_key(figment: &Figment) -> Result<(), String> {
+    use base64::Engine;
+    let Ok(value) = figment.find_value("secret_key") else { return Ok(()) };
+    let bytes = match &value {
+        rocket::figment::value::Value::String(_, text) => decode_key(text),
+        rocket::figment::value::Value::Array(_, items) => {
+            items.iter().map(|item| item.to_u128().and_then(|n| u8::try_from(n).ok())).collect()
+        }
+        _ => None,
+    };
+    // Rocket itself refuses a key it cannot read, with its own message.
+    let Some(bytes) = bytes else { return Ok(()) };
+    if bytes.iter().all(|b| *b == 0) {
+        return Ok(());
+    }
+    let published = PUBLISHED_SECRET_KEYS
+        .iter()
+        .filter_map(|key| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .any(|key| key == bytes);
+    let fix = "generate one with `openssl rand -base64 32`";
+    if published {
+        return Err(format!(
+            "secret_key is the example key from Rocket's documentation: anyone could forge sessions with it; {fix}"
+        ));
+    }
+    let mut seen = [false; 256];
+    bytes.iter().for_each(|b| seen[usize::from(*b)] = true);
+    let distinct = seen.iter().filter(|s| **s).count();
+    if distinct == 1 {
+        return Err(format!("secret_key repeats one byte: it is not a random key; {fix}"));
+    }
+    if distinct < MIN_DISTINCT_KEY_BYTES {
+        return Err(format!(
+            "secret_key has only {distinct} distinct bytes (a random key has about 30): it is not a random key; {fix}"
+        ));
+    }
+    Ok(())
+}
+
+/// The key's bytes, read as Rocket reads them: 44 or 88 characters of base64, or 64 of hex.
+fn decode_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    match text.len() {
+        44 | 88 => base64::engine::general_purpose::STANDARD.decode(text).ok(),
+        64 => (0..64)
+            .step_by(2)
+            .map(|at| text.get(at..at + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+            .collect(),
+        _ => None,
+    }
 }
 
 /// A secret read from configuration; `Debug` never shows it.
@@ -246,6 +358,60 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
         assert!(shown.contains("client_secret: Some(\"…\")"), "{shown}");
+    }
+
+    fn key_check(key: &str) -> Result<(), String> {
+        check_secret_key(&figment().merge(Serialized::default("secret_key", key)))
+    }
+
+    #[test]
+    fn the_key_from_rockets_documentation_is_refused() {
+        let err = key_check("hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=").unwrap_err();
+        assert!(err.contains("example key from Rocket's documentation"), "{err}");
+    }
+
+    #[test]
+    fn a_key_of_one_repeated_byte_is_refused_in_base64_and_hex() {
+        use base64::Engine;
+        let base64 = base64::engine::general_purpose::STANDARD.encode([b'A'; 32]);
+        assert!(key_check(&base64).unwrap_err().contains("repeats one byte"));
+        assert!(key_check(&"ab".repeat(32)).unwrap_err().contains("repeats one byte"));
+        let long = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        assert!(key_check(&long).unwrap_err().contains("repeats one byte"));
+    }
+
+    #[test]
+    fn a_key_of_fewer_than_16_distinct_bytes_is_refused() {
+        use base64::Engine;
+        let phrase: Vec<u8> = b"password".iter().copied().cycle().take(32).collect();
+        let err = key_check(&base64::engine::general_purpose::STANDARD.encode(phrase)).unwrap_err();
+        assert!(err.contains("only 7 distinct bytes"), "{err}");
+        let fifteen: Vec<u8> = (1..=15u8).cycle().take(32).collect();
+        assert!(key_check(&base64::engine::general_purpose::STANDARD.encode(fifteen)).is_err());
+        let sixteen: Vec<u8> = (1..=16u8).cycle().take(32).collect();
+        assert_eq!(key_check(&base64::engine::general_purpose::STANDARD.encode(sixteen)), Ok(()));
+    }
+
+    #[test]
+    fn a_random_key_an_absent_key_and_rockets_zero_placeholder_pass() {
+        use base64::Engine;
+        let random: [u8; 32] = rand::random();
+        assert_eq!(key_check(&base64::engine::general_purpose::STANDARD.encode(random)), Ok(()));
+        assert_eq!(check_secret_key(&figment()), Ok(()));
+        assert_eq!(check_secret_key(&Figment::from(rocket::Config::default())), Ok(()));
+    }
+
+    #[test]
+    fn public_url_must_be_an_http_origin() {
+        let url = PublicUrl::parse("https://Auth.Example.com/").unwrap();
+        assert_eq!(url.origin(), "https://auth.example.com");
+        assert_eq!(url.join("/reset/x"), "https://auth.example.com/reset/x");
+        assert_eq!(PublicUrl::parse("http://127.0.0.1:8000").unwrap().origin(), "http://127.0.0.1:8000");
+        for bad in ["auth.example.com", "ftp://x", "https://u:p@x", "https://x/portal", "https://x/?a"] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+        let figment = figment().merge(Serialized::default("public_url", "https://x/path"));
+        assert!(Settings::from_figment(&figment).unwrap_err().contains("public_url"));
     }
 
     #[test]

@@ -1,12 +1,38 @@
 //! Where every cookie the portal sets gets its attributes: private (encrypted and
 //! authenticated with `secret_key`), `SameSite=Lax`, `HttpOnly`, `Path=/`, and `Secure` when
-//! Rocket serves TLS or `secure_cookies` says a TLS proxy is in front.
+//! Rocket serves TLS or `secure_cookies` says a TLS proxy is in front. Behind TLS every name
+//! takes the `__Host-` prefix, so the browser itself refuses a copy set without `Secure`,
+//! for another path, or by a sibling subdomain (OWASP's session management cheat sheet).
 
 use rocket::http::{Cookie, CookieJar, SameSite};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::time::{Duration, OffsetDateTime};
 
 use crate::config::Settings;
+
+/// A cookie's name on plain http, and behind TLS (with the `__Host-` prefix, which browsers
+/// refuse without `Secure`, so plain http keeps the bare name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieName {
+    plain: &'static str,
+    host_only: &'static str,
+}
+
+impl CookieName {
+    /// `host_only` must be `plain` with the `__Host-` prefix (a unit test checks each).
+    pub const fn new(plain: &'static str, host_only: &'static str) -> CookieName {
+        CookieName { plain, host_only }
+    }
+
+    /// The name this deployment uses.
+    pub fn get(self, secure: bool) -> &'static str {
+        if secure {
+            self.host_only
+        } else {
+            self.plain
+        }
+    }
+}
 
 /// The request's cookies, with the portal's attributes applied to what is added.
 pub struct Jar<'r> {
@@ -21,9 +47,12 @@ impl<'r> Jar<'r> {
     }
 
     /// Adds an encrypted cookie. `max_age: None` makes it a browser-session cookie.
-    pub fn set(&self, name: &'static str, value: String, max_age: Option<Duration>) {
-        let mut cookie =
-            Cookie::build((name, value)).path("/").same_site(SameSite::Lax).http_only(true).build();
+    pub fn set(&self, name: CookieName, value: String, max_age: Option<Duration>) {
+        let mut cookie = Cookie::build((name.get(self.secure), value))
+            .path("/")
+            .same_site(SameSite::Lax)
+            .http_only(true)
+            .build();
         match max_age {
             Some(age) => {
                 cookie.set_max_age(age);
@@ -41,12 +70,21 @@ impl<'r> Jar<'r> {
     }
 
     /// The decrypted value, or `None` when absent, tampered with, or sealed with another key.
-    pub fn get(&self, name: &'static str) -> Option<String> {
-        self.cookies.get_private(name).map(|c| c.value().to_owned())
+    pub fn get(&self, name: CookieName) -> Option<String> {
+        self.cookies.get_private(name.get(self.secure)).map(|c| c.value().to_owned())
     }
 
-    pub fn remove(&self, name: &'static str) {
-        self.cookies.remove_private(Cookie::build(name).path("/").same_site(SameSite::Lax));
+    /// Whether the browser sent the cookie at all (without decrypting it).
+    pub fn has(&self, name: CookieName) -> bool {
+        self.cookies.get(name.get(self.secure)).is_some()
+    }
+
+    pub fn remove(&self, name: CookieName) {
+        let mut removal = Cookie::build(name.get(self.secure)).path("/").same_site(SameSite::Lax).build();
+        if self.secure {
+            removal.set_secure(true);
+        }
+        self.cookies.remove_private(removal);
     }
 }
 
@@ -56,5 +94,25 @@ impl<'r> FromRequest<'r> for Jar<'r> {
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         Outcome::Success(Jar::of(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CookieName;
+
+    #[test]
+    fn every_cookie_takes_the_host_prefix_behind_tls_only() {
+        let names = [
+            crate::auth::session::SESSION_COOKIE,
+            crate::csrf::CSRF_COOKIE,
+            crate::flash::FLASH_COOKIE,
+            crate::auth::oauth::FLOW_COOKIE,
+        ];
+        for name in names {
+            let name: CookieName = name;
+            assert_eq!(name.get(true), format!("__Host-{}", name.get(false)));
+            assert!(name.get(false).starts_with("portal_"));
+        }
     }
 }

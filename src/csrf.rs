@@ -8,9 +8,10 @@ use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use subtle::ConstantTimeEq;
 
-use crate::cookies::Jar;
+use crate::config::Settings;
+use crate::cookies::{CookieName, Jar};
 
-pub const CSRF_COOKIE: &str = "portal_csrf";
+pub const CSRF_COOKIE: CookieName = CookieName::new("portal_csrf", "__Host-portal_csrf");
 
 /// The token that forms on this page carry in their `csrf_token` field.
 pub struct CsrfToken(String);
@@ -83,11 +84,24 @@ fn cross_site_reason(request: &Request<'_>) -> Option<&'static str> {
         }
     }
     if let Some(origin) = headers.get_one("Origin") {
-        let authority = origin.split_once("://").map(|(_, rest)| rest);
-        let host = headers.get_one("Host");
-        let same = matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
+        let settings = request.rocket().state::<Settings>();
+        if let Some(public) = settings.and_then(|s| s.public_url.as_ref()) {
+            if !origin.eq_ignore_ascii_case(public.origin()) {
+                return Some("Origin is not public_url");
+            }
+            return None;
+        }
+        // Without public_url, the portal's origin is the Host it was asked for, over https
+        // when a TLS proxy is in front (`secure_cookies`), over http otherwise.
+        let scheme = if settings.is_some_and(|s| s.secure_cookies) { "https" } else { "http" };
+        let same = match (origin.split_once("://"), headers.get_one("Host")) {
+            (Some((given, authority)), Some(host)) => {
+                given.eq_ignore_ascii_case(scheme) && authority.eq_ignore_ascii_case(host)
+            }
+            _ => false,
+        };
         if !same {
-            return Some("Origin does not match Host");
+            return Some("Origin does not match the scheme and Host");
         }
     }
     None

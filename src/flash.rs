@@ -8,9 +8,9 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::time::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::cookies::Jar;
+use crate::cookies::{CookieName, Jar};
 
-pub const FLASH_COOKIE: &str = "portal_flash";
+pub const FLASH_COOKIE: CookieName = CookieName::new("portal_flash", "__Host-portal_flash");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,11 +1,11 @@
 //! Security headers on every response, error pages included.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use rocket::fairing::{self, Fairing, Info};
 use rocket::http::Header;
 use rocket::shield::Shield;
-use rocket::{Request, Response};
+use rocket::{Build, Request, Response, Rocket};
 
 /// Rocket attaches a default `Shield` unless one is attached; this one adds nothing, since
 /// [`Defaults`] sets the same headers for less (Rocket's header map hashes each name byte by
@@ -41,21 +41,37 @@ fn csp(form_action: &str) -> String {
 /// The policy of every page but the account page, built once so that no response has to.
 static DEFAULT_CSP: LazyLock<String> = LazyLock::new(|| csp("'self'"));
 
+/// Two years, subdomains included: what the HSTS preload list asks for.
+const HSTS: &str = "max-age=63072000; includeSubDomains";
+
 /// The [`ALWAYS`] headers on every response, error pages included; and, where the response
 /// did not set its own, the strict CSP and `Cache-Control: no-store`, since pages show or
 /// change sign-in state (this is also what stops the back button from showing a page after
-/// logout). The stylesheet sets its own caching; the account page its own CSP.
-pub struct Defaults;
+/// logout). The stylesheet sets its own caching; the account page its own CSP. With
+/// `hsts = true`, `Strict-Transport-Security` too (read once, at ignition).
+#[derive(Default)]
+pub struct Defaults {
+    hsts: OnceLock<bool>,
+}
 
 #[rocket::async_trait]
 impl Fairing for Defaults {
     fn info(&self) -> Info {
-        Info { name: "security headers", kind: fairing::Kind::Response }
+        Info { name: "security headers", kind: fairing::Kind::Ignite | fairing::Kind::Response }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        let hsts = rocket.figment().extract_inner::<bool>("hsts").unwrap_or(false);
+        let _ = self.hsts.set(hsts);
+        Ok(rocket)
     }
 
     async fn on_response<'r>(&self, _: &'r Request<'_>, response: &mut Response<'r>) {
         for (name, value) in ALWAYS {
             response.set_header(Header::new(name, value));
+        }
+        if self.hsts.get() == Some(&true) {
+            response.set_header(Header::new("Strict-Transport-Security", HSTS));
         }
         if !response.headers().contains("Content-Security-Policy") {
             response.set_header(Header::new("Content-Security-Policy", DEFAULT_CSP.as_str()));

@@ -35,12 +35,16 @@ use crate::store::{NewUser, Store};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portal.sqlite?mode=rwc";
 
 /// Rocket's own figment (`Rocket.toml`, then `ROCKET_*`), with the portal's defaults
-/// slotted in below both: no trusted client-IP header, no `Server` header, and the
-/// SQLite file in the working directory.
+/// slotted in below both, the same in every profile and build: no trusted client-IP header,
+/// no `Server` header, the 16 KiB form limit, sign-ins logged (Rocket's release default,
+/// `critical`, would log none), and the SQLite file in the working directory. The portal's
+/// own keys take their defaults from [`config::Settings`].
 pub fn figment() -> Figment {
     Figment::from(Config::default())
         .merge(Serialized::default("ip_header", false))
         .merge(Serialized::default("ident", false))
+        .merge(Serialized::default("log_level", "normal"))
+        .merge(Serialized::default("limits.form", "16 KiB"))
         .merge(Serialized::default("databases.portal.url", DEFAULT_DATABASE_URL))
         .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
         .merge(provider_env())
@@ -77,7 +81,7 @@ pub fn rocket_with(figment: Figment, overrides: Overrides) -> Rocket<Build> {
         .manage(clock)
         .attach(AdHoc::try_on_ignite("Portal state", init))
         .attach(headers::shield())
-        .attach(headers::Defaults)
+        .attach(headers::Defaults::default())
         .mount("/", routes::routes())
         .register("/", catchers::catchers())
 }
@@ -85,6 +89,10 @@ pub fn rocket_with(figment: Figment, overrides: Overrides) -> Rocket<Build> {
 /// Reads the settings, opens and migrates the store, and prepares the hasher. Any failure
 /// stops startup with one clear line.
 async fn init(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
+    if let Err(e) = config::check_secret_key(rocket.figment()) {
+        log::error!("{e}");
+        return Err(rocket);
+    }
     let settings = match Settings::from_figment(rocket.figment()) {
         Ok(settings) => settings,
         Err(e) => {

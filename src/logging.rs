@@ -2,18 +2,31 @@
 //!
 //! Rocket logs every request line with its query string, and a provider's callback carries
 //! the authorization code and state there. Installed before Rocket starts (Rocket then keeps
-//! it), this logger blanks the query of every line Rocket writes.
+//! it), this logger blanks the query of every line Rocket writes. `log_level` governs
+//! Rocket's and the portal's chatter; the sign-in record ([`AUDIT_TARGET`]) is written
+//! whatever it says.
 
 use std::io::Write;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use rocket::config::LogLevel;
 
-struct PortalLogger;
+/// The target of the one-line-per-sign-in record: logged at `info` and above whatever
+/// `log_level` says, so an operator quieting Rocket never loses it.
+pub const AUDIT_TARGET: &str = "portal::audit";
+
+struct PortalLogger {
+    /// What `log_level` lets through; the audit target passes at `info` regardless.
+    level: LevelFilter,
+    /// Whether stdout is a terminal. Rocket paints its messages unless told not to; a log
+    /// file or a journal gets them without colour codes whatever it was told.
+    terminal: bool,
+}
 
 impl Log for PortalLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
+        metadata.level() <= self.level
+            || (metadata.target() == AUDIT_TARGET && metadata.level() <= Level::Info)
     }
 
     fn log(&self, record: &Record<'_>) {
@@ -22,12 +35,15 @@ impl Log for PortalLogger {
         }
         let from = |prefix| record.module_path().is_some_and(|m| m.starts_with(prefix));
         let noisy = from("hyper") || from("rustls") || from("reqwest") || from("h2") || from("sqlx");
-        if noisy && log::max_level() < LevelFilter::Debug {
+        if noisy && self.level < LevelFilter::Debug {
             return;
         }
         let mut message = record.args().to_string();
         if record.target().starts_with("rocket") {
             message = redact_queries(&message);
+        }
+        if !self.terminal && message.contains('\u{1b}') {
+            message = strip_colours(&message);
         }
         let indent = if record.target().ends_with('_') { "   >> " } else { "" };
         let line = match record.level() {
@@ -46,14 +62,38 @@ impl Log for PortalLogger {
 
 /// Installs the logger at Rocket's `log_level`. Call once, before Rocket ignites.
 pub fn init(level: LogLevel) {
-    if log::set_boxed_logger(Box::new(PortalLogger)).is_ok() {
-        log::set_max_level(match level {
-            LogLevel::Off => LevelFilter::Off,
-            LogLevel::Critical => LevelFilter::Warn,
-            LogLevel::Normal => LevelFilter::Info,
-            LogLevel::Debug => LevelFilter::Trace,
-        });
+    let level = match level {
+        LogLevel::Off => LevelFilter::Off,
+        LogLevel::Critical => LevelFilter::Warn,
+        LogLevel::Normal => LevelFilter::Info,
+        LogLevel::Debug => LevelFilter::Trace,
+    };
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if log::set_boxed_logger(Box::new(PortalLogger { level, terminal })).is_ok() {
+        // The audit target needs `info` to reach the logger, which filters the rest.
+        log::set_max_level(level.max(LevelFilter::Info));
     }
+}
+
+/// Removes ANSI escape sequences (`ESC [ … final-byte`), as a terminal would consume them.
+pub fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            // Parameters and intermediates, up to and including the final byte (@ to ~).
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Replaces every query string (from `?` to the next space) with `?…`, keeping a
@@ -82,7 +122,14 @@ pub fn redact_queries(line: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_queries;
+    use super::{redact_queries, strip_colours};
+
+    #[test]
+    fn colour_codes_are_stripped_and_text_kept() {
+        assert_eq!(strip_colours("\u{1b}[1;49;39mRocket\u{1b}[0m has launched"), "Rocket has launched");
+        assert_eq!(strip_colours("plain: 100% [ok]"), "plain: 100% [ok]");
+        assert_eq!(strip_colours("🚀 \u{1b}[32mok"), "🚀 ok");
+    }
 
     #[test]
     fn query_strings_are_blanked_and_paths_kept() {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
 use unicode_normalization::UnicodeNormalization;
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
@@ -19,6 +20,9 @@ pub type StoreResult<T> = Result<T, sqlx::Error>;
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// How to open the file afresh: the health check does, since a pooled connection may
+    /// answer from its page cache after the file under it was replaced or corrupted.
+    options: SqliteConnectOptions,
     sessions: Arc<SessionCache>,
 }
 
@@ -131,14 +135,18 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let file = options.get_filename().to_owned();
+        let existed = file.exists();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let options = options.create_if_missing(false);
+        keep_private(&file, existed);
         sqlx::migrate!("./migrations").run(&pool).await?;
         let sessions = Arc::new(SessionCache { ttl: 0, users: Mutex::default(), writes: AtomicU64::new(0) });
-        Ok(Store { pool, sessions })
+        Ok(Store { pool, options, sessions })
     }
 
     /// Lets [`Store::session_user`] answer from memory for `ttl` seconds (0: never).
@@ -191,9 +199,24 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Answers when the database does.
+    /// Answers when the database does: reads the schema version and a row of `users`
+    /// through the pool, and again through a connection opened afresh (a pooled one may
+    /// answer from its page cache), so a replaced, truncated or corrupted file fails here,
+    /// not only at the next sign-in.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        let mut pooled = self.pool.acquire().await?;
+        read_something_real(&mut pooled).await?;
+        let file = self.options.get_filename();
+        if file.as_os_str() != ":memory:" {
+            // With WAL, recent pages are read from the `-wal` file: only the main file's
+            // header shows that the file itself was overwritten.
+            check_header(file)?;
+            let mut fresh = self.options.connect().await?;
+            let read = read_something_real(&mut fresh).await;
+            let _ = fresh.close().await;
+            read?;
+        }
+        Ok(())
     }
 
     pub async fn count_users(&self) -> StoreResult<i64> {
@@ -410,6 +433,65 @@ impl Store {
             .execute(&self.pool)
             .await
             .map(|r| r.rows_affected())
+    }
+}
+
+/// The schema version and one row of `users`: what every sign-in needs to be readable.
+async fn read_something_real(conn: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+    let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut *conn)
+        .await?;
+    if version.is_none() {
+        return Err(sqlx::Error::Protocol("the store has no applied migrations".into()));
+    }
+    sqlx::query("SELECT id FROM users ORDER BY id LIMIT 1").fetch_optional(&mut *conn).await?;
+    Ok(())
+}
+
+/// Every SQLite database file starts with these 16 bytes.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+fn check_header(file: &std::path::Path) -> StoreResult<()> {
+    use std::io::Read;
+    let mut header = [0u8; 16];
+    std::fs::File::open(file).and_then(|mut f| f.read_exact(&mut header))?;
+    if &header != SQLITE_MAGIC {
+        return Err(sqlx::Error::Protocol(format!("{} is not an SQLite database any more", file.display())));
+    }
+    Ok(())
+}
+
+/// The store holds password hashes and emails: a file the portal creates is made readable
+/// by its owner only (`0600`), before the schema (or anything else) is written to it. SQLite
+/// creates `-wal` and `-shm` with the main file's mode, so they follow; those already
+/// created with the process umask are tightened too. A file that existed with looser
+/// permissions is left alone, with a warning: it is the operator's.
+fn keep_private(file: &std::path::Path, existed: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+        return;
+    }
+    if existed {
+        if let Ok(meta) = std::fs::metadata(file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                log::warn!(
+                    "the database {} can be read by other users (mode {mode:o}): `chmod 600` it and its -wal and -shm files",
+                    file.display()
+                );
+            }
+        }
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let path = std::path::PathBuf::from(path);
+        if path.exists() {
+            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+                log::warn!("could not make {} private (chmod 600): {e}", path.display());
+            }
+        }
     }
 }
 

@@ -76,31 +76,21 @@ impl Throttle {
         self.hasher.hash_one((scope, account, ip))
     }
 
-    fn limit(&self, scope: Scope) -> u32 {
-        match scope {
-            Scope::AccountIp => self.settings.account_ip_failures,
-            Scope::Ip => self.settings.ip_failures,
-            Scope::OAuthStart => self.settings.oauth_starts,
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Window>> {
         // A panic while holding this lock cannot leave the counters inconsistent.
         self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// When a key has reached its limit in the current window, how long until it resets.
-    fn blocked(&self, scope: Scope, key: u64, now: i64) -> Option<RetryAfter> {
-        let windows = self.lock();
+    /// When the window under `key` has reached `limit`, how long until it resets.
+    fn blocked(&self, windows: &HashMap<u64, Window>, key: u64, limit: u32, now: i64) -> Option<RetryAfter> {
         let window = windows.get(&key)?;
         let ends = window.started + self.settings.window;
-        (now < ends && window.count >= self.limit(scope)).then(|| RetryAfter((ends - now).max(1)))
+        (now < ends && window.count >= limit).then(|| RetryAfter((ends - now).max(1)))
     }
 
-    fn count(&self, key: u64, now: i64) {
-        let mut windows = self.lock();
+    fn count(&self, windows: &mut HashMap<u64, Window>, key: u64, now: i64) {
         if !windows.contains_key(&key) && windows.len() >= self.settings.max_entries {
-            self.make_room(&mut windows, now);
+            self.make_room(windows, now);
         }
         let window = windows.entry(key).or_insert(Window { started: now, count: 0 });
         if now >= window.started + self.settings.window {
@@ -126,30 +116,30 @@ impl Throttle {
         }
     }
 
-    /// Whether a password sign-in for `account` from `ip` may run its hash now.
-    pub fn check_login(&self, account: &str, ip: Option<IpAddr>, now: i64) -> Result<(), RetryAfter> {
+    /// Takes one password attempt for `account` from `ip` out of both budgets (account+IP
+    /// and IP) before its hash runs, or says how long to wait. Check and count are one step
+    /// under the lock, so a burst of concurrent guesses can never run more hashes than the
+    /// limits allow: the attempt counts as a failure unless [`Attempt::refund`] gives it back.
+    pub fn reserve_login(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Attempt<'_>, RetryAfter> {
         if !self.settings.enabled {
-            return Ok(());
+            return Ok(Attempt { throttle: self, keys: None });
         }
-        let pair = self.blocked(Scope::AccountIp, self.key(Scope::AccountIp, account, ip), now);
-        let wide = self.blocked(Scope::Ip, self.key(Scope::Ip, "", ip), now);
-        match pair.into_iter().chain(wide).max_by_key(|r| r.0) {
-            Some(retry) => Err(retry),
-            None => Ok(()),
+        let pair = self.key(Scope::AccountIp, account, ip);
+        let wide = self.key(Scope::Ip, "", ip);
+        let mut windows = self.lock();
+        let refused = self.blocked(&windows, pair, self.settings.account_ip_failures, now);
+        let refused_wide = self.blocked(&windows, wide, self.settings.ip_failures, now);
+        if let Some(retry) = refused.into_iter().chain(refused_wide).max_by_key(|r| r.0) {
+            return Err(retry);
         }
-    }
-
-    pub fn record_failure(&self, account: &str, ip: Option<IpAddr>, now: i64) {
-        if self.settings.enabled {
-            self.count(self.key(Scope::AccountIp, account, ip), now);
-            self.count(self.key(Scope::Ip, "", ip), now);
-        }
-    }
-
-    /// A successful sign-in clears that account's counter for that IP (not the IP's).
-    pub fn record_success(&self, account: &str, ip: Option<IpAddr>) {
-        let key = self.key(Scope::AccountIp, account, ip);
-        self.lock().remove(&key);
+        self.count(&mut windows, pair, now);
+        self.count(&mut windows, wide, now);
+        Ok(Attempt { throttle: self, keys: Some((pair, wide)) })
     }
 
     /// Counts an OAuth start from `ip`, or says how long to wait.
@@ -158,10 +148,11 @@ impl Throttle {
             return Ok(());
         }
         let key = self.key(Scope::OAuthStart, "", ip);
-        if let Some(retry) = self.blocked(Scope::OAuthStart, key, now) {
+        let mut windows = self.lock();
+        if let Some(retry) = self.blocked(&windows, key, self.settings.oauth_starts, now) {
             return Err(retry);
         }
-        self.count(key, now);
+        self.count(&mut windows, key, now);
         Ok(())
     }
 
@@ -172,6 +163,29 @@ impl Throttle {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A password attempt already counted as a failure in both budgets. Dropping it keeps it
+/// counted (a client that hangs up mid-hash has still had its guess); [`Attempt::refund`]
+/// gives it back when the attempt turned out not to be a guess.
+#[must_use = "an attempt is refunded only by calling refund()"]
+pub struct Attempt<'t> {
+    throttle: &'t Throttle,
+    /// (account+IP, IP); `None` when throttling is off.
+    keys: Option<(u64, u64)>,
+}
+
+impl Attempt<'_> {
+    /// The password was right, or no hash could run (busy, store down): a success clears
+    /// the account+IP counter and the IP's counter loses this attempt again.
+    pub fn refund(self) {
+        let Some((pair, wide)) = self.keys else { return };
+        let mut windows = self.throttle.lock();
+        windows.remove(&pair);
+        if let Some(window) = windows.get_mut(&wide) {
+            window.count = window.count.saturating_sub(1);
+        }
     }
 }
 
@@ -193,39 +207,71 @@ mod tests {
         }
     }
 
+    /// A guess that turned out wrong: the reservation stays counted.
+    fn fail(t: &Throttle, account: &str, ip: Option<IpAddr>, now: i64) {
+        drop(t.reserve_login(account, ip, now).expect("within the limit"));
+    }
+
+    fn allowed(t: &Throttle, account: &str, ip: Option<IpAddr>, now: i64) -> Result<(), RetryAfter> {
+        t.reserve_login(account, ip, now).map(Attempt::refund)
+    }
+
     #[test]
     fn the_account_ip_limit_blocks_until_the_window_ends() {
         let t = Throttle::new(small());
         for _ in 0..3 {
-            assert_eq!(t.check_login("alice", ip(1), 10), Ok(()));
-            t.record_failure("alice", ip(1), 10);
+            fail(&t, "alice", ip(1), 10);
         }
-        assert_eq!(t.check_login("alice", ip(1), 50), Err(RetryAfter(60)));
-        assert_eq!(t.check_login("alice", ip(2), 50), Ok(()), "another IP is not locked out");
-        assert_eq!(t.check_login("alice", ip(1), 110), Ok(()), "the window has passed");
+        assert_eq!(allowed(&t, "alice", ip(1), 50), Err(RetryAfter(60)));
+        assert_eq!(allowed(&t, "alice", ip(2), 50), Ok(()), "another IP is not locked out");
+        assert_eq!(allowed(&t, "alice", ip(1), 110), Ok(()), "the window has passed");
+    }
+
+    #[test]
+    fn attempts_in_flight_count_before_their_hash_has_run() {
+        let t = Throttle::new(small());
+        let in_flight: Vec<_> = (0..3).map(|_| t.reserve_login("alice", ip(1), 0).unwrap()).collect();
+        assert!(t.reserve_login("alice", ip(1), 0).is_err(), "a fourth concurrent guess is refused");
+        drop(in_flight);
+        assert!(t.reserve_login("alice", ip(1), 0).is_err(), "dropped attempts stay counted");
+    }
+
+    #[test]
+    fn a_refunded_attempt_gives_its_place_back() {
+        let t = Throttle::new(small());
+        fail(&t, "alice", ip(1), 0);
+        fail(&t, "alice", ip(1), 0);
+        t.reserve_login("alice", ip(1), 0).unwrap().refund();
+        for n in 0..2 {
+            fail(&t, &format!("user{n}"), ip(1), 0);
+        }
+        assert_eq!(allowed(&t, "alice", ip(1), 0), Ok(()), "success cleared alice's counter");
+        drop(t.reserve_login("bob", ip(1), 0).expect("the IP has 4 failures, not 5"));
+        assert!(t.reserve_login("carol", ip(1), 0).is_err(), "now the IP's limit is reached");
     }
 
     #[test]
     fn the_ip_limit_spans_accounts() {
         let t = Throttle::new(small());
         for n in 0..5 {
-            t.record_failure(&format!("user{n}"), ip(1), 0);
+            fail(&t, &format!("user{n}"), ip(1), 0);
         }
-        assert!(t.check_login("someone-new", ip(1), 1).is_err());
-        assert!(t.check_login("someone-new", ip(2), 1).is_ok());
+        assert!(allowed(&t, "someone-new", ip(1), 1).is_err());
+        assert!(allowed(&t, "someone-new", ip(2), 1).is_ok());
     }
 
     #[test]
     fn success_resets_the_account_counter_only() {
         let t = Throttle::new(small());
-        for _ in 0..3 {
-            t.record_failure("alice", ip(1), 0);
+        for _ in 0..2 {
+            fail(&t, "alice", ip(1), 0);
         }
-        t.record_success("alice", ip(1));
-        assert_eq!(t.check_login("alice", ip(1), 1), Ok(()));
-        t.record_failure("alice", ip(1), 1);
-        t.record_failure("alice", ip(1), 1);
-        assert!(t.check_login("bob", ip(1), 1).is_err(), "the IP's five failures still count");
+        t.reserve_login("alice", ip(1), 0).unwrap().refund();
+        assert_eq!(allowed(&t, "alice", ip(1), 1), Ok(()));
+        fail(&t, "alice", ip(1), 1);
+        fail(&t, "alice", ip(1), 1);
+        fail(&t, "alice", ip(1), 1);
+        assert!(allowed(&t, "bob", ip(1), 1).is_err(), "the IP's five failures still count");
     }
 
     #[test]
@@ -241,22 +287,22 @@ mod tests {
     fn memory_stays_bounded_after_100000_distinct_usernames_and_real_counters_survive() {
         let t = Throttle::new(ThrottleSettings { max_entries: 1000, ..small() });
         for _ in 0..3 {
-            t.record_failure("victim-of-guessing", ip(9), 0);
+            fail(&t, "victim-of-guessing", ip(9), 0);
         }
         for n in 0..100_000u32 {
-            t.record_failure(&format!("spray-{n}"), Some(IpAddr::from(n.to_be_bytes())), 1);
+            fail(&t, &format!("spray-{n}"), Some(IpAddr::from(n.to_be_bytes())), 1);
         }
         assert!(t.len() <= 1000, "{} entries", t.len());
-        assert!(t.check_login("victim-of-guessing", ip(9), 2).is_err(), "the real counter was kept");
+        assert!(allowed(&t, "victim-of-guessing", ip(9), 2).is_err(), "the real counter was kept");
     }
 
     #[test]
     fn disabled_throttling_never_blocks() {
         let t = Throttle::new(ThrottleSettings { enabled: false, ..small() });
         for _ in 0..10 {
-            t.record_failure("alice", ip(1), 0);
+            fail(&t, "alice", ip(1), 0);
         }
-        assert!(t.check_login("alice", ip(1), 0).is_ok());
+        assert!(allowed(&t, "alice", ip(1), 0).is_ok());
         assert!(t.is_empty());
     }
 }

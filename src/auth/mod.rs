@@ -59,12 +59,12 @@ pub fn log_attempt(now: i64, username: &str, ip: Option<std::net::IpAddr>, verdi
         Verdict::Invalid => "invalid-credentials",
         Verdict::Disabled => "disabled-account",
     };
-    log::info!(target: "portal::audit", "{}", attempt_line(now, username, ip, outcome));
+    log::info!(target: crate::logging::AUDIT_TARGET, "{}", attempt_line(now, username, ip, outcome));
 }
 
 /// The line for an attempt refused by throttling, before any hash ran.
 pub fn log_throttled(now: i64, username: &str, ip: Option<std::net::IpAddr>) {
-    log::warn!(target: "portal::audit", "{}", attempt_line(now, username, ip, "throttled"));
+    log::warn!(target: crate::logging::AUDIT_TARGET, "{}", attempt_line(now, username, ip, "throttled"));
 }
 
 fn attempt_line(now: i64, username: &str, ip: Option<std::net::IpAddr>, outcome: &str) -> String {
@@ -89,9 +89,10 @@ pub async fn complete_sign_in(
     store: &Store,
     user: &User,
     method: Method,
+    persist: bool,
     now: i64,
 ) {
-    Session::start(jar, settings, user, method, now);
+    Session::start(jar, settings, user, method, persist, now);
     CsrfToken::rotate(jar);
     if let Err(e) = store.record_login(user.id, now).await {
         log::warn!("could not record the sign-in time of user {}: {e}", user.id);

@@ -10,10 +10,10 @@ use rocket::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SessionSettings;
-use crate::cookies::Jar;
+use crate::cookies::{CookieName, Jar};
 use crate::store::User;
 
-pub const SESSION_COOKIE: &str = "portal_session";
+pub const SESSION_COOKIE: CookieName = CookieName::new("portal_session", "__Host-portal_session");
 
 /// How the user proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +47,10 @@ pub struct Session {
     /// Last seen (Unix seconds), rewritten at most every `refresh_after` seconds.
     pub seen: i64,
     pub epoch: i64,
+    /// "Keep me signed in": the cookie outlives the browser, up to the absolute lifetime.
+    /// Otherwise it is a browser-session cookie. The server's limits apply either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persist: bool,
 }
 
 /// What the timestamps say about a session at a given moment.
@@ -65,6 +69,7 @@ impl Session {
         settings: &SessionSettings,
         user: &User,
         method: Method,
+        persist: bool,
         now: i64,
     ) -> Session {
         let session = Session {
@@ -74,6 +79,7 @@ impl Session {
             iat: now,
             seen: now,
             epoch: user.session_epoch,
+            persist,
         };
         session.write(jar, settings);
         session
@@ -108,11 +114,12 @@ impl Session {
     }
 
     fn write(&self, jar: &Jar<'_>, settings: &SessionSettings) {
-        // The browser may drop the cookie once the absolute lifetime is over; the server
-        // enforces both limits from the timestamps regardless.
+        // A kept session may be dropped by the browser once the absolute lifetime is over;
+        // the server enforces both limits from the timestamps regardless.
         let remaining = settings.absolute_timeout - (self.seen - self.iat);
+        let max_age = self.persist.then(|| Duration::seconds(remaining.max(0)));
         match serde_json::to_string(self) {
-            Ok(value) => jar.set(SESSION_COOKIE, value, Some(Duration::seconds(remaining.max(0)))),
+            Ok(value) => jar.set(SESSION_COOKIE, value, max_age),
             Err(e) => log::error!("could not encode a session: {e}"),
         }
     }
@@ -123,7 +130,7 @@ mod tests {
     use super::*;
 
     fn session(iat: i64, seen: i64) -> Session {
-        Session { uid: 1, method: Method::Password, sid: "s".into(), iat, seen, epoch: 0 }
+        Session { uid: 1, method: Method::Password, sid: "s".into(), iat, seen, epoch: 0, persist: false }
     }
 
     const SETTINGS: SessionSettings =

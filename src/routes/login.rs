@@ -86,6 +86,8 @@ pub struct LoginForm<'r> {
     password: Option<&'r str>,
     next: Option<&'r str>,
     csrf_token: Option<&'r str>,
+    /// "Keep me signed in" (a checkbox: absent means no).
+    remember: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -137,20 +139,39 @@ pub async fn login(
     }
     let now = now.get();
     let account = normalize_username(username).map_or_else(|_| username.to_owned(), |(_, key)| key);
-    if let Err(RetryAfter(seconds)) = throttle.check_login(&account, ip, now) {
-        auth::log_throttled(now, username, ip);
-        return Err(Error::TooManyAttempts(seconds));
-    }
-    let verdict = auth::authenticate(store, hasher, username, password).await?;
+    let attempt = match throttle.reserve_login(&account, ip, now) {
+        Ok(attempt) => attempt,
+        Err(RetryAfter(seconds)) => {
+            auth::log_throttled(now, username, ip);
+            return Err(Error::TooManyAttempts(seconds));
+        }
+    };
+    let verdict = match auth::authenticate(store, hasher, username, password).await {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            // No answer was learned: the attempt was not a guess.
+            attempt.refund();
+            return Err(e);
+        }
+    };
     auth::log_attempt(now, username, ip, &verdict);
     match verdict {
-        Verdict::Invalid => throttle.record_failure(&account, ip, now),
-        Verdict::Valid(_) => throttle.record_success(&account, ip),
-        Verdict::Disabled => {}
+        // A wrong guess keeps its place in the budget.
+        Verdict::Invalid => drop(attempt),
+        Verdict::Valid(_) | Verdict::Disabled => attempt.refund(),
     }
     match verdict {
         Verdict::Valid(user) => {
-            auth::complete_sign_in(&jar, &settings.session, store, &user, Method::Password, now).await;
+            auth::complete_sign_in(
+                &jar,
+                &settings.session,
+                store,
+                &user,
+                Method::Password,
+                form.remember,
+                now,
+            )
+            .await;
             Ok(Reply::Redirect(Redirect::to(next.unwrap_or("/").to_owned())))
         }
         Verdict::Invalid => Ok(again(Status::Ok, "Invalid username or password.", username)),

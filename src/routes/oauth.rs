@@ -172,8 +172,9 @@ pub async fn callback(
     let ip_text = ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
     match auth::arrive(store, &identity, link_to, now).await? {
         Arrival::SignIn(user) => {
-            log::info!(target: "portal::audit", "sign-in provider={slug} user_id={} ip={ip_text} outcome=success", user.id);
-            auth::complete_sign_in(&jar, &settings.session, store, &user, provider.method(), now).await;
+            log::info!(target: crate::logging::AUDIT_TARGET, "sign-in provider={slug} user_id={} ip={ip_text} outcome=success", user.id);
+            auth::complete_sign_in(&jar, &settings.session, store, &user, provider.method(), false, now)
+                .await;
             Ok(Reply::Redirect(Redirect::to(flow.next.unwrap_or_else(|| "/welcome".to_owned()))))
         }
         Arrival::Linked => {
@@ -185,7 +186,7 @@ pub async fn callback(
             Ok(Reply::Redirect(Redirect::to("/account")))
         }
         Arrival::Disabled => {
-            log::info!(target: "portal::audit", "sign-in provider={slug} ip={ip_text} outcome=disabled-account");
+            log::info!(target: crate::logging::AUDIT_TARGET, "sign-in provider={slug} ip={ip_text} outcome=disabled-account");
             back_to_login(&jar, Kind::Error, "This account is disabled.")
         }
     }

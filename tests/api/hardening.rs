@@ -237,3 +237,49 @@ async fn when_the_store_fails_the_login_page_says_so_without_internals() {
         assert!(!page.to_lowercase().contains(internal), "page mentions {internal}");
     }
 }
+
+#[rocket::async_test]
+async fn hsts_is_sent_only_when_configured() {
+    let plain = TestApp::spawn().await;
+    assert!(plain.get("/login").await.headers().get_one("Strict-Transport-Security").is_none());
+
+    let tls = TestApp::spawn_with(|f| f.merge(("hsts", true))).await;
+    for uri in ["/login", "/welcome", "/no/such/page"] {
+        let response = tls.get(uri).await;
+        let hsts = response.headers().get_one("Strict-Transport-Security");
+        assert_eq!(hsts, Some("max-age=63072000; includeSubDomains"), "{uri}");
+    }
+}
+
+/// A login POST with a valid token and this `Origin`: the status it gets.
+async fn login_from_origin(app: &TestApp, origin: &str) -> Status {
+    let token = app.csrf_token().await;
+    let body = form_body(&[("csrf_token", &token), ("username", "nobody"), ("password", "wrong password")]);
+    let request =
+        app.client.post("/login").header(ContentType::Form).header(Header::new("Host", "localhost"));
+    request.header(Header::new("Origin", origin.to_owned())).body(body).dispatch().await.status()
+}
+
+#[rocket::async_test]
+async fn the_origin_check_compares_the_scheme_too() {
+    let http = TestApp::spawn().await;
+    assert_eq!(login_from_origin(&http, "http://localhost").await, Status::Ok);
+    assert_eq!(login_from_origin(&http, "https://localhost").await, Status::Forbidden);
+
+    let behind_tls = TestApp::spawn_with(|f| f.merge(("secure_cookies", true))).await;
+    assert_eq!(login_from_origin(&behind_tls, "https://localhost").await, Status::Ok);
+    assert_eq!(login_from_origin(&behind_tls, "http://localhost").await, Status::Forbidden);
+}
+
+#[rocket::async_test]
+async fn with_public_url_forms_must_come_from_that_origin() {
+    let app = TestApp::spawn_with(|f| f.merge(("public_url", "https://Auth.Example.com/"))).await;
+    assert_eq!(login_from_origin(&app, "https://auth.example.com").await, Status::Ok);
+    assert_eq!(login_from_origin(&app, "http://auth.example.com").await, Status::Forbidden);
+    assert_eq!(
+        login_from_origin(&app, "http://localhost").await,
+        Status::Forbidden,
+        "Host no longer decides"
+    );
+    assert_eq!(login_from_origin(&app, "https://auth.example.com:8443").await, Status::Forbidden);
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use portal::auth::password::Hasher;
+use portal::auth::session::SESSION_COOKIE;
 use portal::clock::ManualClock;
 use portal::store::{NewUser, Store, User};
 use portal::Overrides;
@@ -188,10 +189,12 @@ pub fn set_cookies<'a>(response: &'a LocalResponse<'_>) -> Vec<Cookie<'a>> {
     response.headers().get("Set-Cookie").filter_map(|h| Cookie::parse_encoded(h).ok()).collect()
 }
 
+/// The session cookie a response set, under either of its names (`__Host-` behind TLS).
 pub fn session_cookie(response: &LocalResponse<'_>) -> Option<Cookie<'static>> {
+    let names = [SESSION_COOKIE.get(false), SESSION_COOKIE.get(true)];
     set_cookies(response)
         .into_iter()
-        .find(|c| c.name() == "portal_session" && !c.value().is_empty())
+        .find(|c| names.contains(&c.name()) && !c.value().is_empty())
         .map(|c| c.into_owned())
 }
 

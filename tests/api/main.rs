@@ -1,6 +1,7 @@
 //! One integration test binary (faster to link than many), a module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+mod binary;
 mod cli;
 mod hardening;
 mod helpers;

@@ -547,3 +547,17 @@ async fn form_login_still_works_with_providers_configured() {
     app.create_user("alice", PASSWORD).await;
     assert_is_redirect_to(&app.post_login("alice", PASSWORD).await, "/");
 }
+
+#[rocket::async_test]
+async fn behind_tls_the_flow_cookie_takes_the_host_prefix_and_the_round_trip_works() {
+    let (app, github) = github_app_with(|f| f.merge(("secure_cookies", true))).await;
+    github.token_ok().await;
+    let response = app.get("/login/github").await;
+    let flow = set_cookies(&response).into_iter().find(|c| c.name() == "__Host-portal_oauth");
+    assert!(flow.is_some_and(|c| c.secure() == Some(true) && c.path() == Some("/") && c.domain().is_none()));
+    let state = query(location(&response).unwrap())["state"].clone();
+
+    let callback = app.get(&format!("/auth/github?code=good-code&state={state}")).await;
+    assert_is_redirect_to(&callback, "/welcome");
+    assert_eq!(session_cookie(&callback).unwrap().name(), "__Host-portal_session");
+}

@@ -151,11 +151,62 @@ async fn logging_out_elsewhere_ends_this_session_too() {
 }
 
 #[rocket::async_test]
-async fn secure_cookies_adds_the_secure_flag() {
+async fn secure_cookies_adds_the_secure_flag_and_the_host_prefix() {
     let app = TestApp::spawn_with(|f| f.merge(("secure_cookies", true))).await;
     app.create_user("alice", PASSWORD).await;
     let cookie = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(cookie.name(), "__Host-portal_session");
     assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None, "__Host- cookies carry no Domain");
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok, "the prefixed cookie is read back");
+
+    // The flash and CSRF cookies too: a signed-out visit to a protected page sets both.
+    let stranger = TestApp::spawn_with(|f| f.merge(("secure_cookies", true))).await;
+    let bounced = stranger.get("/welcome").await;
+    let flash = set_cookies(&bounced).into_iter().find(|c| c.name() == "__Host-portal_flash");
+    assert!(flash.is_some_and(|c| c.secure() == Some(true) && c.path() == Some("/")));
+    let login = stranger.get("/login").await;
+    let names: Vec<String> = set_cookies(&login).iter().map(|c| c.name().to_owned()).collect();
+    assert!(names.contains(&"__Host-portal_csrf".to_owned()), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("__Host-")), "{names:?}");
+}
+
+#[rocket::async_test]
+async fn plain_http_keeps_the_bare_cookie_names() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    let cookie = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(cookie.name(), "portal_session");
+    assert_eq!(cookie.secure(), None);
+}
+
+#[rocket::async_test]
+async fn the_session_cookie_ends_with_the_browser_unless_kept() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    let cookie = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(cookie.max_age(), None, "a browser-session cookie");
+    assert_eq!(cookie.expires_datetime(), None, "no Expires either");
+
+    let kept =
+        app.post_login_form(&[("username", "alice"), ("password", PASSWORD), ("remember", "on")]).await;
+    let cookie = session_cookie(&kept).expect("a session cookie");
+    assert_eq!(
+        cookie.max_age(),
+        Some(rocket::time::Duration::seconds(43_200)),
+        "up to the absolute lifetime"
+    );
+
+    // Refreshing last-seen keeps it persistent, for what is left of the absolute lifetime.
+    app.clock.advance(600);
+    let refreshed = app.get_with_cookie("/welcome", cookie).await;
+    assert_eq!(refreshed.status(), Status::Ok);
+    let cookie = session_cookie(&refreshed).expect("last-seen was rewritten");
+    assert_eq!(cookie.max_age(), Some(rocket::time::Duration::seconds(43_200 - 600)));
+    // The server's limits hold for a kept session too.
+    app.clock.advance(1800);
+    assert_eq!(app.get_with_cookie("/welcome", cookie).await.status(), Status::SeeOther, "idle limit");
 }
 
 #[rocket::async_test]

@@ -152,3 +152,55 @@ async fn a_full_hash_queue_answers_503_at_once() {
     );
     assert_eq!(busy[0].headers().get_one("Retry-After"), Some("2"));
 }
+
+/// Sends every `(username, password)` at once from `from`, with one valid CSRF token, and
+/// returns the statuses in order.
+async fn burst(app: &TestApp, from: &str, attempts: &[(String, &str)]) -> Vec<Status> {
+    let token = app.csrf_token().await;
+    let remote: SocketAddr = format!("{from}:40000").parse().unwrap();
+    let requests = attempts.iter().map(|(username, password)| {
+        let body = form_body(&[("csrf_token", &token), ("username", username), ("password", password)]);
+        app.client.post("/login").remote(remote).header(ContentType::Form).body(body).dispatch()
+    });
+    let responses = rocket::futures::future::join_all(requests).await;
+    responses.iter().map(LocalResponse::status).collect()
+}
+
+fn count(statuses: &[Status], status: Status) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[rocket::async_test]
+async fn a_burst_of_64_concurrent_guesses_for_one_account_runs_at_most_5_hashes() {
+    // A queue long enough that nothing is shed with 503: only the throttle may refuse.
+    let app = TestApp::spawn_with(|f| f.merge(("hashing.queue", 256))).await;
+    app.create_user("alice", PASSWORD).await;
+    let mut attempts: Vec<(String, &str)> = (0..64).map(|_| ("alice".to_owned(), "wrong guess")).collect();
+    attempts[32].1 = PASSWORD;
+    let before = app.verify_calls();
+
+    let statuses = burst(&app, "10.0.0.1", &attempts).await;
+
+    assert_eq!(app.verify_calls() - before, 5, "only the budget's five guesses were hashed");
+    assert_eq!(count(&statuses, Status::Ok), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, Status::TooManyRequests), 59, "{statuses:?}");
+    assert_eq!(statuses[32], Status::TooManyRequests, "the right password in the burst waits too");
+    let elsewhere = attempt(&app, "10.0.0.2", "alice", PASSWORD, None).await;
+    assert_eq!(elsewhere.status(), Status::SeeOther, "the real user from another IP still gets in");
+}
+
+#[rocket::async_test]
+async fn a_burst_over_64_accounts_from_one_ip_runs_at_most_50_hashes() {
+    let app = TestApp::spawn_with(|f| f.merge(("hashing.queue", 256))).await;
+    app.create_user("alice", PASSWORD).await;
+    let attempts: Vec<(String, &str)> = (0..64).map(|n| (format!("user{n}"), "wrong guess")).collect();
+    let before = app.verify_calls();
+
+    let statuses = burst(&app, "10.0.0.1", &attempts).await;
+
+    assert_eq!(app.verify_calls() - before, 50, "only the IP's budget of fifty was hashed");
+    assert_eq!(count(&statuses, Status::Ok), 50, "{statuses:?}");
+    assert_eq!(count(&statuses, Status::TooManyRequests), 14, "{statuses:?}");
+    let elsewhere = attempt(&app, "10.0.0.2", "alice", PASSWORD, None).await;
+    assert_eq!(elsewhere.status(), Status::SeeOther);
+}

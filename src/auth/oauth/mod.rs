@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::session::Method;
 use crate::config::{OAuthSettings, Secret};
-use crate::cookies::Jar;
+use crate::cookies::{CookieName, Jar};
 
 use self::github::Github;
 use self::google::Google;
@@ -275,7 +275,7 @@ pub(crate) fn parse_url(key: &str, value: &str) -> Result<oauth2::url::Url, Stri
     Ok(url)
 }
 
-pub const FLOW_COOKIE: &str = "portal_oauth";
+pub const FLOW_COOKIE: CookieName = CookieName::new("portal_oauth", "__Host-portal_oauth");
 /// How long a person has between leaving for the provider and coming back.
 pub const FLOW_LIFETIME_SECS: i64 = 10 * 60;
 
