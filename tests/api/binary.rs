@@ -22,7 +22,10 @@ fn free_port() -> u16 {
 /// The binary under test, and whether it is a release build.
 fn binary() -> (PathBuf, bool) {
     match std::env::var_os("PORTAL_RELEASE_BIN") {
-        Some(path) => (PathBuf::from(path), true),
+        Some(path) => {
+            let absolute = std::fs::canonicalize(&path);
+            (absolute.unwrap_or_else(|e| panic!("PORTAL_RELEASE_BIN={path:?}: {e}")), true)
+        }
         None => {
             eprintln!(
                 "binary: PORTAL_RELEASE_BIN is not set, so this build's binary runs with the release \

@@ -1,0 +1,432 @@
+//! The machinery: the real `portal` binary and a real nginx (the shipped snippets inside a
+//! wrapper written to a temporary directory) on free loopback ports, a tiny raw HTTP/1.1
+//! client, and bounded polling. Both processes are stopped on drop, even when a test panics.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long any one wait may take before the test fails (generous: two cores, shared).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+/// How often a wait looks again.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// `deploy/nginx/` in this checkout: the files we ship, used as they are.
+pub fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join("nginx")
+}
+
+/// The text of a shipped file in `deploy/nginx/`.
+pub fn shipped(name: &str) -> String {
+    let path = deploy_dir().join(name);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The value of a `DIRECTIVE VALUE;` line in a shipped file, so the tests follow the file.
+pub fn shipped_value(file: &str, directive: &str) -> String {
+    let text = shipped(file);
+    let value = text
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter_map(|line| line.strip_prefix(directive))
+        .find(|rest| rest.starts_with(char::is_whitespace))
+        .unwrap_or_else(|| panic!("{file} sets no {directive}"));
+    value.trim().trim_end_matches(';').trim().to_owned()
+}
+
+/// The value of a `DIRECTIVE 10s;` line in a shipped file.
+pub fn shipped_seconds(file: &str, directive: &str) -> Duration {
+    let value = shipped_value(file, directive);
+    let seconds = value.strip_suffix('s').and_then(|s| s.parse().ok());
+    let seconds = seconds.unwrap_or_else(|| panic!("{directive} in {file} is not in whole seconds: {value}"));
+    Duration::from_secs(seconds)
+}
+
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("its address").port()
+}
+
+/// Polls `probe` until it yields something, for at most [`PATIENCE`]. No fixed sleeps.
+pub fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Whether this process runs as root (the effective uid in `/proc/self/status`).
+fn running_as_root() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status.lines().find_map(|line| line.strip_prefix("Uid:"));
+    // "Uid:	real	effective	saved	filesystem"
+    uid.and_then(|fields| fields.split_whitespace().nth(1)) == Some("0")
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw HTTP/1.1 client: every byte on the wire is the test's.
+
+/// An answer: the status, the head (status line and headers) and the body, de-chunked.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    /// Every value of the header `name`.
+    pub fn headers(&self, name: &str) -> Vec<&str> {
+        self.head
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+}
+
+/// A connection to `127.0.0.1:port`.
+pub fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("a connection to loopback");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a read timeout");
+    stream.set_write_timeout(Some(Duration::from_secs(5))).expect("a write timeout");
+    stream
+}
+
+/// A connection to `127.0.0.1:port` from another loopback address (`127.0.0.2`, say), so
+/// the server sees a client address that is not its own. std cannot bind before
+/// connecting; tokio's socket can.
+pub fn connect_from(source: Ipv4Addr, port: u16) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+            let stream = socket.connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+            stream.into_std()
+        })
+        .unwrap_or_else(|e| panic!("a connection from {source} to 127.0.0.1:{port}: {e}"));
+    stream.set_nonblocking(false).expect("a blocking socket");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a read timeout");
+    stream.set_write_timeout(Some(Duration::from_secs(5))).expect("a write timeout");
+    stream
+}
+
+/// Sends `request` (which should say `Connection: close`) and reads the answer to the end,
+/// for at most [`PATIENCE`]; fails the test if there is no complete answer.
+pub fn exchange(stream: TcpStream, request: &str) -> Answer {
+    let (raw, closed) = send_and_read(stream, request);
+    assert!(closed, "no end to the answer after {PATIENCE:?}: {:?}", String::from_utf8_lossy(&raw));
+    parse_answer(&raw).unwrap_or_else(|| panic!("not an HTTP answer: {:?}", String::from_utf8_lossy(&raw)))
+}
+
+/// [`exchange`] for servers that may not be up yet: `None` instead of a failure.
+pub fn try_exchange(stream: TcpStream, request: &str) -> Option<Answer> {
+    let (raw, closed) = send_and_read(stream, request);
+    closed.then(|| parse_answer(&raw)).flatten()
+}
+
+fn send_and_read(mut stream: TcpStream, request: &str) -> (Vec<u8>, bool) {
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (Vec::new(), false);
+    }
+    let answer = read_to_close(&mut stream, PATIENCE);
+    let _ = stream.shutdown(Shutdown::Both);
+    answer
+}
+
+/// `GET path` on `127.0.0.1:port` with this Host header.
+pub fn get(port: u16, host: &str, path: &str) -> Answer {
+    exchange(connect(port), &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+}
+
+/// Reads until the peer closes (or resets) the connection, or `limit` passes: what came,
+/// and whether the connection ended.
+pub fn read_to_close(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + limit;
+    let (mut raw, mut chunk) = (Vec::new(), [0u8; 8192]);
+    while Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (raw, true),
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return (raw, true),
+        }
+    }
+    (raw, false)
+}
+
+pub fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+}
+
+/// Splits an answer into status, head and (de-chunked) body; `None` if it is not one.
+pub fn parse_answer(raw: &[u8]) -> Option<Answer> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.strip_prefix("HTTP/1.1 ").or_else(|| head.strip_prefix("HTTP/1.0 "))?;
+    let status = status.get(..3)?.parse().ok()?;
+    let mut answer = Answer { status, head: head.to_owned(), body: body.to_owned() };
+    if answer.headers("Transfer-Encoding").iter().any(|v| v.eq_ignore_ascii_case("chunked")) {
+        answer.body = dechunk(body)?;
+    }
+    Some(answer)
+}
+
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The portal
+
+/// The real binary on `127.0.0.1:PORT` in an empty temporary directory, with its own store
+/// and secret key, trusting `X-Real-IP` as a proxy sets it. Killed on drop.
+pub struct Portal {
+    child: Child,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl Portal {
+    pub fn start() -> Portal {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let db = dir.path().join("portal.sqlite");
+        let secret: [u8; 32] = rand::random();
+        let log = fs::File::create(dir.path().join("portal.log")).expect("a log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portal"));
+        command.current_dir(dir.path());
+        // Exactly this configuration: whatever the caller's shell sets is not inherited.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("ROCKET_")
+                || key.starts_with("GOOGLE_CLIENT_")
+                || key.starts_with("GITHUB_CLIENT_")
+            {
+                command.env_remove(&*key);
+            }
+        }
+        command
+            .env("ROCKET_ADDRESS", "127.0.0.1")
+            .env("ROCKET_PORT", port.to_string())
+            .env("ROCKET_DATABASES", format!("{{portal={{url=\"sqlite://{}?mode=rwc\"}}}}", db.display()))
+            .env(
+                "ROCKET_SECRET_KEY",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret),
+            )
+            .env("ROCKET_IP_HEADER", "X-Real-IP")
+            .env("ROCKET_LOG_LEVEL", "normal")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log);
+        let child = command.spawn().expect("the portal binary starts");
+        let mut portal = Portal { child, port, dir };
+        portal.wait_until_healthy();
+        portal
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("portal.log")).unwrap_or_default()
+    }
+
+    fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the portal exited during startup ({status}):\n{}", self.log());
+            }
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+                if try_exchange(stream, request).is_some_and(|a| a.status == 200) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the portal's GET /health never answered 200:\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// nginx
+
+/// The nginx binary: `$NGINX`, or Debian's `/usr/sbin/nginx`; missing, the suite fails
+/// with one line saying how to get it.
+pub fn nginx_binary() -> PathBuf {
+    let path = std::env::var_os("NGINX").map_or_else(|| PathBuf::from("/usr/sbin/nginx"), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "the proxy suite needs nginx at {} (Debian package `nginx`: run `bash .ci/proxy-deps.sh`, or set NGINX to its path)",
+        path.display()
+    );
+    path
+}
+
+/// A complete nginx.conf for a temporary directory: pid, logs and every temp path inside
+/// it, and `http_body` (the part under test) in the `http {}` block.
+pub fn wrapper_conf(dir: &Path, http_body: &str) -> PathBuf {
+    let d = dir.display();
+    // As root, nginx's workers would run as `nobody` and could not use the 0700 temporary
+    // directory; as anyone else, `user` is ignored (with a warning), so it is left out.
+    let user = if running_as_root() { "user root;\n" } else { "" };
+    let conf = format!(
+        "{user}daemon off;\nmaster_process on;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log info;\n\
+         events {{}}\n\
+         http {{\n\
+         access_log {d}/access.log;\n\
+         client_body_temp_path {d}/client_body;\nproxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\nuwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
+         {http_body}\n}}\n"
+    );
+    let path = dir.join("nginx.conf");
+    fs::write(&path, conf).expect("the wrapper nginx.conf is written");
+    path
+}
+
+/// `nginx -p DIR -c CONF -e DIR/error.log`, plus `extra` arguments.
+fn nginx_command(dir: &Path, conf: &Path) -> Command {
+    let mut command = Command::new(nginx_binary());
+    command.arg("-p").arg(dir).arg("-c").arg(conf).arg("-e").arg(dir.join("error.log"));
+    command.stdin(Stdio::null());
+    command
+}
+
+/// `nginx -t` on a wrapper around `http_body`: its output, whatever the outcome.
+pub fn nginx_test(http_body: &str) -> Output {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let conf = wrapper_conf(dir.path(), http_body);
+    nginx_command(dir.path(), &conf).arg("-t").output().expect("nginx -t runs")
+}
+
+/// The `http {}` part that puts the shipped snippets in front of a portal: exactly the
+/// README's layout, with the addresses of this test.
+pub fn proxy_http_body(listen_port: u16, portal_port: u16) -> String {
+    let deploy = deploy_dir();
+    let deploy = deploy.display();
+    format!(
+        "include {deploy}/portal-http.conf;\n\
+         server {{\n\
+         listen 127.0.0.1:{listen_port};\n\
+         location / {{\n\
+         include {deploy}/portal-proxy.conf;\n\
+         proxy_pass http://127.0.0.1:{portal_port};\n\
+         }}\n\
+         }}"
+    )
+}
+
+/// nginx with the shipped snippets on `127.0.0.1:PORT`, proxying to a portal. Stopped on drop.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    dir: TempDir,
+    conf: PathBuf,
+}
+
+impl Nginx {
+    pub fn start(portal: &Portal) -> Nginx {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let conf = wrapper_conf(dir.path(), &proxy_http_body(port, portal.port));
+        let log = fs::File::create(dir.path().join("nginx.out")).expect("a log file");
+        let child = nginx_command(dir.path(), &conf)
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("nginx starts");
+        let mut nginx = Nginx { child, port, dir, conf };
+        nginx.wait_until_serving();
+        nginx
+    }
+
+    /// What nginx wrote: its output, its error log (at `info`: it names the connections it
+    /// closes, and why) and its access log (the status of every request it finished).
+    pub fn log(&self) -> String {
+        let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!("{}{}--- nginx access log:\n{}", read("nginx.out"), read("error.log"), read("access.log"))
+    }
+
+    /// The Host a client uses: `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("nginx exited during startup ({status}):\n{}", self.log());
+            }
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let request =
+                    format!("GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.host());
+                if try_exchange(stream, &request).is_some_and(|a| a.status == 200) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "GET /health through nginx never answered 200:\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // A SIGKILL would take the master only and leave its worker holding the port:
+        // `nginx -s stop` (SIGTERM through the pid file) stops both; SIGKILL is the fallback.
+        let stopped = nginx_command(self.dir.path(), &self.conf)
+            .args(["-s", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stopped && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
