@@ -17,9 +17,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Samplin
 use portal::auth::next::safe_next;
 use portal::auth::password::{hash_blocking, verify_blocking, Hasher, WorkingMemory};
 use portal::auth::session::{Method, Session};
+use portal::auth::Auth;
 use portal::clock::{Clock, ManualClock, SystemClock};
 use portal::config::SessionSettings;
-use portal::store::{NewUser, Store};
+use portal::store::NewUser;
 use portal::Overrides;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, RawStr, Status};
@@ -91,7 +92,7 @@ impl App {
         let overrides = Overrides { clock: Some(Arc::new(clock)), ..Overrides::default() };
         let (client, session, user_id) = runtime.block_on(async {
             let client = Client::untracked(portal::rocket_with(figment, overrides)).await.unwrap();
-            let store = client.rocket().state::<Store>().unwrap();
+            let store = client.rocket().state::<Auth>().unwrap().store();
             let hash = hash_blocking(PASSWORD).unwrap();
             let user =
                 NewUser { username: USERNAME, email: None, password_hash: Some(&hash), is_admin: false };
@@ -172,7 +173,7 @@ fn bench_requests(c: &mut Criterion) {
         b.iter(|| uncached.get("/welcome", Some(&uncached.session), Status::Ok))
     });
     // The one store read such a request makes, alone.
-    let store = app.client.rocket().state::<Store>().unwrap();
+    let store = app.client.rocket().state::<Auth>().unwrap().store();
     group.bench_function("store.user_by_id", |b| {
         b.iter(|| app.runtime.block_on(store.user_by_id(black_box(app.user_id))).unwrap().unwrap())
     });

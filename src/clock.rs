@@ -37,13 +37,3 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
-
-/// The clock the app runs on, as managed state.
-#[derive(Clone)]
-pub struct Now(pub Arc<dyn Clock>);
-
-impl Now {
-    pub fn get(&self) -> i64 {
-        self.0.now()
-    }
-}

@@ -25,7 +25,29 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     #[serde(default)]
     pub throttle: crate::throttle::ThrottleSettings,
+    #[serde(default)]
+    pub branding: BrandingSettings,
 }
+
+/// `[branding]`: what the pages call the site, and an operator's stylesheet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BrandingSettings {
+    /// Shown in titles, the header and the footer.
+    pub name: String,
+    /// A CSS file read at start and served at `/static/brand.css`, linked after the
+    /// portal's own stylesheet on every page.
+    pub stylesheet: Option<std::path::PathBuf>,
+}
+
+impl Default for BrandingSettings {
+    fn default() -> Self {
+        BrandingSettings { name: "Portal".into(), stylesheet: None }
+    }
+}
+
+/// Longest `branding.name` (it appears in every title).
+const MAX_BRAND_NAME_CHARS: usize = 64;
 
 /// `public_url`, parsed: an `http`/`https` origin with nothing after it but `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +160,10 @@ fn decode_key(text: &str) -> Option<Vec<u8>> {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -309,6 +335,15 @@ impl Settings {
         }
         if s.refresh_after >= s.idle_timeout {
             return Err("session.refresh_after must be shorter than session.idle_timeout".into());
+        }
+        let name = self.branding.name.trim();
+        if name.is_empty()
+            || name.chars().count() > MAX_BRAND_NAME_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "branding.name must be 1 to {MAX_BRAND_NAME_CHARS} characters, without control characters"
+            ));
         }
         if self.databases.portal.url.trim().is_empty() {
             return Err("databases.portal.url is empty".into());

@@ -1,23 +1,19 @@
 //! The portal: a sign-in portal on Rocket 0.5.
 //!
 //! [`rocket()`] builds the app from `Rocket.toml` and `ROCKET_*`; [`rocket_with`] lets tests
-//! bring their own configuration, clock (and, later, providers).
+//! bring their own configuration and clock. The app is a list of stages: the state (the
+//! settings and the auth service over store, hasher, throttle and providers), the web
+//! layer (branding, templates, headers, catchers), and the routes.
 
 pub mod auth;
-pub mod catchers;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod cookies;
-pub mod csrf;
-pub mod error;
-pub mod flash;
-pub mod headers;
 pub mod logging;
 pub mod routes;
 pub mod store;
 pub mod throttle;
-pub mod views;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -28,9 +24,11 @@ use rocket::{Build, Config, Rocket};
 
 use crate::auth::oauth::Providers;
 use crate::auth::password::{self, Hasher};
-use crate::clock::{Clock, Now, SystemClock};
+use crate::auth::Auth;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::store::{NewUser, Store};
+use crate::throttle::Throttle;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portal.sqlite?mode=rwc";
 
@@ -76,61 +74,42 @@ pub fn rocket() -> Rocket<Build> {
 }
 
 pub fn rocket_with(figment: Figment, overrides: Overrides) -> Rocket<Build> {
-    let clock = Now(overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)));
-    rocket::custom(figment)
-        .manage(clock)
-        .attach(AdHoc::try_on_ignite("Portal state", init))
-        .attach(headers::shield())
-        .attach(headers::Defaults::default())
-        .mount("/", routes::routes())
-        .register("/", catchers::catchers())
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    rocket::custom(figment).attach(state(clock)).attach(web::stage()).attach(routes::stage())
 }
 
-/// Reads the settings, opens and migrates the store, and prepares the hasher. Any failure
-/// stops startup with one clear line.
-async fn init(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
-    if let Err(e) = config::check_secret_key(rocket.figment()) {
-        log::error!("{e}");
-        return Err(rocket);
+/// Reads the settings, opens and migrates the store, prepares the hasher and the providers,
+/// and manages the auth service over them. Any failure stops startup with one clear line.
+fn state(clock: Arc<dyn Clock>) -> AdHoc {
+    AdHoc::try_on_ignite("Portal state", |rocket| async move {
+        match init(&rocket, clock).await {
+            Ok((settings, auth)) => Ok(rocket.manage(settings).manage(auth)),
+            Err(e) => {
+                log::error!("{e}");
+                Err(rocket)
+            }
+        }
+    })
+}
+
+async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings, Auth), String> {
+    config::check_secret_key(rocket.figment())?;
+    let settings = Settings::from_figment(rocket.figment())?;
+    let store = Store::connect(&settings.databases.portal.url)
+        .await
+        .map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?
+        .with_session_cache(settings.session.cache_ttl);
+    let hasher =
+        Hasher::new(settings.hashing.permits(), settings.hashing.queue_len()).map_err(|e| e.to_string())?;
+    let providers = Providers::from_settings(&settings.oauth)?;
+    if cfg!(debug_assertions) && rocket.figment().profile() == Config::DEBUG_PROFILE {
+        seed_debug_admin(&store, clock.now())
+            .await
+            .map_err(|e| format!("could not create the debug admin user: {e}"))?;
     }
-    let settings = match Settings::from_figment(rocket.figment()) {
-        Ok(settings) => settings,
-        Err(e) => {
-            log::error!("{e}");
-            return Err(rocket);
-        }
-    };
-    let store = match Store::connect(&settings.databases.portal.url).await {
-        Ok(store) => store.with_session_cache(settings.session.cache_ttl),
-        Err(e) => {
-            log::error!("could not open the database (databases.portal.url): {e}");
-            return Err(rocket);
-        }
-    };
-    let hasher = match Hasher::new(settings.hashing.permits(), settings.hashing.queue_len()) {
-        Ok(hasher) => hasher,
-        Err(e) => {
-            log::error!("{e}");
-            return Err(rocket);
-        }
-    };
-    let providers = match Providers::from_settings(&settings.oauth) {
-        Ok(providers) => providers,
-        Err(e) => {
-            log::error!("{e}");
-            return Err(rocket);
-        }
-    };
-    let debug = cfg!(debug_assertions) && rocket.figment().profile() == Config::DEBUG_PROFILE;
-    if debug {
-        let now = rocket.state::<Now>().map_or(0, Now::get);
-        if let Err(e) = seed_debug_admin(&store, now).await {
-            log::error!("could not create the debug admin user: {e}");
-            return Err(rocket);
-        }
-    }
-    let throttle = throttle::Throttle::new(settings.throttle);
-    Ok(rocket.manage(settings).manage(store).manage(hasher).manage(providers).manage(throttle))
+    let throttle = Throttle::new(settings.throttle);
+    let auth = Auth::new(store, hasher, throttle, providers, clock, settings.session);
+    Ok((settings, auth))
 }
 
 /// `cargo run` on an empty store: the tutorial's admin/admin, in debug builds only.

@@ -1,19 +1,16 @@
-//! The identity cookie: who is signed in, how, and since when, sealed in a private cookie.
+//! What a session is: who signed in, how, and since when; and what its timestamps say at a
+//! given moment. Carrying it in a cookie is the web layer's job.
 //!
-//! There is no session table. The cookie carries the user's session epoch at sign-in;
+//! There is no session table. The session carries the user's session epoch at sign-in;
 //! logout, a password change or disabling the user bumps the epoch in the store, and every
-//! cookie carrying an older one stops working.
+//! session carrying an older one stops working.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rocket::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SessionSettings;
-use crate::cookies::{CookieName, Jar};
 use crate::store::User;
-
-pub const SESSION_COOKIE: CookieName = CookieName::new("portal_session", "__Host-portal_session");
 
 /// How the user proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,9 +29,18 @@ impl Method {
             Method::Github => "github",
         }
     }
+
+    /// How pages name it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Method::Password => "Password",
+            Method::Google => "Google",
+            Method::Github => "GitHub",
+        }
+    }
 }
 
-/// What the session cookie holds.
+/// A session, as its cookie carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub uid: i64,
@@ -63,16 +69,9 @@ pub enum Freshness {
 }
 
 impl Session {
-    /// Starts a new session for `user`, replacing any cookie the browser had.
-    pub fn start(
-        jar: &Jar<'_>,
-        settings: &SessionSettings,
-        user: &User,
-        method: Method,
-        persist: bool,
-        now: i64,
-    ) -> Session {
-        let session = Session {
+    /// A new session for `user`.
+    pub fn new(user: &User, method: Method, persist: bool, now: i64) -> Session {
+        Session {
             uid: user.id,
             method,
             sid: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
@@ -80,18 +79,7 @@ impl Session {
             seen: now,
             epoch: user.session_epoch,
             persist,
-        };
-        session.write(jar, settings);
-        session
-    }
-
-    /// The session in the browser's cookie, if it decrypts and parses.
-    pub fn read(jar: &Jar<'_>) -> Option<Session> {
-        serde_json::from_str(&jar.get(SESSION_COOKIE)?).ok()
-    }
-
-    pub fn end(jar: &Jar<'_>) {
-        jar.remove(SESSION_COOKIE);
+        }
     }
 
     pub fn freshness(&self, settings: &SessionSettings, now: i64) -> Freshness {
@@ -107,21 +95,10 @@ impl Session {
         }
     }
 
-    /// Marks the session as seen now and rewrites the cookie.
-    pub fn touch(&mut self, jar: &Jar<'_>, settings: &SessionSettings, now: i64) {
-        self.seen = now;
-        self.write(jar, settings);
-    }
-
-    fn write(&self, jar: &Jar<'_>, settings: &SessionSettings) {
-        // A kept session may be dropped by the browser once the absolute lifetime is over;
-        // the server enforces both limits from the timestamps regardless.
-        let remaining = settings.absolute_timeout - (self.seen - self.iat);
-        let max_age = self.persist.then(|| Duration::seconds(remaining.max(0)));
-        match serde_json::to_string(self) {
-            Ok(value) => jar.set(SESSION_COOKIE, value, max_age),
-            Err(e) => log::error!("could not encode a session: {e}"),
-        }
+    /// Seconds left of the absolute lifetime, from last-seen (what a kept cookie's
+    /// `Max-Age` is).
+    pub fn remaining(&self, settings: &SessionSettings) -> i64 {
+        (settings.absolute_timeout - (self.seen - self.iat)).max(0)
     }
 }
 
@@ -151,6 +128,7 @@ mod tests {
         let s = session(0, 43_100);
         assert_eq!(s.freshness(&SETTINGS, 43_150), Freshness::Fresh);
         assert_eq!(s.freshness(&SETTINGS, 43_200), Freshness::Expired);
+        assert_eq!(s.remaining(&SETTINGS), 100);
     }
 
     #[test]

@@ -5,11 +5,11 @@ use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
 use rocket::State;
 
-use crate::store::Store;
+use crate::auth::Auth;
 
 #[get("/health")]
-pub async fn health(store: &State<Store>) -> (Status, Json<Value>) {
-    match store.ping().await {
+pub async fn health(auth: &State<Auth>) -> (Status, Json<Value>) {
+    match auth.health().await {
         Ok(()) => (Status::Ok, Json(json!({ "status": "ok" }))),
         Err(e) => {
             log::error!("health check: the store did not answer: {e}");

@@ -1,87 +1,25 @@
 //! `/login` and `/logout`.
 
-use std::net::IpAddr;
-
-use rocket::form::{Errors, Form};
 use rocket::http::Status;
-use rocket::response::Redirect;
-use rocket::{get, post, FromForm, Responder, State};
+use rocket::{get, post, uri, FromForm, State};
 
-use crate::auth::guard::LoggedIn;
 use crate::auth::next::safe_next;
-use crate::auth::oauth::Providers;
-use crate::auth::password::{Hasher, MAX_PASSWORD_BYTES};
-use crate::auth::session::{Method, Session};
-use crate::auth::{self, Verdict};
-use crate::clock::Now;
-use crate::config::Settings;
-use crate::cookies::Jar;
-use crate::csrf::{CsrfForm, CsrfToken, SameOrigin};
-use crate::error::Error;
-use crate::flash::{Flash, Kind};
-use crate::routes::pages::error_page;
-use crate::store::{normalize_username, Store};
-use crate::throttle::{RetryAfter, Throttle};
-use crate::views::{self, Html, Layout, ProviderButton};
-
-/// Longest username field accepted before answering 413 (usernames are 64 characters at
-/// most; this leaves room for multi-byte ones).
-const MAX_USERNAME_BYTES: usize = 256;
-
-// A Redirect is ~270 bytes against a page's 40; a Reply lives for one return per request,
-// so boxing would only add an allocation to every redirect.
-#[allow(clippy::large_enum_variant)]
-#[derive(Responder)]
-pub enum Reply {
-    Redirect(Redirect),
-    Page((Status, Html)),
-}
-
-/// What the login form shows besides the layout.
-#[derive(Default)]
-struct LoginView<'a> {
-    error: Option<&'a str>,
-    username: &'a str,
-    next: Option<&'a str>,
-}
-
-fn login_form(
-    status: Status,
-    csrf: &CsrfToken,
-    providers: &Providers,
-    flash: Option<Flash>,
-    me: Option<&LoggedIn>,
-    view: LoginView<'_>,
-) -> Reply {
-    let providers = providers
-        .enabled()
-        .into_iter()
-        .map(|p| ProviderButton { slug: p.slug(), name: p.display_name() })
-        .collect();
-    let page = views::Login {
-        layout: Layout { me: me.map(LoggedIn::user), csrf: csrf.value(), flash: flash.as_ref() },
-        error: view.error,
-        username: view.username,
-        next: view.next,
-        providers,
-    };
-    Reply::Page((status, Html::of(&page)))
-}
+use crate::auth::{Auth, AuthError, ClientInfo, PasswordSignIn, SignInError};
+use crate::routes::pages::rocket_uri_macro_index;
+use crate::web::cookies::Jar;
+use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected, FormRefused};
+use crate::web::flash::Kind;
+use crate::web::guard::LoggedIn;
+use crate::web::pages::{Layout, LoginForm, Reply};
 
 #[get("/login?<next>")]
-pub fn login_page(
-    me: Option<&LoggedIn>,
-    flash: Option<Flash>,
-    csrf: CsrfToken,
-    providers: &State<Providers>,
-    next: Option<&str>,
-) -> Reply {
-    let next = next.and_then(safe_next);
-    login_form(Status::Ok, &csrf, providers, flash, me, LoginView { next, ..LoginView::default() })
+pub fn login_page(next: Option<&str>, layout: Layout<'_>, auth: &State<Auth>) -> Reply {
+    let form = LoginForm { next: next.and_then(safe_next), ..LoginForm::default() };
+    Reply::page(Status::Ok, layout.login(auth.providers(), form))
 }
 
 #[derive(FromForm)]
-pub struct LoginForm<'r> {
+pub struct Credentials<'r> {
     username: Option<&'r str>,
     password: Option<&'r str>,
     next: Option<&'r str>,
@@ -90,125 +28,74 @@ pub struct LoginForm<'r> {
     remember: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
+impl CsrfProtected for Credentials<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
 #[post("/login", data = "<form>")]
 pub async fn login(
-    _same_origin: SameOrigin,
+    form: Result<Checked<Credentials<'_>>, FormRefused>,
+    layout: Layout<'_>,
+    client: ClientInfo,
     jar: Jar<'_>,
-    csrf: CsrfToken,
-    ip: Option<IpAddr>,
-    store: &State<Store>,
-    hasher: &State<Hasher>,
-    settings: &State<Settings>,
-    providers: &State<Providers>,
-    throttle: &State<Throttle>,
-    now: &State<Now>,
-    form: Result<Form<LoginForm<'_>>, Errors<'_>>,
-) -> Result<Reply, Error> {
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
     let form = match form {
-        Ok(form) => form.into_inner(),
-        Err(errors) => {
-            log::info!("an unreadable sign-in form was refused ({})", errors.status());
-            return Ok(Reply::Page(error_page(errors.status())));
+        Ok(Checked(form)) => form,
+        // An expired or forged token gets the form again, with a fresh token to retry with.
+        Err(FormRefused::Forged) => {
+            let error = Some("This form had expired. Please try again.");
+            return Ok(Reply::page(
+                Status::Forbidden,
+                layout.login(auth.providers(), LoginForm { error, ..LoginForm::default() }),
+            ));
         }
+        Err(refused) => return Ok(Reply::Error(refused.status())),
     };
     let next = form.next.and_then(safe_next);
-    let (username, password) = (form.username.unwrap_or(""), form.password.unwrap_or(""));
-    let again = |status, error, username| {
-        login_form(status, &csrf, providers, None, None, LoginView { error: Some(error), username, next })
-    };
-
-    if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
-        return Ok(again(Status::PayloadTooLarge, "That username or password is too long.", ""));
-    }
-    // Rocket decodes bad percent-escapes to U+FFFD; no real credential contains one.
-    if username.contains('\u{FFFD}') || password.contains('\u{FFFD}') {
-        return Ok(again(Status::BadRequest, "The form contained characters that could not be read.", ""));
-    }
-    if !csrf.matches(form.csrf_token) {
-        log::warn!("a sign-in form without a valid CSRF token was refused");
-        return Ok(again(Status::Forbidden, "This form had expired. Please try again.", username));
-    }
-    if username.trim().is_empty() || password.is_empty() {
-        return Ok(again(Status::UnprocessableEntity, "Enter your username and password.", username));
-    }
-
-    // Shed before the store read and the queue: under a flood this is most requests.
-    if hasher.is_saturated() {
-        return Err(Error::Busy);
-    }
-    let now = now.get();
-    let account = normalize_username(username).map_or_else(|_| username.to_owned(), |(_, key)| key);
-    let attempt = match throttle.reserve_login(&account, ip, now) {
-        Ok(attempt) => attempt,
-        Err(RetryAfter(seconds)) => {
-            auth::log_throttled(now, username, ip);
-            return Err(Error::TooManyAttempts(seconds));
+    let username = form.username.unwrap_or("");
+    let attempt = PasswordSignIn { username, password: form.password.unwrap_or(""), remember: form.remember };
+    let (status, error, shown) = match auth.sign_in_with_password(attempt, client).await {
+        Ok(signed_in) => {
+            jar.sign_in(&signed_in, auth.session_settings());
+            return Ok(Reply::to(next.map_or_else(|| uri!(index).to_string(), str::to_owned)));
         }
-    };
-    let verdict = match auth::authenticate(store, hasher, username, password).await {
-        Ok(verdict) => verdict,
-        Err(e) => {
-            // No answer was learned: the attempt was not a guess.
-            attempt.refund();
-            return Err(e);
+        Err(SignInError::TooLong) => (Status::PayloadTooLarge, "That username or password is too long.", ""),
+        Err(SignInError::Unreadable) => {
+            (Status::BadRequest, "The form contained characters that could not be read.", "")
         }
-    };
-    auth::log_attempt(now, username, ip, &verdict);
-    match verdict {
-        // A wrong guess keeps its place in the budget.
-        Verdict::Invalid => drop(attempt),
-        Verdict::Valid(_) | Verdict::Disabled => attempt.refund(),
-    }
-    match verdict {
-        Verdict::Valid(user) => {
-            auth::complete_sign_in(
-                &jar,
-                &settings.session,
-                store,
-                &user,
-                Method::Password,
-                form.remember,
-                now,
-            )
-            .await;
-            Ok(Reply::Redirect(Redirect::to(next.unwrap_or("/").to_owned())))
+        Err(SignInError::Missing) => {
+            (Status::UnprocessableEntity, "Enter your username and password.", username)
         }
-        Verdict::Invalid => Ok(again(Status::Ok, "Invalid username or password.", username)),
-        Verdict::Disabled => Ok(again(Status::Forbidden, "This account is disabled.", username)),
-    }
+        Err(SignInError::Invalid) => (Status::Ok, "Invalid username or password.", username),
+        Err(SignInError::Disabled) => (Status::Forbidden, "This account is disabled.", username),
+        Err(SignInError::Failed(e)) => return Err(e),
+    };
+    let again = LoginForm { error: Some(error), username: shown, next };
+    Ok(Reply::page(status, layout.login(auth.providers(), again)))
 }
 
 #[get("/logout")]
-pub fn logout_page(me: Option<&LoggedIn>, csrf: CsrfToken) -> Reply {
+pub fn logout_page(me: Option<&LoggedIn>, layout: Layout<'_>) -> Reply {
     match me {
-        Some(me) => {
-            let layout = Layout { me: Some(me.user()), csrf: csrf.value(), flash: None };
-            Reply::Page((Status::Ok, Html::of(&views::Logout { layout, me: me.user() })))
-        }
-        None => Reply::Redirect(Redirect::to("/")),
+        Some(_) => Reply::page(Status::Ok, layout.logout()),
+        None => Reply::to(uri!(index)),
     }
 }
 
-#[post("/logout", data = "<form>")]
+#[post("/logout", data = "<_form>")]
 pub async fn logout(
-    _same_origin: SameOrigin,
-    jar: Jar<'_>,
-    csrf: CsrfToken,
+    _form: Checked<CsrfOnly<'_>>,
     me: Option<&LoggedIn>,
-    store: &State<Store>,
-    form: Form<CsrfForm<'_>>,
-) -> Result<Reply, Error> {
-    if !csrf.matches(form.csrf_token) {
-        log::warn!("a logout without a valid CSRF token was refused");
-        return Ok(Reply::Page(error_page(Status::Forbidden)));
-    }
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
     if let Some(me) = me {
-        // Ends this session and every other copy of it: replayed cookies stop working.
-        store.bump_epoch(me.user().id).await?;
-        log::info!("sign-out user_id={} session={}", me.user().id, me.session_id());
+        auth.sign_out(me.user(), me.session_id()).await?;
     }
-    Session::end(&jar);
+    jar.end_session();
     jar.flash(Kind::Success, "You were signed out.");
-    Ok(Reply::Redirect(Redirect::to("/")))
+    Ok(Reply::to(uri!(index)))
 }

@@ -1,4 +1,4 @@
-//! Thin handlers: read guards and forms, call one domain function, pick a response.
+//! Thin handlers: read guards and forms, call one operation of the auth service, pick a reply.
 
 pub mod account;
 pub mod health;
@@ -6,22 +6,29 @@ pub mod login;
 pub mod oauth;
 pub mod pages;
 
-use rocket::Route;
+use rocket::fairing::AdHoc;
 
-pub fn routes() -> Vec<Route> {
-    rocket::routes![
-        pages::index,
-        pages::welcome,
-        pages::stylesheet,
-        login::login_page,
-        login::login,
-        login::logout_page,
-        login::logout,
-        health::health,
-        oauth::start,
-        oauth::callback,
-        account::account,
-        account::connect,
-        account::unlink,
-    ]
+/// Mounts every route.
+pub fn stage() -> AdHoc {
+    AdHoc::on_ignite("Routes", |rocket| async {
+        rocket.mount(
+            "/",
+            rocket::routes![
+                pages::index,
+                pages::welcome,
+                pages::stylesheet,
+                pages::brand_stylesheet,
+                login::login_page,
+                login::login,
+                login::logout_page,
+                login::logout,
+                health::health,
+                oauth::start,
+                oauth::callback,
+                account::account,
+                account::connect,
+                account::unlink,
+            ],
+        )
+    })
 }

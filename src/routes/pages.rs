@@ -1,62 +1,50 @@
-//! The public and protected pages, the stylesheet, and the error page.
+//! The public and protected pages, and the stylesheets.
 
-use rocket::get;
-use rocket::http::{Header, Status};
-use rocket::Responder;
+use rocket::http::{ContentType, Header};
+use rocket::{get, Responder, State};
+use rocket_dyn_templates::Template;
 
-use crate::auth::guard::LoggedIn;
-use crate::csrf::CsrfToken;
-use crate::flash::Flash;
-use crate::views::{self, Html, Layout};
+use crate::web::guard::LoggedIn;
+use crate::web::pages::Layout;
+use crate::web::BrandStylesheet;
 
 #[get("/")]
-pub fn index(me: Option<&LoggedIn>, flash: Option<Flash>, csrf: CsrfToken) -> Html {
-    let layout = Layout { me: me.map(LoggedIn::user), csrf: csrf.value(), flash: flash.as_ref() };
-    Html::of(&views::Index { layout })
+pub fn index(layout: Layout<'_>) -> Template {
+    layout.index()
 }
 
 #[get("/welcome")]
-pub fn welcome(me: &LoggedIn, flash: Option<Flash>, csrf: CsrfToken) -> Html {
-    let layout = Layout { me: Some(me.user()), csrf: csrf.value(), flash: flash.as_ref() };
-    Html::of(&views::Welcome { layout, me: me.user(), method: me.method().as_str() })
+pub fn welcome(me: &LoggedIn, layout: Layout<'_>) -> Template {
+    layout.welcome(me)
 }
+
+/// Stylesheets may be cached for an hour: they change only with a new release (or, for the
+/// operator's, a restart).
+const STYLESHEET_CACHE: &str = "public, max-age=3600";
 
 #[derive(Responder)]
-#[response(content_type = "text/css")]
-pub struct Stylesheet(&'static str, Header<'static>);
+pub struct Stylesheet<T>(T, ContentType, Header<'static>);
 
 #[get("/static/portal.css")]
-pub fn stylesheet() -> Stylesheet {
-    Stylesheet(include_str!("../../static/portal.css"), Header::new("Cache-Control", "public, max-age=3600"))
+pub fn stylesheet() -> Stylesheet<&'static str> {
+    Stylesheet(
+        include_str!("../../static/portal.css"),
+        ContentType::CSS,
+        Header::new("Cache-Control", STYLESHEET_CACHE),
+    )
 }
 
-/// What a person is told for each error status: no internals, ever.
-fn explain(status: Status) -> &'static str {
-    match status.code {
-        400 => "The request could not be understood.",
-        403 => {
-            "That request was refused. If you were submitting a form, go back, reload the page and try again."
-        }
-        404 => "There is no page at this address.",
-        405 => "That action is not available here.",
-        413 => "That was more than the portal accepts.",
-        415 => "The portal only accepts form submissions here.",
-        422 => "Some of what was sent could not be read.",
-        429 => "Too many attempts. Wait a moment, then try again.",
-        503 => "The portal is busy. Please try again in a moment.",
-        500..=599 => "Something went wrong on our side. Please try again.",
-        _ => "That did not work.",
+/// The operator's stylesheet (`branding.stylesheet`), served from memory; 404 without one.
+#[get("/static/brand.css")]
+pub fn brand_stylesheet(css: &State<BrandStylesheet>) -> Option<Stylesheet<String>> {
+    let css = css.0.clone()?;
+    Some(Stylesheet(css, ContentType::CSS, Header::new("Cache-Control", STYLESHEET_CACHE)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_brand_stylesheet_route_is_where_pages_link_it() {
+        assert_eq!(rocket::uri!(super::brand_stylesheet).to_string(), crate::web::BRAND_STYLESHEET);
     }
-}
-
-/// The error page, in the site layout.
-pub fn error_page(status: Status) -> (Status, Html) {
-    message_page(status, explain(status))
-}
-
-/// The error page with a message of the caller's.
-pub fn message_page(status: Status, message: &str) -> (Status, Html) {
-    let title = status.reason().unwrap_or("Error");
-    let page = views::ErrorPage { layout: Layout::anonymous(), code: status.code, title, message };
-    (status, Html::of(&page))
 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use portal::auth::password::Hasher;
-use portal::auth::session::SESSION_COOKIE;
+use portal::auth::Auth;
 use portal::clock::ManualClock;
 use portal::store::{NewUser, Store, User};
+use portal::web::session::SESSION_COOKIE;
 use portal::Overrides;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, RawStr, Status};
@@ -68,16 +68,20 @@ impl TestApp {
         TestApp { client, clock, _dir: dir }
     }
 
+    pub fn auth(&self) -> &Auth {
+        self.client.rocket().state::<Auth>().expect("the auth service is managed")
+    }
+
     pub fn store(&self) -> &Store {
-        self.client.rocket().state::<Store>().expect("store is managed")
+        self.auth().store()
     }
 
     pub fn verify_calls(&self) -> u64 {
-        self.client.rocket().state::<Hasher>().expect("hasher is managed").verify_calls()
+        self.auth().hasher().verify_calls()
     }
 
     pub async fn create_user(&self, name: &str, password: &str) -> User {
-        let hasher = self.client.rocket().state::<Hasher>().expect("hasher is managed");
+        let hasher = self.auth().hasher();
         let hash = hasher.hash(password.to_owned()).await.expect("hash");
         let new = NewUser { username: name, email: None, password_hash: Some(&hash), is_admin: false };
         self.store().create_user(new, START).await.expect("create user")

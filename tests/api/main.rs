@@ -12,4 +12,5 @@ mod oauth;
 mod providers;
 mod session;
 mod startup;
+mod templates;
 mod throttle;

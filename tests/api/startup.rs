@@ -31,7 +31,7 @@ async fn a_release_profile_never_creates_a_default_user() {
     let (_dir, db) = temp_db();
     let figment = test_figment(&db, &secret_key()).select("release");
     let client = Client::tracked(portal::rocket_with(figment, overrides())).await.expect("starts");
-    let store = client.rocket().state::<portal::store::Store>().unwrap();
+    let store = client.rocket().state::<portal::auth::Auth>().unwrap().store();
     assert_eq!(store.count_users().await.unwrap(), 0);
 }
 

@@ -1,6 +1,6 @@
 //! Sign-in through providers: Google (OpenID Connect) and GitHub (OAuth 2.0), both with
-//! PKCE S256 and `state`; the short-lived flow cookie that carries a flow from start to
-//! callback; and the identity a provider vouches for.
+//! PKCE S256 and `state`; the flow that the web layer carries in a short-lived cookie from
+//! start to callback; and the identity a provider vouches for.
 
 pub mod github;
 pub mod google;
@@ -9,13 +9,11 @@ pub mod http;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocket::request::FromParam;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::auth::session::Method;
 use crate::config::{OAuthSettings, Secret};
-use crate::cookies::{CookieName, Jar};
 
 use self::github::Github;
 use self::google::Google;
@@ -57,14 +55,6 @@ impl ProviderKind {
             "github" => Some(ProviderKind::Github),
             _ => None,
         }
-    }
-}
-
-impl<'a> FromParam<'a> for ProviderKind {
-    type Error = &'a str;
-
-    fn from_param(param: &'a str) -> Result<Self, Self::Error> {
-        ProviderKind::from_slug(param).ok_or(param)
     }
 }
 
@@ -178,6 +168,21 @@ impl Providers {
         Ok(Providers { google, github })
     }
 
+    /// Both providers configured (for example, never contacted: discovery happens on first
+    /// use), or neither: what the start-up template check renders the pages with.
+    pub fn sample(enabled: bool) -> Providers {
+        let mut settings = OAuthSettings::default();
+        if enabled {
+            settings.google.client_id = Some("sample".into());
+            settings.google.client_secret = Some(Secret::new("sample"));
+            settings.google.redirect_uri = Some("http://localhost/auth/google".into());
+            settings.github.client_id = Some("sample".into());
+            settings.github.client_secret = Some(Secret::new("sample"));
+            settings.github.redirect_uri = Some("http://localhost/auth/github".into());
+        }
+        Providers::from_settings(&settings).unwrap_or(Providers { google: None, github: None })
+    }
+
     pub fn is_enabled(&self, kind: ProviderKind) -> bool {
         match kind {
             ProviderKind::Google => self.google.is_some(),
@@ -275,7 +280,6 @@ pub(crate) fn parse_url(key: &str, value: &str) -> Result<oauth2::url::Url, Stri
     Ok(url)
 }
 
-pub const FLOW_COOKIE: CookieName = CookieName::new("portal_oauth", "__Host-portal_oauth");
 /// How long a person has between leaving for the provider and coming back.
 pub const FLOW_LIFETIME_SECS: i64 = 10 * 60;
 
@@ -314,23 +318,15 @@ impl FlowError {
 }
 
 impl Flow {
-    pub fn save(&self, jar: &Jar<'_>) {
-        if let Ok(value) = serde_json::to_string(self) {
-            jar.set(FLOW_COOKIE, value, Some(rocket::time::Duration::seconds(FLOW_LIFETIME_SECS)));
-        }
-    }
-
-    /// Takes the flow out of the browser (single use: the cookie is removed whatever
-    /// happens next) and checks it against the callback's provider and `state`.
-    pub fn take(
-        jar: &Jar<'_>,
+    /// Checks the flow a callback brought back (the flow cookie's value, already taken out
+    /// of the browser: single use) against the callback's provider and `state`.
+    pub fn check(
+        stored: Option<&str>,
         provider: ProviderKind,
         state: Option<&str>,
         now: i64,
     ) -> Result<Flow, FlowError> {
-        let stored = jar.get(FLOW_COOKIE);
-        jar.remove(FLOW_COOKIE);
-        let flow: Flow = stored.and_then(|v| serde_json::from_str(&v).ok()).ok_or(FlowError::Missing)?;
+        let flow: Flow = stored.and_then(|v| serde_json::from_str(v).ok()).ok_or(FlowError::Missing)?;
         if now > flow.expires {
             return Err(FlowError::Expired);
         }

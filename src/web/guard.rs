@@ -7,11 +7,10 @@ use rocket::http::Status;
 use rocket::outcome::IntoOutcome;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::auth::session::{Freshness, Method, Session};
-use crate::clock::Now;
-use crate::config::Settings;
-use crate::cookies::Jar;
-use crate::store::{Store, User};
+use crate::auth::session::{Method, Session};
+use crate::auth::{Auth, SessionCheck};
+use crate::store::User;
+use crate::web::cookies::Jar;
 
 /// A signed-in user and the session they arrived with.
 #[derive(Debug)]
@@ -43,41 +42,30 @@ enum Loaded {
 
 async fn load(request: &Request<'_>) -> Loaded {
     let jar = Jar::of(request);
-    let Some(mut session) = Session::read(&jar) else {
+    let Some(session) = jar.session() else {
         return Loaded::No;
     };
-    let rocket = request.rocket();
-    let (Some(settings), Some(store), Some(now)) =
-        (rocket.state::<Settings>(), rocket.state::<Store>(), rocket.state::<Now>())
-    else {
-        log::error!("the portal's state is not managed; is the app built with portal::rocket_with?");
+    let Some(auth) = request.rocket().state::<Auth>() else {
+        log::error!("the auth service is not managed; is the app built with portal::rocket_with?");
         return Loaded::StoreDown;
     };
-    let now = now.get();
-    let freshness = session.freshness(&settings.session, now);
-    if freshness == Freshness::Expired {
-        Session::end(&jar);
-        return Loaded::No;
-    }
-    let user = match store.session_user(session.uid, now).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            Session::end(&jar);
-            return Loaded::No;
+    match auth.check_session(session.clone()).await {
+        Ok(SessionCheck::Valid { user, refreshed }) => match refreshed {
+            Some(session) => {
+                jar.write_session(&session, auth.session_settings());
+                Loaded::Yes(LoggedIn { user, session })
+            }
+            None => Loaded::Yes(LoggedIn { user, session }),
+        },
+        Ok(SessionCheck::Invalid) => {
+            jar.end_session();
+            Loaded::No
         }
         Err(e) => {
             log::error!("store error while checking a session: {e}");
-            return Loaded::StoreDown;
+            Loaded::StoreDown
         }
-    };
-    if user.disabled || user.session_epoch != session.epoch {
-        Session::end(&jar);
-        return Loaded::No;
     }
-    if freshness == Freshness::Stale {
-        session.touch(&jar, &settings.session, now);
-    }
-    Loaded::Yes(LoggedIn { user, session })
 }
 
 #[rocket::async_trait]

@@ -1,9 +1,8 @@
-//! Password hashing (Argon2id, OWASP parameters) off the async workers, behind a bound on
-//! concurrent hashes, and the password policy.
+//! Password hashing: Argon2id with OWASP's parameters, off the async workers, behind a bound
+//! on concurrent hashes and a bounded queue, with Argon2's working memory handed on.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
@@ -14,10 +13,6 @@ use tokio::sync::Semaphore;
 const M_COST_KIB: u32 = 19_456;
 const T_COST: u32 = 2;
 const P_COST: u32 = 1;
-
-pub const MIN_PASSWORD_CHARS: usize = 8;
-/// Long passphrases are welcome; this only keeps a single hash from being abused.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 fn argon2() -> Argon2<'static> {
     // The parameters are constants that `Params::new` accepts; fall back to the crate's
@@ -264,73 +259,9 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    #[error("Use at least {MIN_PASSWORD_CHARS} characters.")]
-    TooShort,
-    #[error("That password is too long ({MAX_PASSWORD_BYTES} bytes at most).")]
-    TooLong,
-    #[error("That password is one of the most common ones; choose another.")]
-    Common,
-    #[error("The password cannot be the username.")]
-    SameAsUsername,
-}
-
-/// The most common passwords of eight characters or more, from the list Django ships
-/// (BSD-3-Clause; compiled by Royce Williams). Shorter ones already fail the length rule.
-static COMMON: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("../../data/common-passwords.txt").lines().collect());
-
-/// NIST SP 800-63B style: a minimum length, long passphrases allowed, no composition
-/// rules, and no passwords from breach lists. Never trims or case-folds what is stored.
-pub fn check_policy(password: &str, username: &str) -> Result<(), PolicyError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(PolicyError::TooShort);
-    }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(PolicyError::TooLong);
-    }
-    let lowered = password.to_lowercase();
-    if COMMON.contains(lowered.as_str()) {
-        return Err(PolicyError::Common);
-    }
-    if lowered == username.trim().to_lowercase() {
-        return Err(PolicyError::SameAsUsername);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_policy_wants_length_not_composition() {
-        assert_eq!(check_policy("short", "u"), Err(PolicyError::TooShort));
-        assert_eq!(check_policy("all lowercase words", "u"), Ok(()));
-        assert_eq!(check_policy(&"x".repeat(64), "u"), Ok(()));
-        assert_eq!(check_policy(&"x".repeat(MAX_PASSWORD_BYTES + 1), "u"), Err(PolicyError::TooLong));
-    }
-
-    #[test]
-    fn common_passwords_are_refused_whatever_their_case() {
-        assert_eq!(check_policy("password", "u"), Err(PolicyError::Common));
-        assert_eq!(check_policy("Password1", "u"), Err(PolicyError::Common));
-        assert_eq!(check_policy("12345678", "u"), Err(PolicyError::Common));
-        assert_eq!(check_policy("iloveyou", "u"), Err(PolicyError::Common));
-    }
-
-    #[test]
-    fn the_password_cannot_be_the_username() {
-        assert_eq!(check_policy("Margaret-Hamilton", "margaret-hamilton"), Err(PolicyError::SameAsUsername));
-    }
-
-    #[test]
-    fn eight_characters_count_code_points_not_bytes() {
-        // Seven characters, but more than eight bytes.
-        assert_eq!(check_policy("ééééééé", "u"), Err(PolicyError::TooShort));
-    }
-
     #[tokio::test]
     async fn a_hash_verifies_only_its_own_password_and_uses_argon2id() {
         let hasher = Hasher::new(1, 4).unwrap();

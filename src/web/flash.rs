@@ -8,7 +8,7 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::time::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::cookies::{CookieName, Jar};
+use crate::web::cookies::{CookieName, Jar};
 
 pub const FLASH_COOKIE: CookieName = CookieName::new("portal_flash", "__Host-portal_flash");
 

@@ -104,10 +104,10 @@ mod tests {
     #[test]
     fn every_cookie_takes_the_host_prefix_behind_tls_only() {
         let names = [
-            crate::auth::session::SESSION_COOKIE,
-            crate::csrf::CSRF_COOKIE,
-            crate::flash::FLASH_COOKIE,
-            crate::auth::oauth::FLOW_COOKIE,
+            crate::web::session::SESSION_COOKIE,
+            crate::web::csrf::CSRF_COOKIE,
+            crate::web::flash::FLASH_COOKIE,
+            crate::web::session::FLOW_COOKIE,
         ];
         for name in names {
             let name: CookieName = name;

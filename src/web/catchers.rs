@@ -3,14 +3,14 @@
 
 use rocket::http::{RawStr, Status};
 use rocket::response::Redirect;
-use rocket::{catch, catchers, Catcher, Request};
+use rocket::{catch, catchers, uri, Catcher, Request};
+use rocket_dyn_templates::Template;
 
 use crate::auth::next::safe_next;
-use crate::auth::session::{Session, SESSION_COOKIE};
-use crate::cookies::Jar;
-use crate::flash::Kind;
-use crate::routes::pages::error_page;
-use crate::views::Html;
+use crate::routes::login::rocket_uri_macro_login_page;
+use crate::web::cookies::Jar;
+use crate::web::flash::Kind;
+use crate::web::pages::error_page;
 
 pub fn catchers() -> Vec<Catcher> {
     catchers![unauthorized, default]
@@ -21,10 +21,10 @@ pub fn catchers() -> Vec<Catcher> {
 #[catch(401)]
 fn unauthorized(request: &Request<'_>) -> Redirect {
     let jar = Jar::of(request);
-    if jar.has(SESSION_COOKIE) {
+    if jar.has_session() {
         // The guard found it stale; cookies set before a catcher runs are discarded, so
         // clear it here.
-        Session::end(&jar);
+        jar.end_session();
     }
     jar.flash(Kind::Info, "You need to log in first.");
     let here = request.uri().to_string();
@@ -32,11 +32,11 @@ fn unauthorized(request: &Request<'_>) -> Redirect {
         Some(next) if !request.method().supports_payload() => {
             Redirect::to(format!("/login?next={}", RawStr::new(next).percent_encode()))
         }
-        _ => Redirect::to("/login"),
+        _ => Redirect::to(uri!(login_page(_))),
     }
 }
 
 #[catch(default)]
-fn default(status: Status, _: &Request<'_>) -> (Status, Html) {
-    error_page(status)
+fn default(status: Status, request: &Request<'_>) -> (Status, Template) {
+    error_page(request, status)
 }

@@ -1,0 +1,7 @@
+//! Passwords: hashing (Argon2id, the queue in front of it) and the policy new ones must pass.
+
+mod hashing;
+mod policy;
+
+pub use self::hashing::{hash_blocking, verify_blocking, HashError, Hasher, WorkingMemory};
+pub use self::policy::{check_policy, PolicyError, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};

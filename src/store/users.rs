@@ -1,0 +1,189 @@
+//! The `users` table.
+
+use serde::Serialize;
+
+use super::{is_unique_violation, Store, StoreResult, Username, UsernameError};
+
+/// A user as the rest of the portal sees one (no password hash).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub session_epoch: i64,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+/// A user together with what a password check needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Credentials {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("{0}")]
+    InvalidUsername(#[from] UsernameError),
+    #[error("the username is taken")]
+    Taken,
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, is_admin, disabled, session_epoch, created_at, last_login_at";
+
+impl Store {
+    pub async fn count_users(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// The user behind a session, read at most once per `session.cache_ttl` seconds.
+    pub async fn session_user(&self, id: i64, now: i64) -> StoreResult<Option<User>> {
+        if let Some(user) = self.sessions.get(id, now) {
+            return Ok(Some(user));
+        }
+        let ticket = self.sessions.begin_read();
+        let user = self.user_by_id(id).await?;
+        self.sessions.put(ticket, id, user.as_ref(), now);
+        Ok(user)
+    }
+
+    /// Looks a user up by name; a name that cannot be valid finds nobody.
+    pub async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
+        let Ok(username) = Username::parse(username) else {
+            return Ok(None);
+        };
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = $1"))
+            .bind(username.key())
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        Ok(self.credentials(username).await?.map(|c| c.user))
+    }
+
+    pub async fn list_users(&self) -> StoreResult<Vec<User>> {
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id")).fetch_all(&self.pool).await
+    }
+
+    pub async fn create_user(&self, new: NewUser<'_>, now: i64) -> Result<User, CreateUserError> {
+        let username = Username::parse(new.username)?;
+        let result = sqlx::query_as(&format!(
+            "INSERT INTO users (username, username_key, email, password_hash, is_admin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(username.display())
+        .bind(username.key())
+        .bind(new.email)
+        .bind(new.password_hash)
+        .bind(new.is_admin)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(user) => Ok(user),
+            Err(e) if is_unique_violation(&e) => Err(CreateUserError::Taken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets a new password and ends every session the user has.
+    pub async fn set_password(&self, id: i64, password_hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.sessions.forget(id);
+        Ok(())
+    }
+
+    /// Disables (or re-enables) a user; disabling ends every session they have.
+    pub async fn set_disabled(&self, id: i64, disabled: bool) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET disabled = $1, session_epoch = session_epoch + 1 WHERE id = $2")
+            .bind(disabled)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.sessions.forget(id);
+        Ok(())
+    }
+
+    /// Ends every session of the user: cookies carrying the old epoch stop working.
+    pub async fn bump_epoch(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.sessions.forget(id);
+        Ok(())
+    }
+
+    pub async fn record_login(&self, id: i64, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.sessions.forget(id);
+        Ok(())
+    }
+
+    pub async fn has_password(&self, user_id: i64) -> StoreResult<bool> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(matches!(hash, Some(Some(_))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::temp_store;
+
+    #[tokio::test]
+    async fn a_taken_username_is_reported_as_taken_whatever_its_case() {
+        let (_dir, store) = temp_store().await;
+        let new = |name| NewUser { username: name, email: None, password_hash: None, is_admin: false };
+        store.create_user(new("bob"), 1).await.unwrap();
+        let err = store.create_user(new("BOB"), 2).await.unwrap_err();
+        assert!(matches!(err, CreateUserError::Taken), "{err:?}");
+        assert_eq!(store.count_users().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn setting_a_password_or_disabling_bumps_the_epoch() {
+        let (_dir, store) = temp_store().await;
+        let new = NewUser { username: "carol", email: None, password_hash: None, is_admin: false };
+        let user = store.create_user(new, 1).await.unwrap();
+        store.set_password(user.id, "x").await.unwrap();
+        store.set_disabled(user.id, true).await.unwrap();
+        let after = store.user_by_id(user.id).await.unwrap().unwrap();
+        assert_eq!(after.session_epoch, user.session_epoch + 2);
+        assert!(after.disabled);
+    }
+}

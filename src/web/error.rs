@@ -1,0 +1,42 @@
+//! Domain errors as pages: the one place where an [`AuthError`] becomes a status, a page and
+//! a `Retry-After`. The details are logged, never shown.
+
+use rocket::http::{Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+
+use crate::auth::AuthError;
+use crate::web::pages::error_page;
+
+/// What the person sees for each failure.
+pub fn status_of(error: &AuthError) -> Status {
+    match error {
+        AuthError::Busy => Status::ServiceUnavailable,
+        AuthError::Throttled(_) => Status::TooManyRequests,
+        AuthError::Store(_) | AuthError::Internal(_) => Status::InternalServerError,
+    }
+}
+
+/// Seconds to wait before trying again (503 busy: two; 429: until the window ends).
+const BUSY_RETRY_AFTER: i64 = 2;
+
+impl<'r> Responder<'r, 'static> for AuthError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let status = status_of(&self);
+        let retry_after = match self {
+            AuthError::Busy => Some(BUSY_RETRY_AFTER),
+            AuthError::Throttled(seconds) => Some(seconds),
+            AuthError::Store(_) | AuthError::Internal(_) => None,
+        };
+        if retry_after.is_some() {
+            log::warn!("{} {}: {self}", request.method(), request.uri().path());
+        } else {
+            log::error!("{} {}: {self}", request.method(), request.uri().path());
+        }
+        let mut response = error_page(request, status).respond_to(request)?;
+        if let Some(seconds) = retry_after {
+            response.set_header(Header::new("Retry-After", seconds.to_string()));
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,535 @@
+//! The pages: what each template receives (the versioned template interface the README
+//! documents), the [`Layout`] guard that gathers what every page shows, and the replies
+//! handlers pick from.
+//!
+//! Every template gets `site` (`name`, `initial`, `stylesheet`), `me` (`id`, `username`,
+//! `email`, `is_admin`, or none), `csrf` (the token forms carry) and `flash` (`kind`,
+//! `message`, or none); each page adds its own values below.
+
+use rocket::http::{RawStr, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::Redirect;
+use rocket::Responder;
+use rocket_dyn_templates::{minijinja, Template};
+use serde::Serialize;
+
+use crate::auth::oauth::{ProviderKind, Providers};
+use crate::auth::session::Method;
+use crate::auth::Account;
+use crate::store::User;
+use crate::web::csrf::CsrfToken;
+use crate::web::flash::Flash;
+use crate::web::guard::LoggedIn;
+
+/// The version of the template interface: the names and variables below. A change that
+/// removes or renames one bumps it (README, "Templates").
+pub const TEMPLATE_INTERFACE: u32 = 1;
+
+/// Template names (files are these names plus `.j2`).
+pub const BASE: &str = "base.html";
+pub const MACROS: &str = "macros.html";
+pub const INDEX: &str = "index.html";
+pub const WELCOME: &str = "welcome.html";
+pub const LOGIN: &str = "login.html";
+pub const LOGOUT: &str = "logout.html";
+pub const ACCOUNT: &str = "account.html";
+pub const ERROR: &str = "error.html";
+
+/// The site as `[branding]` describes it (managed state).
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    pub name: String,
+    /// The first letter of the name, for the brand mark.
+    pub initial: String,
+    /// Where the operator's stylesheet is served, when there is one.
+    pub stylesheet: Option<&'static str>,
+}
+
+impl Site {
+    pub fn new(name: &str, stylesheet: Option<&'static str>) -> Site {
+        let initial = name.chars().next().map(String::from).unwrap_or_default();
+        Site { name: name.to_owned(), initial, stylesheet }
+    }
+}
+
+/// The signed-in user as templates see them.
+#[derive(Debug, Serialize)]
+pub(crate) struct Me<'a> {
+    id: i64,
+    username: &'a str,
+    email: Option<&'a str>,
+    is_admin: bool,
+}
+
+impl<'a> From<&'a User> for Me<'a> {
+    fn from(user: &'a User) -> Me<'a> {
+        Me { id: user.id, username: &user.username, email: user.email.as_deref(), is_admin: user.is_admin }
+    }
+}
+
+/// Everything a template receives: the layout's values and the page's own.
+#[derive(Serialize)]
+struct Context<'a, P: Serialize> {
+    site: &'a Site,
+    me: Option<Me<'a>>,
+    csrf: &'a str,
+    flash: Option<&'a Flash>,
+    #[serde(flatten)]
+    page: P,
+}
+
+/// What the layout around every page shows: the site, who is signed in (the top bar, with
+/// the logout form and its CSRF token) and a flash message. A request guard.
+pub struct Layout<'r> {
+    site: &'r Site,
+    me: Option<&'r LoggedIn>,
+    csrf: CsrfToken,
+    flash: Option<Flash>,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Layout<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let me = request.guard::<Option<&LoggedIn>>().await.succeeded().flatten();
+        let flash = request.guard::<Option<Flash>>().await.succeeded().flatten();
+        Outcome::Success(Layout { site: site_of(request), me, csrf: CsrfToken::of(request), flash })
+    }
+}
+
+static DEFAULT_SITE: std::sync::LazyLock<Site> = std::sync::LazyLock::new(|| Site::new("Portal", None));
+
+fn site_of<'r>(request: &'r Request<'_>) -> &'r Site {
+    request.rocket().state::<Site>().unwrap_or(&DEFAULT_SITE)
+}
+
+impl<'r> Layout<'r> {
+    pub fn me(&self) -> Option<&'r LoggedIn> {
+        self.me
+    }
+
+    fn render(&self, name: &'static str, page: impl Serialize) -> Template {
+        let me = self.me.map(|me| Me::from(me.user()));
+        let context =
+            Context { site: self.site, me, csrf: self.csrf.value(), flash: self.flash.as_ref(), page };
+        Template::render(name, context)
+    }
+
+    pub fn index(&self) -> Template {
+        self.render(INDEX, Empty {})
+    }
+
+    pub fn welcome(&self, me: &LoggedIn) -> Template {
+        let method = me.method();
+        self.render(WELCOME, WelcomePage { method: method.as_str(), method_name: method.display_name() })
+    }
+
+    pub fn logout(&self) -> Template {
+        self.render(LOGOUT, Empty {})
+    }
+
+    pub fn login(&self, providers: &Providers, form: LoginForm<'_>) -> Template {
+        self.render(LOGIN, login_page(providers, form))
+    }
+
+    pub fn account(&self, providers: &Providers, account: &Account) -> Template {
+        self.render(ACCOUNT, account_page(providers, account))
+    }
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct WelcomePage {
+    /// `password`, `google` or `github`.
+    method: &'static str,
+    /// `Password`, `Google` or `GitHub`.
+    method_name: &'static str,
+}
+
+/// What the login form shows besides the layout.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoginForm<'a> {
+    pub error: Option<&'a str>,
+    pub username: &'a str,
+    /// A safe path to return to (already checked).
+    pub next: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LoginPage<'a> {
+    error: Option<&'a str>,
+    username: &'a str,
+    next: Option<&'a str>,
+    providers: Vec<ProviderButton>,
+}
+
+/// A "Sign in with …" button.
+#[derive(Serialize)]
+struct ProviderButton {
+    slug: &'static str,
+    name: &'static str,
+    /// `/login/<slug>`, with `next` when there is one.
+    href: String,
+}
+
+fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
+    let next = form.next.map(|next| format!("?next={}", RawStr::new(next).percent_encode()));
+    let providers = providers
+        .enabled()
+        .into_iter()
+        .map(|p| ProviderButton {
+            slug: p.slug(),
+            name: p.display_name(),
+            href: format!("/login/{}{}", p.slug(), next.as_deref().unwrap_or("")),
+        })
+        .collect();
+    LoginPage { error: form.error, username: form.username, next: form.next, providers }
+}
+
+#[derive(Serialize)]
+struct AccountPage {
+    has_password: bool,
+    providers: Vec<ProviderRow>,
+}
+
+/// A provider on the account page, linked or not.
+#[derive(Serialize)]
+struct ProviderRow {
+    slug: &'static str,
+    name: &'static str,
+    /// The linked identity's email (or subject), when linked.
+    linked_as: Option<String>,
+}
+
+fn account_page(providers: &Providers, account: &Account) -> AccountPage {
+    let rows = [ProviderKind::Google, ProviderKind::Github]
+        .into_iter()
+        .filter_map(|kind| {
+            let linked = account.identities.iter().find(|i| i.provider == kind.slug());
+            if linked.is_none() && !providers.is_enabled(kind) {
+                return None;
+            }
+            Some(ProviderRow {
+                slug: kind.slug(),
+                name: kind.display_name(),
+                linked_as: linked.map(|i| i.email.clone().unwrap_or_else(|| i.subject.clone())),
+            })
+        })
+        .collect();
+    AccountPage { has_password: account.has_password, providers: rows }
+}
+
+#[derive(Serialize)]
+struct ErrorPage<'a> {
+    code: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// What a person is told for each error status: no internals, ever.
+fn explain(status: Status) -> &'static str {
+    match status.code {
+        400 => "The request could not be understood.",
+        403 => {
+            "That request was refused. If you were submitting a form, go back, reload the page and try again."
+        }
+        404 => "There is no page at this address.",
+        405 => "That action is not available here.",
+        413 => "That was more than the portal accepts.",
+        415 => "The portal only accepts form submissions here.",
+        422 => "Some of what was sent could not be read.",
+        429 => "Too many attempts. Wait a moment, then try again.",
+        503 => "The portal is busy. Please try again in a moment.",
+        500..=599 => "Something went wrong on our side. Please try again.",
+        _ => "That did not work.",
+    }
+}
+
+/// The error page for `status`, in the site layout (for nobody in particular).
+pub fn error_page(request: &Request<'_>, status: Status) -> (Status, Template) {
+    message_page(request, status, explain(status))
+}
+
+/// The error page with a message of the caller's.
+pub fn message_page(request: &Request<'_>, status: Status, message: &str) -> (Status, Template) {
+    let title = status.reason().unwrap_or("Error");
+    let page = ErrorPage { code: status.code, title, message };
+    let context = Context { site: site_of(request), me: None, csrf: "", flash: None, page };
+    (status, Template::render(ERROR, context))
+}
+
+/// What a handler answers: a redirect, a page with its status, or an error status whose
+/// page the catcher renders.
+// A Redirect is ~270 bytes against a Template's ~100; a Reply lives for one return per
+// request, so boxing would only add an allocation to every redirect.
+#[allow(clippy::large_enum_variant)]
+#[derive(Responder)]
+pub enum Reply {
+    Redirect(Redirect),
+    Page((Status, Template)),
+    Message(MessagePage),
+    Error(Status),
+}
+
+/// An error page with a message of the handler's, rendered when it is sent (when the
+/// site's branding is at hand).
+pub struct MessagePage {
+    status: Status,
+    message: String,
+}
+
+impl<'r> rocket::response::Responder<'r, 'static> for MessagePage {
+    fn respond_to(self, request: &'r Request<'_>) -> rocket::response::Result<'static> {
+        message_page(request, self.status, &self.message).respond_to(request)
+    }
+}
+
+/// A [`Reply`] that is an error page saying `message`.
+pub fn message_page_reply(status: Status, message: &str) -> Reply {
+    Reply::Message(MessagePage { status, message: message.to_owned() })
+}
+
+impl Reply {
+    pub fn to(uri: impl TryInto<rocket::http::uri::Reference<'static>>) -> Reply {
+        Reply::Redirect(Redirect::to(uri))
+    }
+
+    pub fn page(status: Status, page: Template) -> Reply {
+        Reply::Page((status, page))
+    }
+}
+
+/// Representative contexts for every page (signed in and out, with and without email, each
+/// flash kind, an error, providers on and off, linked identities), rendered once at start
+/// so that a template error is known before the first request, and by the tests.
+pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
+    use crate::web::flash::Kind;
+    let alice = User {
+        id: 7,
+        username: "alice".into(),
+        email: Some("alice@example.com".into()),
+        is_admin: true,
+        disabled: false,
+        session_epoch: 0,
+        created_at: 0,
+        last_login_at: None,
+    };
+    let bob = User { id: 8, username: "bob".into(), email: None, is_admin: false, ..alice.clone() };
+    let flashes: Vec<Option<Flash>> = [None, Some(Kind::Success), Some(Kind::Info), Some(Kind::Error)]
+        .into_iter()
+        .map(|kind| kind.map(|kind| Flash { kind, message: format!("a {} message", kind.as_str()) }))
+        .collect();
+    let linked = sample_account("alice@users.example", true);
+    let unlinked = Account { identities: Vec::new(), has_password: false };
+    let both = Providers::sample(true);
+    let none = Providers::sample(false);
+    let mut out = Vec::new();
+    let value = |name, me: Option<&User>, flash: &Option<Flash>, page: &dyn erased::Page| {
+        (name, page.context(site, me.map(Me::from), flash.as_ref()))
+    };
+    for flash in &flashes {
+        for me in [None, Some(&alice), Some(&bob)] {
+            out.push(value(INDEX, me, flash, &Empty {}));
+            let form = LoginForm {
+                error: Some("Invalid username or password."),
+                username: "al",
+                next: Some("/welcome"),
+            };
+            for providers in [&both, &none] {
+                out.push(value(LOGIN, me, flash, &login_page(providers, form)));
+                out.push(value(LOGIN, me, flash, &login_page(providers, LoginForm::default())));
+            }
+        }
+        for me in [&alice, &bob] {
+            for method in [Method::Password, Method::Google, Method::Github] {
+                let page = WelcomePage { method: method.as_str(), method_name: method.display_name() };
+                out.push(value(WELCOME, Some(me), flash, &page));
+            }
+            out.push(value(LOGOUT, Some(me), flash, &Empty {}));
+            for account in [&linked, &unlinked] {
+                for providers in [&both, &none] {
+                    out.push(value(ACCOUNT, Some(me), flash, &account_page(providers, account)));
+                }
+            }
+        }
+    }
+    let error = ErrorPage { code: 404, title: "Not Found", message: explain(Status::NotFound) };
+    out.push(value(ERROR, None, &None, &error));
+    out
+}
+
+/// An account with a GitHub identity linked as `email`.
+fn sample_account(email: &str, has_password: bool) -> Account {
+    let github = crate::store::LinkedIdentity {
+        provider: "github".into(),
+        subject: "42".into(),
+        email: Some(email.into()),
+        created_at: 0,
+    };
+    Account { identities: vec![github], has_password }
+}
+
+/// Turning any page's values into a template context without knowing its type.
+mod erased {
+    use super::{minijinja, Context, Flash, Me, Site};
+
+    pub(crate) trait Page {
+        fn context(&self, site: &Site, me: Option<Me<'_>>, flash: Option<&Flash>) -> minijinja::Value;
+    }
+
+    impl<P: serde::Serialize> Page for P {
+        fn context(&self, site: &Site, me: Option<Me<'_>>, flash: Option<&Flash>) -> minijinja::Value {
+            let csrf = "sample-csrf-token";
+            minijinja::Value::from_serialize(Context { site, me, csrf, flash, page: self })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::templates::{embedded, environment};
+
+    fn render(name: &str, context: &minijinja::Value) -> String {
+        let env = environment(&embedded()).unwrap();
+        env.get_template(name).unwrap().render(context).unwrap()
+    }
+
+    #[test]
+    fn every_sample_of_every_page_renders_with_its_key_text() {
+        let site = Site::new("Acme Sign-in", None);
+        let samples = samples(&site);
+        for name in [INDEX, WELCOME, LOGIN, LOGOUT, ACCOUNT, ERROR] {
+            assert!(samples.iter().any(|(n, _)| *n == name), "no sample of {name}");
+        }
+        for (name, context) in &samples {
+            let html = render(name, context);
+            assert!(html.contains("<title>") && html.contains("· Acme Sign-in</title>"), "{name}: {html}");
+            assert!(html.contains("<footer>Acme Sign-in</footer>"), "{name}");
+            let key = match *name {
+                INDEX => "Hello, World!",
+                WELCOME => "This page is only for signed-in people.",
+                LOGIN => "<h1>Log in</h1>",
+                LOGOUT => "<h1>Log out</h1>",
+                ACCOUNT => "Ways to sign in",
+                ERROR => "There is no page at this address.",
+                other => panic!("unexpected sample {other}"),
+            };
+            assert!(html.contains(key), "{name} lacks {key:?}: {html}");
+            let me = context.get_attr("me").unwrap();
+            if !me.is_none() {
+                let username = me.get_attr("username").unwrap().to_string();
+                assert!(html.contains(&format!("Signed in as <strong>{username}</strong>")), "{name}");
+            }
+            if let Ok(flash) = context.get_attr("flash") {
+                if !flash.is_none() {
+                    let kind = flash.get_attr("kind").unwrap().to_string();
+                    assert!(html.contains(&format!("flash flash-{kind}")), "{name}: {kind}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_login_page_shows_its_error_its_buttons_and_next() {
+        let site = Site::new("Portal", None);
+        let form =
+            LoginForm { error: Some("Invalid username or password."), username: "al", next: Some("/a b") };
+        let both = erased::Page::context(&login_page(&Providers::sample(true), form), &site, None, None);
+        let html = render(LOGIN, &both);
+        assert!(html.contains("<strong>Error:</strong> Invalid username or password."));
+        // minijinja escapes `/` too (`&#x2f;`), which browsers read back as `/`.
+        assert!(html.contains(r#"href="&#x2f;login&#x2f;google?next=%2Fa%20b""#), "{html}");
+        assert!(html.contains("Sign in with GitHub"));
+        assert!(html.contains(r#"name="next" value="&#x2f;a b""#), "{html}");
+        let none = erased::Page::context(
+            &login_page(&Providers::sample(false), LoginForm::default()),
+            &site,
+            None,
+            None,
+        );
+        let html = render(LOGIN, &none);
+        assert!(!html.contains("Sign in with") && !html.contains("Error:"), "{html}");
+    }
+
+    #[test]
+    fn the_account_page_shows_linked_identities_and_the_password_state() {
+        let site = Site::new("Portal", None);
+        let account = sample_account("octo@example.com", false);
+        let user = User {
+            id: 1,
+            username: "o".into(),
+            email: None,
+            is_admin: false,
+            disabled: false,
+            session_epoch: 0,
+            created_at: 0,
+            last_login_at: None,
+        };
+        let page = account_page(&Providers::sample(true), &account);
+        let html = render(ACCOUNT, &erased::Page::context(&page, &site, Some(Me::from(&user)), None));
+        assert!(html.contains("Connected as octo@example.com"), "{html}");
+        assert!(html.contains("Disconnect GitHub") && html.contains("Connect Google"), "{html}");
+        assert!(html.contains("Not set"), "{html}");
+    }
+
+    #[test]
+    fn values_are_escaped_on_every_page_that_shows_them() {
+        let site = Site::new("<b>Brand</b>", None);
+        let user = User {
+            id: 1,
+            username: "<script>alert(1)</script>".into(),
+            email: Some("\"quoted\"@example.com".into()),
+            is_admin: false,
+            disabled: false,
+            session_epoch: 0,
+            created_at: 0,
+            last_login_at: None,
+        };
+        let flash = Flash { kind: crate::web::flash::Kind::Error, message: "<img src=x>".into() };
+        let form = LoginForm { error: None, username: "<script>x</script>", next: Some("/\"><script>") };
+        let pages: Vec<(&str, minijinja::Value)> = vec![
+            (INDEX, erased::Page::context(&Empty {}, &site, Some(Me::from(&user)), Some(&flash))),
+            (
+                LOGIN,
+                erased::Page::context(
+                    &login_page(&Providers::sample(true), form),
+                    &site,
+                    Some(Me::from(&user)),
+                    None,
+                ),
+            ),
+            (LOGOUT, erased::Page::context(&Empty {}, &site, Some(Me::from(&user)), None)),
+            (
+                WELCOME,
+                erased::Page::context(
+                    &WelcomePage { method: "password", method_name: "Password" },
+                    &site,
+                    Some(Me::from(&user)),
+                    None,
+                ),
+            ),
+            (
+                ACCOUNT,
+                erased::Page::context(
+                    &account_page(
+                        &Providers::sample(true),
+                        &Account { identities: Vec::new(), has_password: true },
+                    ),
+                    &site,
+                    Some(Me::from(&user)),
+                    None,
+                ),
+            ),
+        ];
+        for (name, context) in pages {
+            let html = render(name, &context);
+            assert!(!html.contains("<script>"), "{name} shows a raw <script>: {html}");
+            assert!(!html.contains("<img src=x>") && !html.contains("<b>Brand</b>"), "{name}");
+            assert!(html.contains("&lt;script&gt;"), "{name} shows the escaped name: {html}");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The cookies that carry sign-in state: the session (who is signed in) and the OAuth flow
+//! (a sign-in on its way to a provider and back). Both are private cookies through [`Jar`].
+
+use rocket::time::Duration;
+
+use crate::auth::oauth::{Flow, FLOW_LIFETIME_SECS};
+use crate::auth::session::Session;
+use crate::auth::SignedIn;
+use crate::config::SessionSettings;
+use crate::web::cookies::{CookieName, Jar};
+use crate::web::csrf::CsrfToken;
+use crate::web::flash::Kind;
+
+pub const SESSION_COOKIE: CookieName = CookieName::new("portal_session", "__Host-portal_session");
+pub const FLOW_COOKIE: CookieName = CookieName::new("portal_oauth", "__Host-portal_oauth");
+
+impl Jar<'_> {
+    /// Carries a new sign-in: a new session cookie (replacing any the browser had), a
+    /// fresh CSRF token, and a greeting on the next page.
+    pub fn sign_in(&self, signed_in: &SignedIn, settings: &SessionSettings) {
+        self.write_session(&signed_in.session, settings);
+        CsrfToken::rotate(self);
+        self.flash(Kind::Success, "You are now signed in.");
+    }
+
+    /// The session in the browser's cookie, if it decrypts and parses.
+    pub fn session(&self) -> Option<Session> {
+        serde_json::from_str(&self.get(SESSION_COOKIE)?).ok()
+    }
+
+    /// Writes the session: a browser-session cookie, or with "Keep me signed in" one that
+    /// lasts what is left of the absolute lifetime (the server enforces both limits from
+    /// the session's timestamps regardless).
+    pub fn write_session(&self, session: &Session, settings: &SessionSettings) {
+        let max_age = session.persist.then(|| Duration::seconds(session.remaining(settings)));
+        match serde_json::to_string(session) {
+            Ok(value) => self.set(SESSION_COOKIE, value, max_age),
+            Err(e) => log::error!("could not encode a session: {e}"),
+        }
+    }
+
+    pub fn end_session(&self) {
+        self.remove(SESSION_COOKIE);
+    }
+
+    /// Whether the browser sent a session cookie at all (valid or not).
+    pub fn has_session(&self) -> bool {
+        self.has(SESSION_COOKIE)
+    }
+
+    /// Keeps a flow until its callback, for as long as the person has to come back.
+    pub fn save_flow(&self, flow: &Flow) {
+        if let Ok(value) = serde_json::to_string(flow) {
+            self.set(FLOW_COOKIE, value, Some(Duration::seconds(FLOW_LIFETIME_SECS)));
+        }
+    }
+
+    /// Takes the flow out of the browser: single use, removed whatever happens next.
+    pub fn take_flow(&self) -> Option<String> {
+        let stored = self.get(FLOW_COOKIE);
+        self.remove(FLOW_COOKIE);
+        stored
+    }
+}
