@@ -1,24 +1,15 @@
 //! The `portal users …` subcommands, run as the real binary against a temporary store.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use rocket::http::Status;
 
+use crate::common::process::Launch;
+use crate::common::PASSWORD;
 use crate::helpers::*;
 
-pub fn portal(db_url: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portal"))
-        .args(args)
-        .env("ROCKET_DATABASES", format!("{{portal={{url=\"{db_url}\"}}}}"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the portal binary runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+fn portal(db_url: &str, args: &[&str], stdin: &str) -> Output {
+    Launch::in_checkout().database(db_url).run(args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -3,6 +3,7 @@
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 
+use crate::common::PASSWORD;
 use crate::helpers::*;
 
 fn assert_security_headers(response: &LocalResponse<'_>) {

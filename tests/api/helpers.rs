@@ -3,31 +3,23 @@
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use portal::auth::Auth;
 use portal::clock::ManualClock;
 use portal::store::{NewUser, Store, User};
-use portal::web::session::SESSION_COOKIE;
 use portal::Overrides;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, RawStr, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use tempfile::TempDir;
 
+use crate::common::{secret_key, secure_session_cookie_name, session_cookie_name, sqlite_url};
+
 pub const START: i64 = 1_800_000_000;
-pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub client: Client,
     pub clock: ManualClock,
     _dir: TempDir,
-}
-
-pub fn secret_key() -> String {
-    let mut key = [0u8; 64];
-    rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
-    STANDARD.encode(key)
 }
 
 /// The figment a test app starts from: the project's `Rocket.toml` and defaults, with a
@@ -41,7 +33,7 @@ pub fn test_figment(db_url: &str, secret_key: &str) -> Figment {
 
 pub fn temp_db() -> (TempDir, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("portal.sqlite").display());
+    let url = sqlite_url(dir.path());
     (dir, url)
 }
 
@@ -195,7 +187,7 @@ pub fn set_cookies<'a>(response: &'a LocalResponse<'_>) -> Vec<Cookie<'a>> {
 
 /// The session cookie a response set, under either of its names (`__Host-` behind TLS).
 pub fn session_cookie(response: &LocalResponse<'_>) -> Option<Cookie<'static>> {
-    let names = [SESSION_COOKIE.get(false), SESSION_COOKIE.get(true)];
+    let names = [session_cookie_name(), secure_session_cookie_name()];
     set_cookies(response)
         .into_iter()
         .find(|c| names.contains(&c.name()) && !c.value().is_empty())
@@ -209,4 +201,53 @@ pub fn location<'a>(response: &'a LocalResponse<'_>) -> Option<&'a str> {
 pub fn assert_is_redirect_to(response: &LocalResponse<'_>, to: &str) {
     assert_eq!(response.status(), Status::SeeOther);
     assert_eq!(location(response), Some(to));
+}
+
+/// An HTTP client for the real binary that, like the local client, never follows redirects.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("an HTTP client")
+}
+
+/// `name=value` pairs of a real server's Set-Cookie headers (empty values are removals).
+pub fn cookie_pairs(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .filter(|pair| !pair.ends_with('='))
+        .collect()
+}
+
+/// The real binary's login form as a browser fetched it: its CSRF cookie and token go back
+/// with every post.
+pub struct LoginForm<'c> {
+    http: &'c reqwest::Client,
+    base: String,
+    jar: String,
+    pub token: String,
+}
+
+impl<'c> LoginForm<'c> {
+    /// `GET {base}/login`.
+    pub async fn fetch(http: &'c reqwest::Client, base: &str) -> LoginForm<'c> {
+        let page = http.get(format!("{base}/login")).send().await.expect("the login page");
+        let jar = cookie_pairs(&page).join("; ");
+        let token =
+            extract_hidden(&page.text().await.expect("its body"), "csrf_token").expect("a CSRF token");
+        LoginForm { http, base: base.to_owned(), jar, token }
+    }
+
+    /// `POST {base}/login` with the CSRF token, then `fields`.
+    pub fn post(&self, fields: &[(&str, &str)]) -> impl std::future::Future<Output = reqwest::Response> {
+        let mut all = vec![("csrf_token", self.token.as_str())];
+        all.extend_from_slice(fields);
+        let request = self
+            .http
+            .post(format!("{}/login", self.base))
+            .header(reqwest::header::COOKIE, &self.jar)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(&all));
+        async move { request.send().await.expect("an answer") }
+    }
 }

@@ -2,6 +2,7 @@
 
 use rocket::http::Status;
 
+use crate::common::PASSWORD;
 use crate::helpers::*;
 
 #[rocket::async_test]

@@ -1,6 +1,9 @@
 //! One integration test binary (faster to link than many), a module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod binary;
 mod cli;
 mod hardening;
@@ -9,7 +12,6 @@ mod login;
 mod logs;
 mod next;
 mod oauth;
-mod providers;
 mod session;
 mod startup;
 mod templates;

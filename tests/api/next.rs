@@ -3,6 +3,7 @@
 
 use rocket::http::{RawStr, Status};
 
+use crate::common::PASSWORD;
 use crate::helpers::*;
 
 fn corpus() -> Vec<String> {

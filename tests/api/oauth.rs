@@ -5,8 +5,9 @@ use rocket::http::{ContentType, Status};
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
+use crate::common::fakes::*;
+use crate::common::{secret_key, session_cookie_name, PASSWORD};
 use crate::helpers::*;
-use crate::providers::*;
 
 struct Flow {
     authorize_url: String,
@@ -500,23 +501,15 @@ async fn an_unconfigured_provider_has_no_routes() {
 
 #[rocket::async_test]
 async fn google_discovery_is_retried_after_a_failure() {
-    let google = wiremock::MockServer::start().await;
-    let issuer = google.uri();
-    let app = TestApp::spawn_with(|f| {
-        f.merge(("oauth.google.client_id", GOOGLE_ID))
-            .merge(("oauth.google.client_secret", CLIENT_SECRET))
-            .merge(("oauth.google.redirect_uri", "http://127.0.0.1:8000/auth/google"))
-            .merge(("oauth.google.issuer", issuer.as_str()))
-    })
-    .await;
+    let google = FakeGoogle { server: wiremock::MockServer::start().await };
+    let app = TestApp::spawn_with(|f| google.figment(f)).await;
     // Nothing is served yet: the portal started anyway, and the button says it is unavailable.
     let response = app.get("/login/google").await;
     assert_is_redirect_to(&response, "/login");
     let page = app.get("/login").await.into_string().await.unwrap();
     assert!(page.contains("Sign-in with Google is not available right now."), "{page}");
 
-    let fake = FakeGoogle { server: google };
-    fake.serve_discovery().await;
+    google.serve_discovery().await;
     let flow = start(&app, "/login/google").await;
     assert!(flow.nonce.is_some());
 }
@@ -562,5 +555,5 @@ async fn behind_tls_the_flow_cookie_takes_the_host_prefix_and_the_round_trip_wor
 
     let callback = app.get(&format!("/auth/github?code=good-code&state={state}")).await;
     assert_is_redirect_to(&callback, "/welcome");
-    assert_eq!(session_cookie(&callback).unwrap().name(), "__Host-portal_session");
+    assert_eq!(session_cookie(&callback).unwrap().name(), format!("__Host-{}", session_cookie_name()));
 }

@@ -2,6 +2,7 @@
 
 use rocket::http::{Cookie, Status};
 
+use crate::common::{session_cookie_name, PASSWORD};
 use crate::helpers::*;
 
 const WELCOME_LOGIN: &str = "/login?next=%2Fwelcome";
@@ -15,7 +16,7 @@ async fn logout_ends_the_session_and_a_replayed_cookie_no_longer_works() {
 
     let response = app.post_logout().await;
     assert_is_redirect_to(&response, "/");
-    let removal = set_cookies(&response).into_iter().find(|c| c.name() == "portal_session");
+    let removal = set_cookies(&response).into_iter().find(|c| c.name() == session_cookie_name());
     assert_eq!(removal.map(|c| c.value().to_owned()), Some(String::new()), "the cookie is cleared");
 
     let home = app.get("/").await.into_string().await.unwrap();
@@ -73,7 +74,8 @@ async fn tampered_truncated_and_foreign_cookies_are_treated_as_logged_out() {
     let fresh = TestApp::spawn().await;
     fresh.create_user("alice", PASSWORD).await;
     for bad in bad_values {
-        let response = fresh.get_with_cookie("/welcome", Cookie::new("portal_session", bad.clone())).await;
+        let response =
+            fresh.get_with_cookie("/welcome", Cookie::new(session_cookie_name(), bad.clone())).await;
         assert_is_redirect_to(&response, WELCOME_LOGIN);
     }
 }
@@ -155,7 +157,7 @@ async fn secure_cookies_adds_the_secure_flag_and_the_host_prefix() {
     let app = TestApp::spawn_with(|f| f.merge(("secure_cookies", true))).await;
     app.create_user("alice", PASSWORD).await;
     let cookie = app.sign_in("alice", PASSWORD).await;
-    assert_eq!(cookie.name(), "__Host-portal_session");
+    assert_eq!(cookie.name(), format!("__Host-{}", session_cookie_name()));
     assert_eq!(cookie.secure(), Some(true));
     assert_eq!(cookie.path(), Some("/"));
     assert_eq!(cookie.domain(), None, "__Host- cookies carry no Domain");
@@ -177,7 +179,7 @@ async fn plain_http_keeps_the_bare_cookie_names() {
     let app = TestApp::spawn().await;
     app.create_user("alice", PASSWORD).await;
     let cookie = app.sign_in("alice", PASSWORD).await;
-    assert_eq!(cookie.name(), "portal_session");
+    assert_eq!(cookie.name(), session_cookie_name());
     assert_eq!(cookie.secure(), None);
 }
 

@@ -7,6 +7,7 @@ use portal::Overrides;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 
+use crate::common::{secret_key, PASSWORD};
 use crate::helpers::*;
 
 fn overrides() -> Overrides {

@@ -8,6 +8,7 @@ use portal::Overrides;
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::Client;
 
+use crate::common::{secret_key, PASSWORD};
 use crate::helpers::*;
 
 /// A directory holding `files` (name, contents).

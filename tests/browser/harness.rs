@@ -1,10 +1,10 @@
-//! The machinery: chromedriver and headless Chromium, the real `portal` binary on a free
-//! loopback port, bounded polling, and screenshots under `target/browser-artifacts/`.
+//! The machinery: chromedriver and headless Chromium, the real `portal` binary pointed at
+//! the fake providers, bounded polling, and screenshots under `target/browser-artifacts/`.
 
 use std::fmt::Display;
 use std::fs;
 use std::io::{BufRead, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,14 +15,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::fakes::{FakeGithub, FakeGoogle};
-
-/// How long any one wait may take before the test fails (generous: two cores, shared).
-const PATIENCE: Duration = Duration::from_secs(20);
-/// How often a wait looks again.
-const POLL: Duration = Duration::from_millis(50);
-
-pub const PASSWORD: &str = "correct horse battery staple";
+use crate::common::fakes::{rocket_oauth, FakeGithub, FakeGoogle};
+use crate::common::process::{free_port, Launch, Portal};
+use crate::common::{PATIENCE, POLL};
 
 /// The binaries, overridable for other systems; missing ones fail the suite loudly.
 fn tool(var: &str, default: &str, package: &str) -> PathBuf {
@@ -52,11 +47,6 @@ fn driver_ready(port: u16) -> bool {
         }
     }
     false
-}
-
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// Polls `probe` until it yields something, for at most [`PATIENCE`]. No fixed sleeps.
@@ -389,128 +379,19 @@ fn driver_request(port: u16, method: &str, path: &str, body: &str) -> Option<Str
 // ---------------------------------------------------------------------------------------
 // The portal
 
-/// The real binary on `http://localhost:PORT`, with a temporary store, a fixed secret key
-/// and Google and GitHub pointed at the fakes on `127.0.0.1` (another site). Killed on drop.
-pub struct Portal {
-    child: Child,
-    pub port: u16,
-    dir: TempDir,
-}
-
-impl Portal {
-    /// Starts the portal with these users (created first through `portal users add`).
-    pub async fn start(google: &FakeGoogle, github: &FakeGithub, users: &[&str]) -> Portal {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = free_port();
-        let env = portal_env(dir.path(), port, google, github);
-        for user in users {
-            add_user(&env, user);
-        }
-        let log = fs::File::create(dir.path().join("portal.log")).expect("a log file");
-        let child = portal_command(&env)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the log file"))
-            .stderr(log)
-            .spawn()
-            .expect("the portal binary starts");
-        let mut portal = Portal { child, port, dir };
-        portal.wait_until_healthy().await;
-        portal
-    }
-
-    /// `http://localhost:PORT{path}`: the portal's own site.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("portal.log")).unwrap_or_default()
-    }
-
-    async fn wait_until_healthy(&mut self) {
-        let health = format!("http://127.0.0.1:{}/health", self.port);
-        let http =
-            reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the portal exited during startup ({status}):\n{}", self.log());
-            }
-            if let Ok(response) = http.get(&health).send().await {
-                if response.status() == reqwest::StatusCode::OK {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "GET /health never answered 200:\n{}", self.log());
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn portal_env(dir: &Path, port: u16, google: &FakeGoogle, github: &FakeGithub) -> Vec<(String, String)> {
-    let db = dir.join("p.sqlite");
-    let secret: [u8; 32] = rand::random();
+/// The real binary, to be opened as `http://localhost:PORT`, with a temporary store, a fresh
+/// secret key, Google and GitHub pointed at the fakes on `127.0.0.1` (another site), and
+/// these users (created first through `portal users add`).
+pub fn start_portal(google: &FakeGoogle, github: &FakeGithub, users: &[&str]) -> Portal {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let port = free_port();
     let site = format!("http://localhost:{port}");
-    let oauth = format!(
-        "{{google={{client_id=\"{gid}\",client_secret=\"{gsecret}\",redirect_uri=\"{site}/auth/google\",\
-         issuer=\"{issuer}\"}},github={{client_id=\"{hid}\",client_secret=\"{hsecret}\",\
-         redirect_uri=\"{site}/auth/github\",auth_uri=\"{hub}/login/oauth/authorize\",\
-         token_uri=\"{hub}/login/oauth/access_token\",api_uri=\"{hub}\"}}}}",
-        gid = crate::fakes::GOOGLE_CLIENT_ID,
-        gsecret = crate::fakes::GOOGLE_CLIENT_SECRET,
-        issuer = google.base(),
-        hid = crate::fakes::GITHUB_CLIENT_ID,
-        hsecret = crate::fakes::GITHUB_CLIENT_SECRET,
-        hub = github.base(),
-    );
-    [
-        ("ROCKET_ADDRESS", "127.0.0.1".to_owned()),
-        ("ROCKET_PORT", port.to_string()),
-        ("ROCKET_DATABASES", format!("{{portal={{url=\"sqlite://{}?mode=rwc\"}}}}", db.display())),
-        ("ROCKET_SECRET_KEY", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret)),
-        ("ROCKET_LOG_LEVEL", "critical".to_owned()),
-        ("ROCKET_OAUTH", oauth),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-/// The portal binary with exactly this configuration: whatever `ROCKET_*` or provider
-/// variables the caller's shell has are removed.
-fn portal_command(env: &[(String, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_portal"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("ROCKET_")
-            || key.starts_with("GOOGLE_CLIENT_")
-            || key.starts_with("GITHUB_CLIENT_")
-        {
-            command.env_remove(&*key);
-        }
+    let launch = Launch::in_checkout()
+        .test_config(home.path())
+        .env("ROCKET_LOG_LEVEL", "critical")
+        .env("ROCKET_OAUTH", rocket_oauth(&site, Some(google), Some(github)));
+    for user in users {
+        launch.add_user(user);
     }
-    command.envs(env.iter().map(|(k, v)| (k, v)));
-    command
-}
-
-/// `portal users add NAME` with [`PASSWORD`] on stdin.
-fn add_user(env: &[(String, String)], name: &str) {
-    let mut child = portal_command(env)
-        .args(["users", "add", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the portal CLI runs");
-    child.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("the password");
-    let out = child.wait_with_output().expect("the CLI finishes");
-    assert!(out.status.success(), "users add {name}: {}", String::from_utf8_lossy(&out.stderr));
+    launch.serve(home, port)
 }

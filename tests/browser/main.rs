@@ -10,11 +10,17 @@
 //! `/usr/bin/chromedriver`). Screenshots land in `target/browser-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-mod fakes;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod elsewhere;
 mod harness;
 
-use crate::fakes::{Elsewhere, FakeGithub, FakeGoogle, GITHUB_EMAIL, GITHUB_LOGIN, GOOGLE_EMAIL};
-use crate::harness::{Browser, Driver, Portal, PASSWORD};
+use crate::common::fakes::{FakeGithub, FakeGoogle, GITHUB_EMAIL, GITHUB_LOGIN, GOOGLE_EMAIL};
+use crate::common::process::Portal;
+use crate::common::{session_cookie_name, PASSWORD};
+use crate::elsewhere::Elsewhere;
+use crate::harness::{start_portal, Browser, Driver};
 
 const NEED_LOGIN: &str = "You need to log in first.";
 
@@ -31,13 +37,16 @@ impl World {
     async fn start(users: &[&str]) -> World {
         let driver = Driver::start().await;
         let google = FakeGoogle::start().await;
+        google.serve_consent().await;
         let github = FakeGithub::start().await;
-        let portal = Portal::start(&google, &github, users).await;
+        github.serve_consent().await;
+        let portal = start_portal(&google, &github, users);
         World { portal, _google: google, _github: github, driver }
     }
 
+    /// `http://localhost:PORT{path}`: the portal's own site.
     fn url(&self, path: &str) -> String {
-        self.portal.url(path)
+        format!("http://localhost:{}{path}", self.portal.port)
     }
 }
 
@@ -86,7 +95,7 @@ async fn signing_in_and_out_with_a_password() {
         assert_eq!(page.path, "/login");
         assert_eq!(browser.prop("#username", "value").await.as_deref(), Some("alice"), "the name is kept");
         assert_eq!(browser.prop("#password", "value").await.as_deref(), Some(""), "the password is not");
-        assert!(browser.cookie("portal_session").await.is_none());
+        assert!(browser.cookie(session_cookie_name()).await.is_none());
 
         browser.type_into("#password", PASSWORD).await;
         browser.click_button("Log in").await;
@@ -96,12 +105,15 @@ async fn signing_in_and_out_with_a_password() {
         assert!(page.text.contains("Password"), "the method is shown: {page:#?}");
         browser.screenshot("welcome").await;
 
-        let cookie = browser.cookie("portal_session").await.expect("a session cookie");
+        let cookie = browser.cookie(session_cookie_name()).await.expect("a session cookie");
         assert_eq!(cookie.http_only(), Some(true), "{cookie:?}");
         assert!(cookie.same_site().is_some_and(|s| s.is_lax()), "SameSite=Lax: {cookie:?}");
         assert_eq!(cookie.path(), Some("/"), "{cookie:?}");
         let script_sees = browser.client.execute("return document.cookie", vec![]).await.unwrap();
-        assert!(!script_sees.to_string().contains("portal_session"), "script cannot read it: {script_sees}");
+        assert!(
+            !script_sees.to_string().contains(session_cookie_name()),
+            "script cannot read it: {script_sees}"
+        );
     }
 
     // 4. Log out from the top bar; nothing signed-in comes back.
@@ -112,7 +124,7 @@ async fn signing_in_and_out_with_a_password() {
         let page = browser.wait_for_path("/").await;
         assert!(page.text.contains("You were signed out."), "{page:#?}");
         assert!(browser.topbar().await.contains("Log in"), "{page:#?}");
-        assert!(browser.cookie("portal_session").await.is_none(), "the cookie is gone");
+        assert!(browser.cookie(session_cookie_name()).await.is_none(), "the cookie is gone");
 
         // Back to where /welcome was: it is fetched again (no-store), not shown from cache.
         browser.back().await;
@@ -157,7 +169,7 @@ async fn a_login_form_posted_from_another_site_signs_nobody_in() {
         .await;
     assert!(page.text.contains("That request was refused."), "{page:#?}");
     assert!(browser.topbar().await.contains("Log in"), "not signed in: {page:#?}");
-    assert!(browser.cookie("portal_session").await.is_none(), "no session cookie");
+    assert!(browser.cookie(session_cookie_name()).await.is_none(), "no session cookie");
 
     browser.goto(&world.url("/welcome")).await;
     let page = browser.wait_for_path("/login?next=%2Fwelcome").await;
@@ -208,7 +220,7 @@ async fn signing_in_with_google_and_github() {
         assert!(page.url.starts_with(&world.url("/welcome")), "{page:#?}");
         assert!(page.text.contains("Welcome, grace.hopper!"), "signed in on arrival: {page:#?}");
         assert!(page.text.contains(GOOGLE_EMAIL) && page.text.contains("Google"), "{page:#?}");
-        let cookie = browser.cookie("portal_session").await.expect("a session cookie");
+        let cookie = browser.cookie(session_cookie_name()).await.expect("a session cookie");
         assert!(cookie.same_site().is_some_and(|s| s.is_lax()), "{cookie:?}");
     }
 
@@ -239,7 +251,7 @@ async fn signing_in_with_google_and_github() {
                 })
                 .await;
             assert!(browser.topbar().await.contains("Log in"), "{page:#?}");
-            assert!(browser.cookie("portal_session").await.is_none());
+            assert!(browser.cookie(session_cookie_name()).await.is_none());
         }
     }
 

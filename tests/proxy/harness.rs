@@ -4,17 +4,15 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-/// How long any one wait may take before the test fails (generous: two cores, shared).
-pub const PATIENCE: Duration = Duration::from_secs(20);
-/// How often a wait looks again.
-pub const POLL: Duration = Duration::from_millis(50);
+use crate::common::process::{free_port, wait_for_health, Launch, Portal};
+use crate::common::{PATIENCE, POLL};
 
 /// `deploy/nginx/` in this checkout: the files we ship, used as they are.
 pub fn deploy_dir() -> PathBuf {
@@ -45,11 +43,6 @@ pub fn shipped_seconds(file: &str, directive: &str) -> Duration {
     let seconds = value.strip_suffix('s').and_then(|s| s.parse().ok());
     let seconds = seconds.unwrap_or_else(|| panic!("{directive} in {file} is not in whole seconds: {value}"));
     Duration::from_secs(seconds)
-}
-
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// Polls `probe` until it yields something, for at most [`PATIENCE`]. No fixed sleeps.
@@ -125,25 +118,12 @@ pub fn connect_from(source: Ipv4Addr, port: u16) -> TcpStream {
 
 /// Sends `request` (which should say `Connection: close`) and reads the answer to the end,
 /// for at most [`PATIENCE`]; fails the test if there is no complete answer.
-pub fn exchange(stream: TcpStream, request: &str) -> Answer {
-    let (raw, closed) = send_and_read(stream, request);
+pub fn exchange(mut stream: TcpStream, request: &str) -> Answer {
+    stream.write_all(request.as_bytes()).expect("the request is sent");
+    let (raw, closed) = read_to_close(&mut stream, PATIENCE);
+    let _ = stream.shutdown(Shutdown::Both);
     assert!(closed, "no end to the answer after {PATIENCE:?}: {:?}", String::from_utf8_lossy(&raw));
     parse_answer(&raw).unwrap_or_else(|| panic!("not an HTTP answer: {:?}", String::from_utf8_lossy(&raw)))
-}
-
-/// [`exchange`] for servers that may not be up yet: `None` instead of a failure.
-pub fn try_exchange(stream: TcpStream, request: &str) -> Option<Answer> {
-    let (raw, closed) = send_and_read(stream, request);
-    closed.then(|| parse_answer(&raw)).flatten()
-}
-
-fn send_and_read(mut stream: TcpStream, request: &str) -> (Vec<u8>, bool) {
-    if stream.write_all(request.as_bytes()).is_err() {
-        return (Vec::new(), false);
-    }
-    let answer = read_to_close(&mut stream, PATIENCE);
-    let _ = stream.shutdown(Shutdown::Both);
-    answer
 }
 
 /// `GET path` on `127.0.0.1:port` with this Host header.
@@ -200,84 +180,15 @@ fn dechunk(mut rest: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------
 // The portal
 
-/// The real binary on `127.0.0.1:PORT` in an empty temporary directory, with its own store
-/// and secret key, trusting `X-Real-IP` as a proxy sets it. Killed on drop.
-pub struct Portal {
-    child: Child,
-    pub port: u16,
-    dir: TempDir,
-}
-
-impl Portal {
-    pub fn start() -> Portal {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = free_port();
-        let db = dir.path().join("portal.sqlite");
-        let secret: [u8; 32] = rand::random();
-        let log = fs::File::create(dir.path().join("portal.log")).expect("a log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_portal"));
-        command.current_dir(dir.path());
-        // Exactly this configuration: whatever the caller's shell sets is not inherited.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("ROCKET_")
-                || key.starts_with("GOOGLE_CLIENT_")
-                || key.starts_with("GITHUB_CLIENT_")
-            {
-                command.env_remove(&*key);
-            }
-        }
-        command
-            .env("ROCKET_ADDRESS", "127.0.0.1")
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_DATABASES", format!("{{portal={{url=\"sqlite://{}?mode=rwc\"}}}}", db.display()))
-            .env(
-                "ROCKET_SECRET_KEY",
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret),
-            )
-            .env("ROCKET_IP_HEADER", "X-Real-IP")
-            .env("ROCKET_LOG_LEVEL", "normal")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the log file"))
-            .stderr(log);
-        let child = command.spawn().expect("the portal binary starts");
-        let mut portal = Portal { child, port, dir };
-        portal.wait_until_healthy();
-        portal
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("portal.log")).unwrap_or_default()
-    }
-
-    fn wait_until_healthy(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the portal exited during startup ({status}):\n{}", self.log());
-            }
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-                if try_exchange(stream, request).is_some_and(|a| a.status == 200) {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the portal's GET /health never answered 200:\n{}",
-                self.log()
-            );
-            std::thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The real binary on `127.0.0.1:PORT`, run in an empty temporary directory with its own
+/// store and secret key, trusting `X-Real-IP` as a proxy sets it. Killed on drop.
+pub fn start_portal() -> Portal {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    Launch::in_dir(home.path())
+        .test_config(home.path())
+        .env("ROCKET_IP_HEADER", "X-Real-IP")
+        .env("ROCKET_LOG_LEVEL", "normal")
+        .serve(home, free_port())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -369,44 +280,26 @@ impl Nginx {
             .spawn()
             .expect("nginx starts");
         let mut nginx = Nginx { child, port, dir, conf };
-        nginx.wait_until_serving();
+        let (host, dir) = (nginx.host(), nginx.dir.path().to_owned());
+        wait_for_health(&mut nginx.child, port, &host, "nginx", || nginx_log(&dir));
         nginx
     }
 
     /// What nginx wrote: its output, its error log (at `info`: it names the connections it
     /// closes, and why) and its access log (the status of every request it finished).
     pub fn log(&self) -> String {
-        let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
-        format!("{}{}--- nginx access log:\n{}", read("nginx.out"), read("error.log"), read("access.log"))
+        nginx_log(self.dir.path())
     }
 
     /// The Host a client uses: `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
 
-    fn wait_until_serving(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("nginx exited during startup ({status}):\n{}", self.log());
-            }
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let request =
-                    format!("GET /health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.host());
-                if try_exchange(stream, &request).is_some_and(|a| a.status == 200) {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "GET /health through nginx never answered 200:\n{}",
-                self.log()
-            );
-            std::thread::sleep(POLL);
-        }
-    }
+fn nginx_log(dir: &Path) -> String {
+    let read = |name: &str| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!("{}{}--- nginx access log:\n{}", read("nginx.out"), read("error.log"), read("access.log"))
 }
 
 impl Drop for Nginx {
