@@ -16,11 +16,11 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use portal::auth::next::safe_next;
 use portal::auth::password::{hash_blocking, verify_blocking, Hasher, WorkingMemory};
-use portal::auth::session::{Method, Session};
+use portal::auth::session::freshness;
 use portal::auth::Auth;
 use portal::clock::{Clock, ManualClock, SystemClock};
 use portal::config::SessionSettings;
-use portal::store::NewUser;
+use portal::store::{NewUser, SessionRecord};
 use portal::Overrides;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, RawStr, Status};
@@ -51,17 +51,19 @@ fn bench_safe_next(c: &mut Criterion) {
 
 fn bench_freshness(c: &mut Criterion) {
     let settings = SessionSettings::default();
-    let session = Session {
-        uid: 1,
-        method: Method::Password,
-        sid: "s".into(),
-        iat: 1_000,
-        seen: 1_000,
-        epoch: 0,
+    let session = SessionRecord {
+        id: "s".into(),
+        user_id: 1,
+        method: "password".into(),
+        created_at: 1_000,
+        last_seen_at: 1_000,
+        ended_at: None,
+        client: "Firefox on Linux".into(),
+        ip: None,
         persist: false,
     };
     c.bench_function("session/freshness", |b| {
-        b.iter(|| black_box(&session).freshness(black_box(&settings), black_box(1_030)))
+        b.iter(|| freshness(black_box(&session), black_box(&settings), black_box(1_030)))
     });
 }
 

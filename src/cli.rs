@@ -101,12 +101,12 @@ async fn run(action: Users) -> Result<String, String> {
             let user = find(&store, &name).await?;
             let secret = read_password(&user.username)?;
             let hash = password::hash_blocking(&secret).map_err(|e| e.to_string())?;
-            store.set_password(user.id, &hash).await.map_err(|e| e.to_string())?;
+            store.set_password(user.id, &hash, SystemClock.now()).await.map_err(|e| e.to_string())?;
             Ok(format!("password changed for {}; their sessions have ended", user.username))
         }
         Users::Disable { name } => {
             let user = find(&store, &name).await?;
-            store.set_disabled(user.id, true).await.map_err(|e| e.to_string())?;
+            store.set_disabled(user.id, true, SystemClock.now()).await.map_err(|e| e.to_string())?;
             Ok(format!("disabled {}; their sessions have ended", user.username))
         }
     }

@@ -261,9 +261,14 @@ pub struct SessionSettings {
     pub absolute_timeout: i64,
     /// Last-seen is rewritten (the cookie re-encrypted) at most this often, in seconds.
     pub refresh_after: i64,
-    /// Seconds the guard may reuse a user it read (0: read on every request). Changes made
-    /// by the server apply at once; changes by the `users` CLI within this time.
+    /// Seconds the guard may reuse a session it read (0: read on every request). Changes
+    /// made by the server apply at once; changes by the `users` CLI within this time.
     pub cache_ttl: i64,
+    /// Seconds ended and expired sessions are kept (the account page's recent devices)
+    /// before the sweep deletes them.
+    pub retention: i64,
+    /// Seconds between two sweeps.
+    pub sweep_interval: u64,
 }
 
 impl Default for SessionSettings {
@@ -273,6 +278,8 @@ impl Default for SessionSettings {
             absolute_timeout: 12 * 60 * 60,
             refresh_after: 60,
             cache_ttl: 2,
+            retention: 7 * 24 * 60 * 60,
+            sweep_interval: 10 * 60,
         }
     }
 }
@@ -330,7 +337,13 @@ impl Settings {
 
     fn validate(&self) -> Result<(), String> {
         let s = &self.session;
-        if s.idle_timeout <= 0 || s.absolute_timeout <= 0 || s.refresh_after < 0 || s.cache_ttl < 0 {
+        if s.idle_timeout <= 0
+            || s.absolute_timeout <= 0
+            || s.refresh_after < 0
+            || s.cache_ttl < 0
+            || s.retention < 0
+            || s.sweep_interval == 0
+        {
             return Err("session timeouts must be positive numbers of seconds".into());
         }
         if s.refresh_after >= s.idle_timeout {

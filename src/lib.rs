@@ -75,7 +75,18 @@ pub fn rocket() -> Rocket<Build> {
 
 pub fn rocket_with(figment: Figment, overrides: Overrides) -> Rocket<Build> {
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    rocket::custom(figment).attach(state(clock)).attach(web::stage()).attach(routes::stage())
+    rocket::custom(figment).attach(state(clock)).attach(web::stage()).attach(routes::stage()).attach(sweep())
+}
+
+/// Deletes old sessions in the background while the server runs.
+fn sweep() -> AdHoc {
+    AdHoc::on_liftoff("Session sweep", |rocket| {
+        Box::pin(async move {
+            if let Some(auth) = rocket.state::<Auth>() {
+                tokio::spawn(auth.sweeper().run());
+            }
+        })
+    })
 }
 
 /// Reads the settings, opens and migrates the store, prepares the hasher and the providers,

@@ -3,6 +3,7 @@
 //! unlink providers. No HTTP here: operations take plain values and return domain results
 //! and errors; the web layer turns those into pages, cookies and redirects.
 
+pub mod device;
 pub mod next;
 pub mod oauth;
 pub mod password;
@@ -14,22 +15,27 @@ use std::sync::Arc;
 use crate::auth::oauth::{
     tidy_provider_text, Admission, Flow, FlowError, OAuthError, ProviderKind, Providers,
 };
-use crate::auth::password::{HashError, Hasher, MAX_PASSWORD_BYTES};
-use crate::auth::session::{Freshness, Method, Session};
+use crate::auth::password::{check_policy, HashError, Hasher, PolicyError, MAX_PASSWORD_BYTES};
+use crate::auth::session::{freshness, Freshness, Method, SessionToken};
 use crate::clock::Clock;
 use crate::config::SessionSettings;
 use crate::logging::AUDIT_TARGET;
-use crate::store::{account_key, LinkError, LinkedIdentity, Store, Unlinked, User, MAX_USERNAME_CHARS};
+use crate::store::{
+    account_key, LinkError, LinkedIdentity, NewSession, SessionRecord, Store, SweepBefore, Unlinked, User,
+    MAX_USERNAME_CHARS,
+};
 use crate::throttle::{RetryAfter, Throttle};
 
 /// Longest username field accepted (usernames are 64 characters at most; this leaves room
 /// for multi-byte ones).
 pub const MAX_USERNAME_BYTES: usize = 256;
 
-/// Who is asking: the client's address as the portal sees it.
-#[derive(Debug, Clone, Copy, Default)]
+/// Who is asking: the client's address as the portal sees it, and its browser as a person
+/// would name it ("Firefox on Linux", from [`device::describe`]).
+#[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
+    pub device: String,
 }
 
 impl ClientInfo {
@@ -46,11 +52,12 @@ pub struct PasswordSignIn<'a> {
     pub remember: bool,
 }
 
-/// A successful sign-in: whom, and the session to carry.
+/// A successful sign-in: whom, the session record, and the token its cookie carries.
 #[derive(Debug)]
 pub struct SignedIn {
     pub user: User,
-    pub session: Session,
+    pub session: SessionRecord,
+    pub token: SessionToken,
 }
 
 /// Why an operation could not run. Each variant says what the person sees.
@@ -118,7 +125,7 @@ pub struct Callback<'a> {
 #[derive(Debug)]
 pub enum Arrival {
     /// Signed in; go to `next`.
-    SignedIn { signed_in: SignedIn, next: String },
+    SignedIn { signed_in: Box<SignedIn>, next: String },
     /// The identity is now linked to the signed-in user.
     Linked,
     /// The identity belongs to someone else; nothing changed.
@@ -162,14 +169,63 @@ pub struct Account {
 }
 
 /// What a session cookie turned out to be worth.
+// Made once per request and moved straight into the guard: boxing the valid case would only
+// add an allocation to every signed-in request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SessionCheck {
-    /// Valid; `refreshed` carries the session with a new last-seen when it should be
-    /// written back.
-    Valid { user: User, refreshed: Option<Session> },
-    /// Expired, revoked, or its user is gone or disabled: sign the browser out.
+    Valid {
+        user: User,
+        session: SessionRecord,
+    },
+    /// Unknown, ended, expired, or its user is gone or disabled: sign the browser out.
     Invalid,
 }
+
+/// A password change as submitted on the account page.
+pub struct PasswordChange<'a> {
+    /// Required when the account has a password.
+    pub current: &'a str,
+    pub new: &'a str,
+    /// When given, it must equal `new`.
+    pub confirm: Option<&'a str>,
+}
+
+/// Why a password change was refused. Each variant says what the person sees.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    /// "Enter your current password and a new one." (422)
+    #[error("a field is missing")]
+    Missing,
+    /// "That password is too long." (413)
+    #[error("a field is too long")]
+    TooLong,
+    /// "Your current password is not right." (403; counted like a failed sign-in)
+    #[error("the current password is wrong")]
+    WrongCurrent,
+    /// "The new password and its confirmation differ." (422)
+    #[error("the confirmation differs")]
+    Mismatch,
+    /// "Choose a password different from the current one." (422)
+    #[error("the new password is the old one")]
+    Unchanged,
+    /// The policy's own words (422).
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    /// "Sign in again with your provider, then set a password within 10 minutes." (403)
+    #[error("no password yet, and the session is not a fresh sign-in")]
+    NotFresh,
+    #[error(transparent)]
+    Failed(#[from] AuthError),
+}
+
+/// How long after a provider sign-in a person without a password may set one: a fresh
+/// proof of who they are stands in for the current password they do not have.
+pub const FRESH_SIGN_IN_SECS: i64 = 10 * 60;
+
+/// Sessions deleted by one statement of the sweep: small enough that a sign-in never waits
+/// long for the write lock.
+pub const SWEEP_BATCH: i64 = 1_000;
 
 /// The auth service (managed state): the store, the hasher, the throttle, the providers,
 /// the clock and the session settings, behind one set of operations.
@@ -226,7 +282,7 @@ impl Auth {
     pub async fn sign_in_with_password(
         &self,
         form: PasswordSignIn<'_>,
-        client: ClientInfo,
+        client: &ClientInfo,
     ) -> Result<SignedIn, SignInError> {
         let PasswordSignIn { username, password, remember } = form;
         if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
@@ -275,7 +331,7 @@ impl Auth {
             Verdict::Valid(user) => {
                 attempt.refund();
                 log_attempt(now, username, client, "success");
-                Ok(self.start_session(user, Method::Password, remember, now).await)
+                Ok(self.start_session(user, Method::Password, remember, client, now).await?)
             }
         }
     }
@@ -298,42 +354,169 @@ impl Auth {
         })
     }
 
-    /// Signs `user` in, whatever proved who they are: a new session, and the sign-in time
-    /// recorded (a failure to record it is logged, not fatal).
-    async fn start_session(&self, user: User, method: Method, persist: bool, now: i64) -> SignedIn {
+    /// Signs `user` in, whatever proved who they are: a new session record, and the sign-in
+    /// time recorded (a failure to record that is logged, not fatal).
+    async fn start_session(
+        &self,
+        user: User,
+        method: Method,
+        persist: bool,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<SignedIn, AuthError> {
+        let (token, secret_hash) = SessionToken::mint();
+        let ip = client.ip.map(|ip| ip.to_string());
+        let new = NewSession {
+            id: &token.id,
+            secret_hash: &secret_hash,
+            user_id: user.id,
+            method: method.as_str(),
+            client: &client.device,
+            ip: ip.as_deref(),
+            persist,
+            now,
+        };
+        self.store.create_session(new).await?;
         if let Err(e) = self.store.record_login(user.id, now).await {
             log::warn!("could not record the sign-in time of user {}: {e}", user.id);
         }
-        let session = Session::new(&user, method, persist, now);
-        SignedIn { user, session }
+        let session = SessionRecord {
+            id: token.id.clone(),
+            user_id: user.id,
+            method: method.as_str().to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            ended_at: None,
+            client: client.device.clone(),
+            ip,
+            persist,
+        };
+        Ok(SignedIn { user, session, token })
     }
 
-    /// What a session cookie is worth now: valid (and whether last-seen should be
-    /// rewritten), or invalid.
-    pub async fn check_session(&self, mut session: Session) -> Result<SessionCheck, AuthError> {
+    /// What a session cookie's token is worth now. A valid session's last-seen is written
+    /// at most every `session.refresh_after` seconds.
+    pub async fn check_session(&self, token: &SessionToken) -> Result<SessionCheck, AuthError> {
         let now = self.now();
-        let freshness = session.freshness(&self.session, now);
-        if freshness == Freshness::Expired {
-            return Ok(SessionCheck::Invalid);
-        }
-        let Some(user) = self.store.session_user(session.uid, now).await? else {
+        let Some((live, user)) = self.store.live_session(&token.id, now).await? else {
             return Ok(SessionCheck::Invalid);
         };
-        if user.disabled || user.session_epoch != session.epoch {
+        if !token.proves(&live.secret_hash) || user.disabled {
             return Ok(SessionCheck::Invalid);
         }
-        let refreshed = (freshness == Freshness::Stale).then(|| {
-            session.seen = now;
-            session
-        });
-        Ok(SessionCheck::Valid { user, refreshed })
+        let mut session = live.record;
+        match freshness(&session, &self.session, now) {
+            Freshness::Expired => return Ok(SessionCheck::Invalid),
+            Freshness::Stale => {
+                self.store.touch_session(&session.id, now).await?;
+                session.last_seen_at = now;
+            }
+            Freshness::Fresh => {}
+        }
+        Ok(SessionCheck::Valid { user, session })
     }
 
-    /// Ends the user's sessions: this one and every copy of it.
-    pub async fn sign_out(&self, user: &User, session_id: &str) -> Result<(), AuthError> {
-        self.store.bump_epoch(user.id).await?;
-        log::info!("sign-out user_id={} session={session_id}", user.id);
+    /// Ends this session (logout on this device).
+    pub async fn sign_out(&self, user: &User, session: &SessionRecord) -> Result<(), AuthError> {
+        self.store.end_session(user.id, &session.id, self.now()).await?;
+        log::info!("sign-out user_id={} session={}", user.id, session.id);
         Ok(())
+    }
+
+    /// Ends every session of the user ("sign out everywhere").
+    pub async fn sign_out_everywhere(&self, user: &User) -> Result<u64, AuthError> {
+        let ended = self.store.end_sessions_of(user.id, None, self.now()).await?;
+        log::info!("sign-out everywhere user_id={} sessions={ended}", user.id);
+        Ok(ended)
+    }
+
+    /// Ends every session of the user but `current` ("sign out all other devices").
+    pub async fn end_other_sessions(&self, user: &User, current: &SessionRecord) -> Result<u64, AuthError> {
+        let ended = self.store.end_sessions_of(user.id, Some(&current.id), self.now()).await?;
+        log::info!("user {} ended {ended} other session(s)", user.id);
+        Ok(ended)
+    }
+
+    /// Ends one of the user's own sessions; `false` when `id` is not a live session of
+    /// theirs (nothing is ended then).
+    pub async fn end_session(&self, user: &User, id: &str) -> Result<bool, AuthError> {
+        let ended = self.store.end_session(user.id, id, self.now()).await?;
+        if ended {
+            log::info!("user {} ended session {id}", user.id);
+        }
+        Ok(ended)
+    }
+
+    /// The user's live sessions, most recently active first.
+    pub async fn sessions(&self, user: &User) -> Result<Vec<SessionRecord>, AuthError> {
+        let now = self.now();
+        let mut sessions = self.store.sessions_of(user.id).await?;
+        sessions.retain(|s| freshness(s, &self.session, now) != Freshness::Expired);
+        Ok(sessions)
+    }
+
+    /// Changes (or, for someone who signed up through a provider and signed in within
+    /// [`FRESH_SIGN_IN_SECS`], sets) the password: the current one is checked like a
+    /// sign-in (a wrong one counts toward the throttle), the new one passes the policy and
+    /// differs from the old; then every session of the user ends and this device gets a new
+    /// one.
+    pub async fn change_password(
+        &self,
+        change: PasswordChange<'_>,
+        user: &User,
+        session: &SessionRecord,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, PasswordChangeError> {
+        let PasswordChange { current, new, confirm } = change;
+        if new.is_empty() {
+            return Err(PasswordChangeError::Missing);
+        }
+        if current.len() > MAX_PASSWORD_BYTES || confirm.is_some_and(|c| c.len() > MAX_PASSWORD_BYTES) {
+            return Err(PasswordChangeError::TooLong);
+        }
+        if confirm.is_some_and(|c| c != new) {
+            return Err(PasswordChangeError::Mismatch);
+        }
+        check_policy(new, &user.username)?;
+        let now = self.now();
+        if self.store.has_password(user.id).await.map_err(AuthError::from)? {
+            if current.is_empty() {
+                return Err(PasswordChangeError::Missing);
+            }
+            let attempt = match self.throttle.reserve_login(&account_key(&user.username), client.ip, now) {
+                Ok(attempt) => attempt,
+                Err(RetryAfter(seconds)) => return Err(AuthError::Throttled(seconds).into()),
+            };
+            match self.verify(&user.username, current).await {
+                Ok(Verdict::Valid(_)) => attempt.refund(),
+                Ok(_) => {
+                    log_attempt(now, &user.username, client, "invalid-current-password");
+                    return Err(PasswordChangeError::WrongCurrent);
+                }
+                Err(e) => {
+                    attempt.refund();
+                    return Err(e.into());
+                }
+            }
+            if current == new {
+                return Err(PasswordChangeError::Unchanged);
+            }
+        } else if now - session.created_at >= FRESH_SIGN_IN_SECS {
+            return Err(PasswordChangeError::NotFresh);
+        }
+        let hash = self.hasher.hash(new.to_owned()).await.map_err(|e| match e {
+            HashError::Busy => AuthError::Busy,
+            HashError::Failed(why) => AuthError::Internal(why),
+        })?;
+        self.store.set_password(user.id, &hash, now).await.map_err(AuthError::from)?;
+        log::info!("user {} changed their password; every session ended", user.id);
+        let method = Method::parse(&session.method).unwrap_or(Method::Password);
+        Ok(self.start_session(user.clone(), method, session.persist, client, now).await?)
+    }
+
+    /// The sweep, detached from the service so it can run in its own task.
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper { store: self.store.clone(), clock: Arc::clone(&self.clock), session: self.session }
     }
 
     /// Mints a flow for a sign-in through `kind` (throttled per client address), returning
@@ -342,7 +525,7 @@ impl Auth {
         &self,
         kind: ProviderKind,
         next: Option<&str>,
-        client: ClientInfo,
+        client: &ClientInfo,
     ) -> Result<(Flow, String), StartError> {
         if !self.providers.is_enabled(kind) {
             return Err(StartError::NotConfigured);
@@ -399,7 +582,7 @@ impl Auth {
         callback: Callback<'_>,
         stored_flow: Option<&str>,
         me: Option<&User>,
-        client: ClientInfo,
+        client: &ClientInfo,
     ) -> Result<Arrival, ArrivalError> {
         if !self.providers.is_enabled(kind) {
             return Err(ArrivalError::NotConfigured);
@@ -479,8 +662,11 @@ impl Auth {
             }
         };
         log::info!(target: AUDIT_TARGET, "sign-in provider={slug} user_id={} ip={} outcome=success", user.id, client.ip_text());
-        let signed_in = self.start_session(user, kind.method(), false, now).await;
-        Ok(Arrival::SignedIn { signed_in, next: flow.next.unwrap_or_else(|| "/welcome".to_owned()) })
+        let signed_in = self.start_session(user, kind.method(), false, client, now).await?;
+        Ok(Arrival::SignedIn {
+            signed_in: Box::new(signed_in),
+            next: flow.next.unwrap_or_else(|| "/welcome".to_owned()),
+        })
     }
 
     /// The user's ways to sign in.
@@ -498,6 +684,55 @@ impl Auth {
             log::info!("user {} disconnected {}", user.id, kind.slug());
         }
         Ok(unlinked)
+    }
+}
+
+/// Deletes old sessions: what the periodic sweep runs (every `session.sweep_interval`).
+pub struct Sweeper {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    session: SessionSettings,
+}
+
+impl Sweeper {
+    /// Deletes sessions that ended, went idle or outlived their absolute lifetime more than
+    /// `session.retention` seconds ago, in batches of [`SWEEP_BATCH`], yielding between
+    /// them so that requests are never held up for long. Returns how many went and in how
+    /// many batches.
+    pub async fn sweep(&self) -> Result<(u64, u64), AuthError> {
+        let now = self.clock.now();
+        let keep = self.session.retention;
+        let before = SweepBefore {
+            ended: now - keep,
+            last_seen: now - self.session.idle_timeout - keep,
+            created: now - self.session.absolute_timeout - keep,
+        };
+        let (mut deleted, mut batches) = (0, 0);
+        loop {
+            let gone = self.store.sweep_sessions(before, SWEEP_BATCH).await?;
+            deleted += gone;
+            batches += 1;
+            if gone < SWEEP_BATCH.unsigned_abs() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if deleted > 0 {
+            log::info!("swept {deleted} old session(s) in {batches} batch(es)");
+        }
+        Ok((deleted, batches))
+    }
+
+    /// Sweeps now and then every `session.sweep_interval` seconds, for as long as the
+    /// server runs.
+    pub async fn run(self) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(self.session.sweep_interval));
+        loop {
+            every.tick().await;
+            if let Err(e) = self.sweep().await {
+                log::warn!("the session sweep failed (it runs again later): {e}");
+            }
+        }
     }
 }
 
@@ -519,7 +754,7 @@ enum Verdict {
 
 /// One line per sign-in attempt: when, who, from where, and how it went. Never the
 /// password; the username is escaped and shortened, since it is whatever was typed.
-fn log_attempt(now: i64, username: &str, client: ClientInfo, outcome: &str) {
+fn log_attempt(now: i64, username: &str, client: &ClientInfo, outcome: &str) {
     let shown: String = username.chars().take(MAX_USERNAME_CHARS).collect();
     let line =
         format!("sign-in at={} username={shown:?} ip={} outcome={outcome}", rfc3339(now), client.ip_text());

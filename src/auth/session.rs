@@ -1,16 +1,16 @@
-//! What a session is: who signed in, how, and since when; and what its timestamps say at a
-//! given moment. Carrying it in a cookie is the web layer's job.
-//!
-//! There is no session table. The session carries the user's session epoch at sign-in;
-//! logout, a password change or disabling the user bumps the epoch in the store, and every
-//! session carrying an older one stops working.
+//! What a session is: a record in the store (who, how, since when, from where), and the
+//! token its cookie carries (the record's id and a secret whose hash the record keeps, so a
+//! copy of the database cannot be replayed as cookies). Carrying the token in a cookie is
+//! the web layer's job.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::config::SessionSettings;
-use crate::store::User;
+use crate::store::SessionRecord;
 
 /// How the user proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,15 @@ impl Method {
         }
     }
 
+    pub fn parse(text: &str) -> Option<Method> {
+        match text {
+            "password" => Some(Method::Password),
+            "google" => Some(Method::Google),
+            "github" => Some(Method::Github),
+            _ => None,
+        }
+    }
+
     /// How pages name it.
     pub fn display_name(self) -> &'static str {
         match self {
@@ -40,26 +49,36 @@ impl Method {
     }
 }
 
-/// A session, as its cookie carries it.
+/// What the session cookie carries: which session, and the secret that proves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub uid: i64,
-    pub method: Method,
-    /// Random per sign-in: two logins never produce the same cookie, and logs can name a
-    /// session without showing the cookie.
-    pub sid: String,
-    /// Issued at (Unix seconds).
-    pub iat: i64,
-    /// Last seen (Unix seconds), rewritten at most every `refresh_after` seconds.
-    pub seen: i64,
-    pub epoch: i64,
-    /// "Keep me signed in": the cookie outlives the browser, up to the absolute lifetime.
-    /// Otherwise it is a browser-session cookie. The server's limits apply either way.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub persist: bool,
+pub struct SessionToken {
+    pub id: String,
+    pub secret: String,
 }
 
-/// What the timestamps say about a session at a given moment.
+impl SessionToken {
+    /// A new token (128-bit id, 256-bit secret) and the hash of its secret, to store.
+    pub fn mint() -> (SessionToken, String) {
+        let token = SessionToken {
+            id: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+            secret: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
+        };
+        let hash = hash_secret(&token.secret);
+        (token, hash)
+    }
+
+    /// Whether this token's secret is the one whose hash was stored (constant time).
+    pub fn proves(&self, stored_hash: &str) -> bool {
+        bool::from(hash_secret(&self.secret).as_bytes().ct_eq(stored_hash.as_bytes()))
+    }
+}
+
+/// SHA-256, hex: the secret is 256 random bits, so a fast hash is enough (no guessing).
+fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a session's timestamps say at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
     Fresh,
@@ -68,37 +87,22 @@ pub enum Freshness {
     Expired,
 }
 
-impl Session {
-    /// A new session for `user`.
-    pub fn new(user: &User, method: Method, persist: bool, now: i64) -> Session {
-        Session {
-            uid: user.id,
-            method,
-            sid: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
-            iat: now,
-            seen: now,
-            epoch: user.session_epoch,
-            persist,
-        }
-    }
-
-    pub fn freshness(&self, settings: &SessionSettings, now: i64) -> Freshness {
-        let idle = now - self.seen;
-        let age = now - self.iat;
-        // A timestamp from the future means a forged or confused clock: refuse it.
-        if idle < 0 || age < 0 || idle >= settings.idle_timeout || age >= settings.absolute_timeout {
-            Freshness::Expired
-        } else if idle >= settings.refresh_after {
-            Freshness::Stale
-        } else {
-            Freshness::Fresh
-        }
-    }
-
-    /// Seconds left of the absolute lifetime, from last-seen (what a kept cookie's
-    /// `Max-Age` is).
-    pub fn remaining(&self, settings: &SessionSettings) -> i64 {
-        (settings.absolute_timeout - (self.seen - self.iat)).max(0)
+/// The idle and absolute lifetimes, from the record.
+pub fn freshness(record: &SessionRecord, settings: &SessionSettings, now: i64) -> Freshness {
+    let idle = now - record.last_seen_at;
+    let age = now - record.created_at;
+    // A timestamp from the future means a confused clock: refuse it.
+    if record.ended_at.is_some()
+        || idle < 0
+        || age < 0
+        || idle >= settings.idle_timeout
+        || age >= settings.absolute_timeout
+    {
+        Freshness::Expired
+    } else if idle >= settings.refresh_after {
+        Freshness::Stale
+    } else {
+        Freshness::Fresh
     }
 }
 
@@ -106,33 +110,60 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn session(iat: i64, seen: i64) -> Session {
-        Session { uid: 1, method: Method::Password, sid: "s".into(), iat, seen, epoch: 0, persist: false }
+    fn record(created: i64, seen: i64) -> SessionRecord {
+        SessionRecord {
+            id: "s".into(),
+            user_id: 1,
+            method: "password".into(),
+            created_at: created,
+            last_seen_at: seen,
+            ended_at: None,
+            client: "c".into(),
+            ip: None,
+            persist: false,
+        }
     }
 
-    const SETTINGS: SessionSettings =
-        SessionSettings { idle_timeout: 1800, absolute_timeout: 43200, refresh_after: 60, cache_ttl: 2 };
+    const SETTINGS: SessionSettings = SessionSettings {
+        idle_timeout: 1800,
+        absolute_timeout: 43200,
+        refresh_after: 60,
+        cache_ttl: 2,
+        retention: 0,
+        sweep_interval: 1,
+    };
 
     #[test]
     fn a_session_is_fresh_then_stale_then_idle_expired() {
-        let s = session(1000, 1000);
-        assert_eq!(s.freshness(&SETTINGS, 1000), Freshness::Fresh);
-        assert_eq!(s.freshness(&SETTINGS, 1059), Freshness::Fresh);
-        assert_eq!(s.freshness(&SETTINGS, 1060), Freshness::Stale);
-        assert_eq!(s.freshness(&SETTINGS, 1000 + 1799), Freshness::Stale);
-        assert_eq!(s.freshness(&SETTINGS, 1000 + 1800), Freshness::Expired);
+        let s = record(1000, 1000);
+        assert_eq!(freshness(&s, &SETTINGS, 1000), Freshness::Fresh);
+        assert_eq!(freshness(&s, &SETTINGS, 1059), Freshness::Fresh);
+        assert_eq!(freshness(&s, &SETTINGS, 1060), Freshness::Stale);
+        assert_eq!(freshness(&s, &SETTINGS, 1000 + 1799), Freshness::Stale);
+        assert_eq!(freshness(&s, &SETTINGS, 1000 + 1800), Freshness::Expired);
     }
 
     #[test]
     fn activity_does_not_extend_past_the_absolute_lifetime() {
-        let s = session(0, 43_100);
-        assert_eq!(s.freshness(&SETTINGS, 43_150), Freshness::Fresh);
-        assert_eq!(s.freshness(&SETTINGS, 43_200), Freshness::Expired);
-        assert_eq!(s.remaining(&SETTINGS), 100);
+        let s = record(0, 43_100);
+        assert_eq!(freshness(&s, &SETTINGS, 43_150), Freshness::Fresh);
+        assert_eq!(freshness(&s, &SETTINGS, 43_200), Freshness::Expired);
     }
 
     #[test]
-    fn timestamps_from_the_future_are_expired() {
-        assert_eq!(session(5000, 5000).freshness(&SETTINGS, 4000), Freshness::Expired);
+    fn timestamps_from_the_future_and_ended_sessions_are_expired() {
+        assert_eq!(freshness(&record(5000, 5000), &SETTINGS, 4000), Freshness::Expired);
+        let ended = SessionRecord { ended_at: Some(1001), ..record(1000, 1000) };
+        assert_eq!(freshness(&ended, &SETTINGS, 1002), Freshness::Expired);
+    }
+
+    #[test]
+    fn a_token_proves_only_its_own_hash() {
+        let (token, hash) = SessionToken::mint();
+        assert!(token.proves(&hash));
+        let (other, other_hash) = SessionToken::mint();
+        assert!(!other.proves(&hash) && !token.proves(&other_hash));
+        assert_ne!(token.id, other.id);
+        assert!(!hash.contains(&token.secret), "the store never sees the secret");
     }
 }

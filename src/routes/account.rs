@@ -1,15 +1,17 @@
-//! `/account`: the signed-in user's ways to sign in; connecting and disconnecting providers.
+//! `/account`: the signed-in user's ways to sign in and their sessions; connecting and
+//! disconnecting providers, signing other devices out, and changing the password.
 
 use rocket::http::{Header, Status};
-use rocket::{get, post, uri, Responder, State};
+use rocket::{get, post, uri, FromForm, Responder, State};
 use rocket_dyn_templates::Template;
 
 use crate::auth::oauth::ProviderKind;
-use crate::auth::{Auth, AuthError};
+use crate::auth::password::MIN_PASSWORD_CHARS;
+use crate::auth::{Auth, AuthError, ClientInfo, PasswordChange, PasswordChangeError};
 use crate::routes::oauth::leave_for;
 use crate::store::Unlinked;
 use crate::web::cookies::Jar;
-use crate::web::csrf::{Checked, CsrfOnly};
+use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
 use crate::web::headers::content_security_policy;
@@ -26,10 +28,12 @@ pub async fn account(
     auth: &State<Auth>,
 ) -> Result<AccountPage, AuthError> {
     let account = auth.account(me.user()).await?;
+    let sessions = auth.sessions(me.user()).await?;
     let providers = auth.providers();
     let form_action =
         std::iter::once("'self'".to_owned()).chain(providers.authorize_origins().await).collect::<Vec<_>>();
-    Ok(AccountPage(layout.account(providers, &account), content_security_policy(&form_action.join(" "))))
+    let page = layout.account(providers, &account, &sessions, me.session(), auth.now());
+    Ok(AccountPage(page, content_security_policy(&form_action.join(" "))))
 }
 
 #[post("/account/connect/<provider>", data = "<_form>")]
@@ -60,5 +64,95 @@ pub async fn unlink(
         Unlinked::LastWayIn => jar
             .flash(Kind::Error, format!("{name} is your only way to sign in, so it cannot be disconnected.")),
     }
+    Ok(Reply::to(uri!(account)))
+}
+
+/// Signs one of the person's other devices out. Someone else's session, a made-up id or
+/// one already ended: 404, and nothing is ended.
+#[post("/account/sessions/<id>/end", data = "<_form>")]
+pub async fn end_session(
+    id: &str,
+    _form: Checked<CsrfOnly<'_>>,
+    me: &LoggedIn,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    if id == me.session_id() {
+        jar.flash(Kind::Info, "To sign this device out, use Log out.");
+        return Ok(Reply::to(uri!(account)));
+    }
+    if !auth.end_session(me.user(), id).await? {
+        return Ok(Reply::Error(Status::NotFound));
+    }
+    jar.flash(Kind::Success, "That device is signed out.");
+    Ok(Reply::to(uri!(account)))
+}
+
+#[post("/account/sessions/end-others", data = "<_form>")]
+pub async fn end_other_sessions(
+    _form: Checked<CsrfOnly<'_>>,
+    me: &LoggedIn,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    let ended = auth.end_other_sessions(me.user(), me.session()).await?;
+    let message = match ended {
+        0 => "No other device was signed in.".to_owned(),
+        1 => "One other device is signed out.".to_owned(),
+        n => format!("{n} other devices are signed out."),
+    };
+    jar.flash(Kind::Success, message);
+    Ok(Reply::to(uri!(account)))
+}
+
+#[derive(FromForm)]
+pub struct NewPassword<'r> {
+    current_password: Option<&'r str>,
+    new_password: Option<&'r str>,
+    confirm_password: Option<&'r str>,
+    csrf_token: Option<&'r str>,
+}
+
+impl CsrfProtected for NewPassword<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
+/// Changes (or sets) the password; every other session ends and this one is renewed.
+#[post("/account/password", data = "<form>")]
+pub async fn change_password(
+    form: Checked<NewPassword<'_>>,
+    me: &LoggedIn,
+    client: ClientInfo,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    let Checked(form) = form;
+    let change = PasswordChange {
+        current: form.current_password.unwrap_or(""),
+        new: form.new_password.unwrap_or(""),
+        confirm: form.confirm_password,
+    };
+    let message = match auth.change_password(change, me.user(), me.session(), &client).await {
+        Ok(signed_in) => {
+            jar.write_session(&signed_in, auth.session_settings());
+            jar.flash(Kind::Success, "Your password is changed. Your other devices are signed out.");
+            return Ok(Reply::to(uri!(account)));
+        }
+        Err(PasswordChangeError::Failed(e)) => return Err(e),
+        Err(PasswordChangeError::Missing) => "Enter your current password and a new one.".to_owned(),
+        Err(PasswordChangeError::TooLong) => "That password is too long.".to_owned(),
+        Err(PasswordChangeError::WrongCurrent) => "Your current password is not right.".to_owned(),
+        Err(PasswordChangeError::Mismatch) => "The new password and its confirmation differ.".to_owned(),
+        Err(PasswordChangeError::Unchanged) => "Choose a password different from the current one.".to_owned(),
+        Err(PasswordChangeError::Policy(why)) => why.to_string(),
+        Err(PasswordChangeError::NotFresh) => format!(
+            "To set a password, sign in again with your provider, then set one within 10 minutes \
+             ({MIN_PASSWORD_CHARS} characters or more)."
+        ),
+    };
+    // Post/redirect/get: the account page says what went wrong.
+    jar.flash(Kind::Error, message);
     Ok(Reply::to(uri!(account)))
 }

@@ -57,7 +57,7 @@ pub async fn login(
     let next = form.next.and_then(safe_next);
     let username = form.username.unwrap_or("");
     let attempt = PasswordSignIn { username, password: form.password.unwrap_or(""), remember: form.remember };
-    let (status, error, shown) = match auth.sign_in_with_password(attempt, client).await {
+    let (status, error, shown) = match auth.sign_in_with_password(attempt, &client).await {
         Ok(signed_in) => {
             jar.sign_in(&signed_in, auth.session_settings());
             return Ok(Reply::to(next.map_or_else(|| uri!(index).to_string(), str::to_owned)));
@@ -85,6 +85,7 @@ pub fn logout_page(me: Option<&LoggedIn>, layout: Layout<'_>) -> Reply {
     }
 }
 
+/// Ends this session only: the person's other devices stay signed in.
 #[post("/logout", data = "<_form>")]
 pub async fn logout(
     _form: Checked<CsrfOnly<'_>>,
@@ -93,9 +94,25 @@ pub async fn logout(
     auth: &State<Auth>,
 ) -> Result<Reply, AuthError> {
     if let Some(me) = me {
-        auth.sign_out(me.user(), me.session_id()).await?;
+        auth.sign_out(me.user(), me.session()).await?;
     }
     jar.end_session();
     jar.flash(Kind::Success, "You were signed out.");
+    Ok(Reply::to(uri!(index)))
+}
+
+/// Ends every session of the person, on every device.
+#[post("/logout/everywhere", data = "<_form>")]
+pub async fn logout_everywhere(
+    _form: Checked<CsrfOnly<'_>>,
+    me: Option<&LoggedIn>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    if let Some(me) = me {
+        auth.sign_out_everywhere(me.user()).await?;
+    }
+    jar.end_session();
+    jar.flash(Kind::Success, "You were signed out on every device.");
     Ok(Reply::to(uri!(index)))
 }

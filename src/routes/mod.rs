@@ -1,6 +1,7 @@
 //! Thin handlers: read guards and forms, call one operation of the auth service, pick a reply.
 
 pub mod account;
+pub mod api;
 pub mod health;
 pub mod login;
 pub mod oauth;
@@ -22,12 +23,19 @@ pub fn stage() -> AdHoc {
                 login::login,
                 login::logout_page,
                 login::logout,
+                login::logout_everywhere,
                 health::health,
                 oauth::start,
                 oauth::callback,
                 account::account,
                 account::connect,
                 account::unlink,
+                account::end_session,
+                account::end_other_sessions,
+                account::change_password,
+                api::me,
+                api::sessions,
+                api::end_session,
             ],
         )
     })

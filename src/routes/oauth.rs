@@ -24,7 +24,7 @@ pub async fn start(
     auth: &State<Auth>,
 ) -> Result<Reply, AuthError> {
     let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
-    let started = auth.start_provider_sign_in(provider, next.and_then(safe_next), client).await;
+    let started = auth.start_provider_sign_in(provider, next.and_then(safe_next), &client).await;
     leave_for(provider, started, &jar)
 }
 
@@ -76,7 +76,7 @@ pub async fn callback(
     // Taken first, so the flow is spent whatever happens next.
     let flow = jar.take_flow();
     let arrival = auth
-        .finish_provider_sign_in(provider, callback, flow.as_deref(), me.map(LoggedIn::user), client)
+        .finish_provider_sign_in(provider, callback, flow.as_deref(), me.map(LoggedIn::user), &client)
         .await;
     let name = provider.display_name();
     let (kind, message) = match arrival {

@@ -1,21 +1,25 @@
-//! The session guard's short-lived memory of users it read: `session.cache_ttl` seconds,
-//! forgotten on every write through the store.
+//! The session guard's short-lived memory of the sessions it read (with their users):
+//! `session.cache_ttl` seconds, forgotten on every write through the store that touches the
+//! session or its user.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::store::User;
+use crate::store::{LiveSession, User};
 
-/// The cache is cleared rather than grown past this many users.
-const MAX_CACHED_USERS: usize = 10_000;
+/// The cache is cleared rather than grown past this many sessions.
+const MAX_CACHED_SESSIONS: usize = 10_000;
 
-/// Users as the session guard last read them, for `ttl` seconds. Every write through the
-/// store forgets the user it touched, so logout, a password change or disabling take effect
-/// at once; a write from another process (the `users` CLI) within `ttl` seconds.
+type Entry = (i64, Option<(LiveSession, User)>);
+
+/// Sessions as the guard last read them, for `ttl` seconds. Ending a session, ending a
+/// user's sessions, disabling a user or changing a password through the store forgets what
+/// it touched, so they take effect at once; a write from another process (the `users`
+/// CLI) within `ttl` seconds.
 pub(crate) struct SessionCache {
     ttl: i64,
-    users: Mutex<HashMap<i64, (i64, User)>>,
+    sessions: Mutex<HashMap<String, Entry>>,
     /// Bumped by every write: a read that overlapped one is not cached.
     writes: AtomicU64,
 }
@@ -25,22 +29,23 @@ pub(crate) struct ReadTicket(u64);
 
 impl SessionCache {
     pub(crate) fn new(ttl: i64) -> SessionCache {
-        SessionCache { ttl, users: Mutex::default(), writes: AtomicU64::new(0) }
+        SessionCache { ttl, sessions: Mutex::default(), writes: AtomicU64::new(0) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (i64, User)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The user read less than `ttl` seconds before `now`, if any.
-    pub(crate) fn get(&self, id: i64, now: i64) -> Option<User> {
+    /// What a read less than `ttl` seconds before `now` found (`Some(None)`: no such
+    /// session), if there was one.
+    pub(crate) fn get(&self, id: &str, now: i64) -> Option<Option<(LiveSession, User)>> {
         if self.ttl <= 0 {
             return None;
         }
-        let users = self.lock();
-        let (read_at, user) = users.get(&id)?;
-        (0..self.ttl).contains(&(now - read_at)).then(|| user.clone())
+        let sessions = self.lock();
+        let (read_at, found) = sessions.get(id)?;
+        (0..self.ttl).contains(&(now - read_at)).then(|| found.clone())
     }
 
     pub(crate) fn begin_read(&self) -> ReadTicket {
@@ -48,31 +53,31 @@ impl SessionCache {
     }
 
     /// Keeps what a read found, unless a write happened since it began.
-    pub(crate) fn put(&self, ticket: ReadTicket, id: i64, user: Option<&User>, now: i64) {
+    pub(crate) fn put(&self, ticket: ReadTicket, id: &str, found: Option<&(LiveSession, User)>, now: i64) {
         if self.ttl <= 0 {
             return;
         }
-        let mut users = self.lock();
+        let mut sessions = self.lock();
         if self.writes.load(Ordering::Acquire) != ticket.0 {
             return;
         }
-        match user {
-            Some(user) => {
-                if users.len() >= MAX_CACHED_USERS {
-                    users.clear();
-                }
-                users.insert(id, (now, user.clone()));
-            }
-            None => {
-                users.remove(&id);
-            }
+        if sessions.len() >= MAX_CACHED_SESSIONS {
+            sessions.clear();
         }
+        sessions.insert(id.to_owned(), (now, found.cloned()));
     }
 
-    /// Called after every write to a user.
-    pub(crate) fn forget(&self, id: i64) {
-        let mut users = self.lock();
+    /// Called after every write to a session.
+    pub(crate) fn forget_session(&self, id: &str) {
+        let mut sessions = self.lock();
         self.writes.fetch_add(1, Ordering::AcqRel);
-        users.remove(&id);
+        sessions.remove(id);
+    }
+
+    /// Called after every write to a user or to all of a user's sessions.
+    pub(crate) fn forget_user(&self, user_id: i64) {
+        let mut sessions = self.lock();
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        sessions.retain(|_, (_, found)| found.as_ref().is_none_or(|(_, user)| user.id != user_id));
     }
 }

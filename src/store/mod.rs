@@ -6,6 +6,7 @@
 
 mod cache;
 mod identities;
+mod sessions;
 mod username;
 mod users;
 
@@ -18,6 +19,7 @@ use sqlx::{ConnectOptions, Connection};
 
 use self::cache::SessionCache;
 pub use self::identities::{LinkError, LinkedIdentity, Unlinked};
+pub use self::sessions::{LiveSession, NewSession, SessionRecord, SweepBefore};
 pub use self::username::{account_key, Username, UsernameError, MAX_USERNAME_CHARS};
 pub use self::users::{CreateUserError, Credentials, NewUser, User};
 
@@ -53,7 +55,7 @@ impl Store {
         Ok(Store { pool, options, sessions: Arc::new(SessionCache::new(0)) })
     }
 
-    /// Lets [`Store::session_user`] answer from memory for `ttl` seconds (0: never).
+    /// Lets [`Store::live_session`] answer from memory for `ttl` seconds (0: never).
     pub fn with_session_cache(mut self, ttl: i64) -> Store {
         self.sessions = Arc::new(SessionCache::new(ttl));
         self

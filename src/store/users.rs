@@ -12,7 +12,6 @@ pub struct User {
     pub email: Option<String>,
     pub is_admin: bool,
     pub disabled: bool,
-    pub session_epoch: i64,
     pub created_at: i64,
     pub last_login_at: Option<i64>,
 }
@@ -42,8 +41,7 @@ pub enum CreateUserError {
     Store(#[from] sqlx::Error),
 }
 
-pub(super) const USER_COLUMNS: &str =
-    "id, username, email, is_admin, disabled, session_epoch, created_at, last_login_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, is_admin, disabled, created_at, last_login_at";
 
 impl Store {
     pub async fn count_users(&self) -> StoreResult<i64> {
@@ -55,17 +53,6 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-    }
-
-    /// The user behind a session, read at most once per `session.cache_ttl` seconds.
-    pub async fn session_user(&self, id: i64, now: i64) -> StoreResult<Option<User>> {
-        if let Some(user) = self.sessions.get(id, now) {
-            return Ok(Some(user));
-        }
-        let ticket = self.sessions.begin_read();
-        let user = self.user_by_id(id).await?;
-        self.sessions.put(ticket, id, user.as_ref(), now);
-        Ok(user)
     }
 
     /// Looks a user up by name; a name that cannot be valid finds nobody.
@@ -108,35 +95,34 @@ impl Store {
         }
     }
 
-    /// Sets a new password and ends every session the user has.
-    pub async fn set_password(&self, id: i64, password_hash: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET password_hash = $1, session_epoch = session_epoch + 1 WHERE id = $2")
+    /// Sets a new password and ends every session the user has, in one transaction.
+    pub async fn set_password(&self, id: i64, password_hash: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.sessions.forget(id);
+        end_all(&mut tx, id, now).await?;
+        tx.commit().await?;
+        self.sessions.forget_user(id);
         Ok(())
     }
 
-    /// Disables (or re-enables) a user; disabling ends every session they have.
-    pub async fn set_disabled(&self, id: i64, disabled: bool) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET disabled = $1, session_epoch = session_epoch + 1 WHERE id = $2")
+    /// Disables (or re-enables) a user; disabling ends every session they have, in the same
+    /// transaction.
+    pub async fn set_disabled(&self, id: i64, disabled: bool, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(disabled)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.sessions.forget(id);
-        Ok(())
-    }
-
-    /// Ends every session of the user: cookies carrying the old epoch stop working.
-    pub async fn bump_epoch(&self, id: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        self.sessions.forget(id);
+        if disabled {
+            end_all(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        self.sessions.forget_user(id);
         Ok(())
     }
 
@@ -146,7 +132,7 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        self.sessions.forget(id);
+        self.sessions.forget_user(id);
         Ok(())
     }
 
@@ -158,6 +144,15 @@ impl Store {
                 .await?;
         Ok(matches!(hash, Some(Some(_))))
     }
+}
+
+async fn end_all(tx: &mut sqlx::SqliteConnection, user_id: i64, now: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(tx)
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]
@@ -176,14 +171,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn setting_a_password_or_disabling_bumps_the_epoch() {
+    async fn setting_a_password_or_disabling_ends_every_session() {
+        use crate::store::NewSession;
         let (_dir, store) = temp_store().await;
         let new = NewUser { username: "carol", email: None, password_hash: None, is_admin: false };
         let user = store.create_user(new, 1).await.unwrap();
-        store.set_password(user.id, "x").await.unwrap();
-        store.set_disabled(user.id, true).await.unwrap();
-        let after = store.user_by_id(user.id).await.unwrap().unwrap();
-        assert_eq!(after.session_epoch, user.session_epoch + 2);
-        assert!(after.disabled);
+        let session = |id| NewSession {
+            id,
+            secret_hash: "h",
+            user_id: user.id,
+            method: "password",
+            client: "c",
+            ip: None,
+            persist: false,
+            now: 1,
+        };
+        store.create_session(session("a")).await.unwrap();
+        store.create_session(session("b")).await.unwrap();
+        store.set_password(user.id, "x", 2).await.unwrap();
+        assert!(store.sessions_of(user.id).await.unwrap().is_empty());
+        store.create_session(session("c")).await.unwrap();
+        store.set_disabled(user.id, true, 3).await.unwrap();
+        assert!(store.sessions_of(user.id).await.unwrap().is_empty());
+        assert!(store.user_by_id(user.id).await.unwrap().unwrap().disabled);
     }
 }

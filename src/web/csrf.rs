@@ -150,6 +150,29 @@ impl<'r> FromRequest<'r> for SameOrigin {
     }
 }
 
+/// A guard for JSON state changes (`DELETE /api/…`): the browser must say the request is
+/// same-origin, with `Sec-Fetch-Site: same-origin` or a same-origin `Origin`; a request that
+/// says neither (or the opposite) is refused with 403.
+pub struct SameOriginRequired;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SameOriginRequired {
+    type Error = &'static str;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let headers = request.headers();
+        let vouched =
+            headers.get_one("Sec-Fetch-Site") == Some("same-origin") || headers.get_one("Origin").is_some();
+        let reason = match cross_site_reason(request) {
+            Some(reason) => reason,
+            None if vouched => return Outcome::Success(SameOriginRequired),
+            None => "neither Sec-Fetch-Site nor Origin says same-origin",
+        };
+        log::warn!("refused a {} {}: {reason}", request.method(), request.uri().path());
+        Outcome::Error((Status::Forbidden, reason))
+    }
+}
+
 fn cross_site_reason(request: &Request<'_>) -> Option<&'static str> {
     let headers = request.headers();
     if let Some(site) = headers.get_one("Sec-Fetch-Site") {

@@ -1,4 +1,5 @@
-//! Request guards: `LoggedIn` (a valid, unexpired, unrevoked session of an enabled user).
+//! Request guards: `LoggedIn` (a live, unexpired session of an enabled user), and
+//! `ApiUser`, the same for `/api`, which answers 401 instead of a trip to the login page.
 //!
 //! `LoggedIn` has no public constructor, so a function taking `&LoggedIn` can only run for a
 //! signed-in user. It is loaded once per request and cached, whatever the number of guards.
@@ -7,16 +8,16 @@ use rocket::http::Status;
 use rocket::outcome::IntoOutcome;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::auth::session::{Method, Session};
+use crate::auth::session::Method;
 use crate::auth::{Auth, SessionCheck};
-use crate::store::User;
+use crate::store::{SessionRecord, User};
 use crate::web::cookies::Jar;
 
 /// A signed-in user and the session they arrived with.
 #[derive(Debug)]
 pub struct LoggedIn {
     user: User,
-    session: Session,
+    session: SessionRecord,
 }
 
 impl LoggedIn {
@@ -24,15 +25,21 @@ impl LoggedIn {
         &self.user
     }
 
+    pub fn session(&self) -> &SessionRecord {
+        &self.session
+    }
+
     pub fn method(&self) -> Method {
-        self.session.method
+        Method::parse(&self.session.method).unwrap_or(Method::Password)
     }
 
     pub fn session_id(&self) -> &str {
-        &self.session.sid
+        &self.session.id
     }
 }
 
+// One per request, in the request-local cache: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Loaded {
     Yes(LoggedIn),
     No,
@@ -42,21 +49,15 @@ enum Loaded {
 
 async fn load(request: &Request<'_>) -> Loaded {
     let jar = Jar::of(request);
-    let Some(session) = jar.session() else {
+    let Some(token) = jar.session_token() else {
         return Loaded::No;
     };
     let Some(auth) = request.rocket().state::<Auth>() else {
         log::error!("the auth service is not managed; is the app built with portal::rocket_with?");
         return Loaded::StoreDown;
     };
-    match auth.check_session(session.clone()).await {
-        Ok(SessionCheck::Valid { user, refreshed }) => match refreshed {
-            Some(session) => {
-                jar.write_session(&session, auth.session_settings());
-                Loaded::Yes(LoggedIn { user, session })
-            }
-            None => Loaded::Yes(LoggedIn { user, session }),
-        },
+    match auth.check_session(&token).await {
+        Ok(SessionCheck::Valid { user, session }) => Loaded::Yes(LoggedIn { user, session }),
         Ok(SessionCheck::Invalid) => {
             jar.end_session();
             Loaded::No
@@ -76,6 +77,23 @@ impl<'r> FromRequest<'r> for &'r LoggedIn {
         match request.local_cache_async(load(request)).await {
             Loaded::Yes(me) => Outcome::Success(me),
             Loaded::No => None.or_forward(Status::Unauthorized),
+            Loaded::StoreDown => Outcome::Error((Status::ServiceUnavailable, ())),
+        }
+    }
+}
+
+/// A signed-in user on `/api`: without a session the request fails with 401, which the
+/// `/api` catchers answer in JSON (no redirect).
+pub struct ApiUser<'r>(pub &'r LoggedIn);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ApiUser<'r> {
+    type Error = ();
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        match request.local_cache_async(load(request)).await {
+            Loaded::Yes(me) => Outcome::Success(ApiUser(me)),
+            Loaded::No => Outcome::Error((Status::Unauthorized, ())),
             Loaded::StoreDown => Outcome::Error((Status::ServiceUnavailable, ())),
         }
     }

@@ -2,6 +2,7 @@
 //! (templates and what they receive), replies, cookies, flash, CSRF, security headers,
 //! request guards, and the mapping of domain errors to pages.
 
+pub mod api;
 pub mod catchers;
 pub mod client;
 pub mod cookies;
@@ -52,5 +53,6 @@ pub fn stage() -> AdHoc {
             .attach(headers::shield())
             .attach(headers::Defaults::default())
             .register("/", catchers::catchers())
+            .register("/api", api::catchers())
     })
 }

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::auth::oauth::{ProviderKind, Providers};
 use crate::auth::session::Method;
-use crate::auth::Account;
-use crate::store::User;
+use crate::auth::{Account, FRESH_SIGN_IN_SECS};
+use crate::store::{SessionRecord, User};
 use crate::web::csrf::CsrfToken;
 use crate::web::flash::Flash;
 use crate::web::guard::LoggedIn;
@@ -133,8 +133,18 @@ impl<'r> Layout<'r> {
         self.render(LOGIN, login_page(providers, form))
     }
 
-    pub fn account(&self, providers: &Providers, account: &Account) -> Template {
-        self.render(ACCOUNT, account_page(providers, account))
+    pub fn account(
+        &self,
+        providers: &Providers,
+        account: &Account,
+        sessions: &[SessionRecord],
+        current: &SessionRecord,
+        now: i64,
+    ) -> Template {
+        let mut page = account_page(providers, account);
+        page.sessions = session_rows(sessions, &current.id);
+        page.can_set_password = !account.has_password && now - current.created_at < FRESH_SIGN_IN_SECS;
+        self.render(ACCOUNT, page)
     }
 }
 
@@ -192,7 +202,55 @@ fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
 #[derive(Serialize)]
 struct AccountPage {
     has_password: bool,
+    /// No password yet, and this session is a fresh provider sign-in: one may be set.
+    can_set_password: bool,
     providers: Vec<ProviderRow>,
+    /// Where the person is signed in, most recently active first.
+    sessions: Vec<SessionRow>,
+}
+
+/// A session on the account page.
+#[derive(Serialize)]
+struct SessionRow {
+    id: String,
+    /// This device.
+    current: bool,
+    /// "Firefox on Linux".
+    client: String,
+    ip: String,
+    method_name: &'static str,
+    signed_in: String,
+    last_active: String,
+}
+
+fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<SessionRow> {
+    sessions
+        .iter()
+        .map(|s| SessionRow {
+            id: s.id.clone(),
+            current: s.id == current,
+            client: s.client.clone(),
+            ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
+            method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
+            signed_in: when(s.created_at),
+            last_active: when(s.last_seen_at),
+        })
+        .collect()
+}
+
+/// A time as pages show it: `2026-12-01 22:43 UTC`.
+fn when(unix: i64) -> String {
+    match rocket::time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => unix.to_string(),
+    }
 }
 
 /// A provider on the account page, linked or not.
@@ -219,7 +277,12 @@ fn account_page(providers: &Providers, account: &Account) -> AccountPage {
             })
         })
         .collect();
-    AccountPage { has_password: account.has_password, providers: rows }
+    AccountPage {
+        has_password: account.has_password,
+        can_set_password: false,
+        providers: rows,
+        sessions: Vec::new(),
+    }
 }
 
 #[derive(Serialize)]
@@ -313,7 +376,6 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
         email: Some("alice@example.com".into()),
         is_admin: true,
         disabled: false,
-        session_epoch: 0,
         created_at: 0,
         last_login_at: None,
     };
@@ -351,7 +413,10 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
             out.push(value(LOGOUT, Some(me), flash, &Empty {}));
             for account in [&linked, &unlinked] {
                 for providers in [&both, &none] {
-                    out.push(value(ACCOUNT, Some(me), flash, &account_page(providers, account)));
+                    let mut page = account_page(providers, account);
+                    page.sessions = session_rows(&sample_sessions(me.id), "this");
+                    page.can_set_password = !account.has_password;
+                    out.push(value(ACCOUNT, Some(me), flash, &page));
                 }
             }
         }
@@ -359,6 +424,22 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
     let error = ErrorPage { code: 404, title: "Not Found", message: explain(Status::NotFound) };
     out.push(value(ERROR, None, &None, &error));
     out
+}
+
+/// Two sessions of the user: this device, and another.
+fn sample_sessions(user_id: i64) -> Vec<SessionRecord> {
+    let session = |id: &str, client: &str| SessionRecord {
+        id: id.into(),
+        user_id,
+        method: "password".into(),
+        created_at: 1_800_000_000,
+        last_seen_at: 1_800_000_600,
+        ended_at: None,
+        client: client.into(),
+        ip: Some("192.0.2.7".into()),
+        persist: false,
+    };
+    vec![session("this", "Firefox on Linux"), session("other", "Safari on iOS")]
 }
 
 /// An account with a GitHub identity linked as `email`.
@@ -414,7 +495,7 @@ mod tests {
                 WELCOME => "This page is only for signed-in people.",
                 LOGIN => "<h1>Log in</h1>",
                 LOGOUT => "<h1>Log out</h1>",
-                ACCOUNT => "Ways to sign in",
+                ACCOUNT => "Where you are signed in",
                 ERROR => "There is no page at this address.",
                 other => panic!("unexpected sample {other}"),
             };
@@ -465,7 +546,6 @@ mod tests {
             email: None,
             is_admin: false,
             disabled: false,
-            session_epoch: 0,
             created_at: 0,
             last_login_at: None,
         };
@@ -485,7 +565,6 @@ mod tests {
             email: Some("\"quoted\"@example.com".into()),
             is_admin: false,
             disabled: false,
-            session_epoch: 0,
             created_at: 0,
             last_login_at: None,
         };

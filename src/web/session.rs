@@ -4,7 +4,7 @@
 use rocket::time::Duration;
 
 use crate::auth::oauth::{Flow, FLOW_LIFETIME_SECS};
-use crate::auth::session::Session;
+use crate::auth::session::SessionToken;
 use crate::auth::SignedIn;
 use crate::config::SessionSettings;
 use crate::web::cookies::{CookieName, Jar};
@@ -18,25 +18,25 @@ impl Jar<'_> {
     /// Carries a new sign-in: a new session cookie (replacing any the browser had), a
     /// fresh CSRF token, and a greeting on the next page.
     pub fn sign_in(&self, signed_in: &SignedIn, settings: &SessionSettings) {
-        self.write_session(&signed_in.session, settings);
+        self.write_session(signed_in, settings);
         CsrfToken::rotate(self);
         self.flash(Kind::Success, "You are now signed in.");
     }
 
-    /// The session in the browser's cookie, if it decrypts and parses.
-    pub fn session(&self) -> Option<Session> {
-        serde_json::from_str(&self.get(SESSION_COOKIE)?).ok()
+    /// Writes the session token: a browser-session cookie, or with "Keep me signed in" one
+    /// that lasts the absolute lifetime (the server enforces both limits from the record
+    /// regardless).
+    pub fn write_session(&self, signed_in: &SignedIn, settings: &SessionSettings) {
+        let max_age = signed_in.session.persist.then(|| Duration::seconds(settings.absolute_timeout));
+        match serde_json::to_string(&signed_in.token) {
+            Ok(value) => self.set(SESSION_COOKIE, value, max_age),
+            Err(e) => log::error!("could not encode a session token: {e}"),
+        }
     }
 
-    /// Writes the session: a browser-session cookie, or with "Keep me signed in" one that
-    /// lasts what is left of the absolute lifetime (the server enforces both limits from
-    /// the session's timestamps regardless).
-    pub fn write_session(&self, session: &Session, settings: &SessionSettings) {
-        let max_age = session.persist.then(|| Duration::seconds(session.remaining(settings)));
-        match serde_json::to_string(session) {
-            Ok(value) => self.set(SESSION_COOKIE, value, max_age),
-            Err(e) => log::error!("could not encode a session: {e}"),
-        }
+    /// The session token in the browser's cookie, if it decrypts and parses.
+    pub fn session_token(&self) -> Option<SessionToken> {
+        serde_json::from_str(&self.get(SESSION_COOKIE)?).ok()
     }
 
     pub fn end_session(&self) {

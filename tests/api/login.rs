@@ -125,7 +125,7 @@ async fn an_impossibly_long_username_still_costs_one_verify() {
 async fn a_disabled_user_cannot_sign_in_even_with_the_right_password() {
     let app = TestApp::spawn().await;
     let user = app.create_user("dave", PASSWORD).await;
-    app.store().set_disabled(user.id, true).await.unwrap();
+    app.store().set_disabled(user.id, true, START).await.unwrap();
 
     let response = app.post_login("dave", PASSWORD).await;
     assert_eq!(response.status(), Status::Forbidden);

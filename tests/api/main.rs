@@ -13,6 +13,7 @@ mod logs;
 mod next;
 mod oauth;
 mod session;
+mod sessions;
 mod startup;
 mod templates;
 mod throttle;

@@ -303,3 +303,33 @@ async fn connecting_google_and_github_on_the_account_page() {
     assert!(browser.topbar().await.contains("Signed in as dora"), "{page:#?}");
     browser.screenshot("account").await;
 }
+
+/// Sessions as records: one person in two browsers sees two devices on the account page,
+/// signs the other out from the first, and the second lands on the login page on its next
+/// navigation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_another_device_out_from_the_account_page() {
+    let world = World::start(&["dora"]).await;
+    let laptop = world.driver.browser().await;
+    let phone = world.driver.browser().await;
+    sign_in_with_password(&world, &laptop, "dora").await;
+    sign_in_with_password(&world, &phone, "dora").await;
+
+    laptop.goto(&world.url("/account")).await;
+    let page = laptop.wait_for_text("Where you are signed in").await;
+    assert!(page.text.contains("This device"), "{page:#?}");
+    let signed_in = laptop.client.find_all(fantoccini::Locator::Css(".session-row")).await.unwrap();
+    assert_eq!(signed_in.len(), 2, "two devices: {page:#?}");
+    laptop.screenshot("account-sessions").await;
+
+    laptop.click_button("Sign out").await;
+    let page = laptop.wait_for_text("That device is signed out.").await;
+    assert_eq!(page.path, "/account");
+    assert!(page.text.contains("Where you are signed in"));
+
+    phone.goto(&world.url("/welcome")).await;
+    let page = phone.wait_for_path("/login?next=%2Fwelcome").await;
+    assert!(page.text.contains(NEED_LOGIN), "{page:#?}");
+    laptop.goto(&world.url("/welcome")).await;
+    laptop.wait_for_text("Welcome, dora!").await;
+}

@@ -1,0 +1,94 @@
+//! `/api`: the signed-in person and their sessions as JSON, for scripts and single-page
+//! apps. Errors are JSON too (`{"error": …}`); without a session, 401, never a redirect.
+
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::{delete, get, State};
+use serde::Serialize;
+
+use crate::auth::Auth;
+use crate::web::api::ApiError;
+use crate::web::csrf::SameOriginRequired;
+use crate::web::guard::ApiUser;
+
+#[derive(Serialize)]
+pub struct Me {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    admin: bool,
+    /// How this session signed in: `password`, `google` or `github`.
+    method: &'static str,
+    /// The providers linked to the account.
+    providers: Vec<String>,
+}
+
+#[get("/api/me")]
+pub async fn me(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
+    let user = me.0.user();
+    let account = auth.account(user).await?;
+    Ok(Json(Me {
+        id: user.id,
+        username: user.username.clone(),
+        email: user.email.clone(),
+        admin: user.is_admin,
+        method: me.0.method().as_str(),
+        providers: account.identities.into_iter().map(|i| i.provider).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct Sessions {
+    sessions: Vec<SessionJson>,
+}
+
+#[derive(Serialize)]
+pub struct SessionJson {
+    id: String,
+    current: bool,
+    method: String,
+    /// The browser, as a person would name it ("Firefox on Linux").
+    client: String,
+    ip: Option<String>,
+    /// Unix seconds.
+    created_at: i64,
+    last_seen_at: i64,
+    /// "Keep me signed in".
+    persistent: bool,
+}
+
+#[get("/api/sessions")]
+pub async fn sessions(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Sessions>, ApiError> {
+    let current = me.0.session_id();
+    let sessions = auth.sessions(me.0.user()).await?;
+    let sessions = sessions
+        .into_iter()
+        .map(|s| SessionJson {
+            current: s.id == current,
+            id: s.id,
+            method: s.method,
+            client: s.client,
+            ip: s.ip,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            persistent: s.persist,
+        })
+        .collect();
+    Ok(Json(Sessions { sessions }))
+}
+
+/// Ends one of the person's own sessions (this one included): 204; another person's, a
+/// made-up or an already ended id: 404, and nothing ends.
+#[delete("/api/sessions/<id>")]
+pub async fn end_session(
+    id: &str,
+    _same_origin: SameOriginRequired,
+    me: ApiUser<'_>,
+    auth: &State<Auth>,
+) -> Result<Status, ApiError> {
+    if auth.end_session(me.0.user(), id).await? {
+        Ok(Status::NoContent)
+    } else {
+        Err(ApiError(Status::NotFound, "not found"))
+    }
+}

@@ -1,0 +1,170 @@
+//! The `sessions` table: one row per sign-in, with a hash of the secret its cookie carries.
+//! Ending a session sets `ended_at`; the sweep deletes old rows in bounded batches.
+
+use serde::Serialize;
+
+use super::{Store, StoreResult, User};
+
+/// A session as the account page and the API show it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: i64,
+    /// `password`, `google` or `github`.
+    pub method: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub ended_at: Option<i64>,
+    /// "Firefox on Linux".
+    pub client: String,
+    pub ip: Option<String>,
+    pub persist: bool,
+}
+
+/// A session as the guard reads it: the record and the hash its secret must match.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveSession {
+    #[sqlx(flatten)]
+    pub record: SessionRecord,
+    pub secret_hash: String,
+}
+
+/// A session about to be stored.
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub secret_hash: &'a str,
+    pub user_id: i64,
+    pub method: &'a str,
+    pub client: &'a str,
+    pub ip: Option<&'a str>,
+    pub persist: bool,
+    pub now: i64,
+}
+
+/// Which sessions the sweep deletes: ended, idle or past their absolute lifetime before
+/// these times.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepBefore {
+    pub ended: i64,
+    pub last_seen: i64,
+    pub created: i64,
+}
+
+const SESSION_COLUMNS: &str = "id, user_id, method, created_at, last_seen_at, ended_at, client, ip, persist";
+
+impl Store {
+    pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, method, created_at, last_seen_at, client, ip, persist)
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)",
+        )
+        .bind(new.id)
+        .bind(new.secret_hash)
+        .bind(new.user_id)
+        .bind(new.method)
+        .bind(new.now)
+        .bind(new.client)
+        .bind(new.ip)
+        .bind(new.persist)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A session and its user, read at most once per `session.cache_ttl` seconds.
+    pub async fn live_session(&self, id: &str, now: i64) -> StoreResult<Option<(LiveSession, User)>> {
+        if let Some(found) = self.sessions.get(id, now) {
+            return Ok(found);
+        }
+        let ticket = self.sessions.begin_read();
+        let session: Option<LiveSession> =
+            sqlx::query_as(&format!("SELECT {SESSION_COLUMNS}, secret_hash FROM sessions WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let found = match session {
+            Some(session) => self.user_by_id(session.record.user_id).await?.map(|user| (session, user)),
+            None => None,
+        };
+        self.sessions.put(ticket, id, found.as_ref(), now);
+        Ok(found)
+    }
+
+    /// Records activity (at most every `session.refresh_after` seconds, the guard decides).
+    pub async fn touch_session(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        self.sessions.forget_session(id);
+        Ok(())
+    }
+
+    /// Ends one live session of `user_id`; `false` when there is no such live session of
+    /// theirs (another user's id, a made-up one, one already ended).
+    pub async fn end_session(&self, user_id: i64, id: &str, now: i64) -> StoreResult<bool> {
+        let ended = sqlx::query(
+            "UPDATE sessions SET ended_at = $1 WHERE id = $2 AND user_id = $3 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        self.sessions.forget_session(id);
+        Ok(ended == 1)
+    }
+
+    /// Ends every live session of the user but `except`: one statement.
+    pub async fn end_sessions_of(&self, user_id: i64, except: Option<&str>, now: i64) -> StoreResult<u64> {
+        let ended = sqlx::query(
+            "UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL AND id <> COALESCE($3, '')",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(except)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        self.sessions.forget_user(user_id);
+        Ok(ended)
+    }
+
+    /// The user's sessions that have not been ended, most recently active first.
+    pub async fn sessions_of(&self, user_id: i64) -> StoreResult<Vec<SessionRecord>> {
+        sqlx::query_as(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND ended_at IS NULL
+             ORDER BY last_seen_at DESC, created_at DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Deletes at most `batch` sessions that ended, went idle or outlived their absolute
+    /// lifetime before the given times; returns how many went. One short statement, so the
+    /// sweep never holds the write lock for long.
+    pub async fn sweep_sessions(&self, before: SweepBefore, batch: i64) -> StoreResult<u64> {
+        let deleted = sqlx::query(
+            "DELETE FROM sessions WHERE id IN (
+                 SELECT id FROM sessions
+                 WHERE ended_at < $1 OR last_seen_at < $2 OR created_at < $3
+                 LIMIT $4)",
+        )
+        .bind(before.ended)
+        .bind(before.last_seen)
+        .bind(before.created)
+        .bind(batch)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
+    /// Sessions stored, ended or not (for tests and metrics).
+    pub async fn count_sessions(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&self.pool).await
+    }
+}
