@@ -29,6 +29,34 @@ pub struct LiveSession {
     pub secret_hash: String,
 }
 
+/// A session and its user, as one query reads them.
+#[derive(sqlx::FromRow)]
+struct Joined {
+    #[sqlx(flatten)]
+    session: LiveSession,
+    u_username: String,
+    u_email: Option<String>,
+    u_is_admin: bool,
+    u_disabled: bool,
+    u_created_at: i64,
+    u_last_login_at: Option<i64>,
+}
+
+impl Joined {
+    fn split(self) -> (LiveSession, User) {
+        let user = User {
+            id: self.session.record.user_id,
+            username: self.u_username,
+            email: self.u_email,
+            is_admin: self.u_is_admin,
+            disabled: self.u_disabled,
+            created_at: self.u_created_at,
+            last_login_at: self.u_last_login_at,
+        };
+        (self.session, user)
+    }
+}
+
 /// A session about to be stored.
 pub struct NewSession<'a> {
     pub id: &'a str,
@@ -77,15 +105,18 @@ impl Store {
             return Ok(found);
         }
         let ticket = self.sessions.begin_read();
-        let session: Option<LiveSession> =
-            sqlx::query_as(&format!("SELECT {SESSION_COLUMNS}, secret_hash FROM sessions WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let found = match session {
-            Some(session) => self.user_by_id(session.record.user_id).await?.map(|user| (session, user)),
-            None => None,
-        };
+        // One round trip: the session and its user together.
+        let joined: Option<Joined> = sqlx::query_as(
+            "SELECT s.id, s.user_id, s.method, s.created_at, s.last_seen_at, s.ended_at, s.client, s.ip,
+                    s.persist, s.secret_hash, u.username AS u_username, u.email AS u_email,
+                    u.is_admin AS u_is_admin, u.disabled AS u_disabled, u.created_at AS u_created_at,
+                    u.last_login_at AS u_last_login_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let found = joined.map(Joined::split);
         self.sessions.put(ticket, id, found.as_ref(), now);
         Ok(found)
     }

@@ -8,11 +8,13 @@ use rocket::response::{self, Responder};
 use crate::auth::AuthError;
 use crate::web::pages::error_page;
 
-/// What the person sees for each failure.
+/// What the person sees for each failure. A store that does not answer in time (no pooled
+/// connection within the timeout, or an I/O error) is "busy, try again": 503, not 500.
 pub fn status_of(error: &AuthError) -> Status {
     match error {
         AuthError::Busy => Status::ServiceUnavailable,
         AuthError::Throttled(_) => Status::TooManyRequests,
+        AuthError::Store(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => Status::ServiceUnavailable,
         AuthError::Store(_) | AuthError::Internal(_) => Status::InternalServerError,
     }
 }
@@ -24,9 +26,9 @@ impl<'r> Responder<'r, 'static> for AuthError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         let status = status_of(&self);
         let retry_after = match self {
-            AuthError::Busy => Some(BUSY_RETRY_AFTER),
             AuthError::Throttled(seconds) => Some(seconds),
-            AuthError::Store(_) | AuthError::Internal(_) => None,
+            _ if status == Status::ServiceUnavailable => Some(BUSY_RETRY_AFTER),
+            AuthError::Busy | AuthError::Store(_) | AuthError::Internal(_) => None,
         };
         if retry_after.is_some() {
             log::warn!("{} {}: {self}", request.method(), request.uri().path());
