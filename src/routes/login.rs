@@ -96,9 +96,7 @@ pub async fn logout(
     if let Some(me) = me {
         auth.sign_out(me.user(), me.session()).await?;
     }
-    jar.end_session();
-    jar.flash(Kind::Success, "You were signed out.");
-    Ok(Reply::to(uri!(index)))
+    Ok(signed_out(&jar, "You were signed out."))
 }
 
 /// Ends every session of the person, on every device.
@@ -112,7 +110,12 @@ pub async fn logout_everywhere(
     if let Some(me) = me {
         auth.sign_out_everywhere(me.user()).await?;
     }
+    Ok(signed_out(&jar, "You were signed out on every device."))
+}
+
+/// The browser forgets its session, and the home page says so.
+fn signed_out(jar: &Jar<'_>, message: &str) -> Reply {
     jar.end_session();
-    jar.flash(Kind::Success, "You were signed out on every device.");
-    Ok(Reply::to(uri!(index)))
+    jar.flash(Kind::Success, message);
+    Reply::to(uri!(index))
 }

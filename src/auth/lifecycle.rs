@@ -1,0 +1,220 @@
+//! A session's life after sign-in: checking it on every request, ending one or all, listing
+//! them, changing the password (which renews this one and ends the rest), and the sweep.
+
+use std::sync::Arc;
+
+use crate::auth::password::{check_policy, HashError, MAX_PASSWORD_BYTES};
+use crate::auth::session::{freshness, Freshness, Method, SessionToken};
+use crate::auth::sign_in::{log_attempt, Verdict};
+use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn};
+use crate::clock::Clock;
+use crate::config::SessionSettings;
+use crate::store::{account_key, SessionRecord, Store, SweepBefore, User};
+use crate::throttle::RetryAfter;
+
+/// What a session cookie turned out to be worth.
+// Made once per request and moved straight into the guard: boxing the valid case would only
+// add an allocation to every signed-in request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum SessionCheck {
+    Valid {
+        user: User,
+        session: SessionRecord,
+    },
+    /// Unknown, ended, expired, or its user is gone or disabled: sign the browser out.
+    Invalid,
+}
+
+/// A password change as submitted on the account page.
+pub struct PasswordChange<'a> {
+    /// Required when the account has a password.
+    pub current: &'a str,
+    pub new: &'a str,
+    /// When given, it must equal `new`.
+    pub confirm: Option<&'a str>,
+}
+
+/// How long after a provider sign-in a person without a password may set one: a fresh
+/// proof of who they are stands in for the current password they do not have.
+pub const FRESH_SIGN_IN_SECS: i64 = 10 * 60;
+
+/// Sessions deleted by one statement of the sweep: small enough that a sign-in never waits
+/// long for the write lock.
+pub const SWEEP_BATCH: i64 = 1_000;
+
+impl Auth {
+    /// What a session cookie's token is worth now. A valid session's last-seen is written
+    /// at most every `session.refresh_after` seconds.
+    pub async fn check_session(&self, token: &SessionToken) -> Result<SessionCheck, AuthError> {
+        let now = self.now();
+        let Some((live, user)) = self.store.live_session(&token.id, now).await? else {
+            return Ok(SessionCheck::Invalid);
+        };
+        if !token.proves(&live.secret_hash) || user.disabled {
+            return Ok(SessionCheck::Invalid);
+        }
+        let mut session = live.record;
+        match freshness(&session, &self.session, now) {
+            Freshness::Expired => return Ok(SessionCheck::Invalid),
+            Freshness::Stale => {
+                self.store.touch_session(&session.id, now).await?;
+                session.last_seen_at = now;
+            }
+            Freshness::Fresh => {}
+        }
+        Ok(SessionCheck::Valid { user, session })
+    }
+
+    /// Ends this session (logout on this device).
+    pub async fn sign_out(&self, user: &User, session: &SessionRecord) -> Result<(), AuthError> {
+        self.store.end_session(user.id, &session.id, self.now()).await?;
+        log::info!("sign-out user_id={} session={}", user.id, session.id);
+        Ok(())
+    }
+
+    /// Ends every session of the user ("sign out everywhere").
+    pub async fn sign_out_everywhere(&self, user: &User) -> Result<u64, AuthError> {
+        let ended = self.store.end_sessions_of(user.id, None, self.now()).await?;
+        log::info!("sign-out everywhere user_id={} sessions={ended}", user.id);
+        Ok(ended)
+    }
+
+    /// Ends every session of the user but `current` ("sign out all other devices").
+    pub async fn end_other_sessions(&self, user: &User, current: &SessionRecord) -> Result<u64, AuthError> {
+        let ended = self.store.end_sessions_of(user.id, Some(&current.id), self.now()).await?;
+        log::info!("user {} ended {ended} other session(s)", user.id);
+        Ok(ended)
+    }
+
+    /// Ends one of the user's own sessions; `false` when `id` is not a live session of
+    /// theirs (nothing is ended then).
+    pub async fn end_session(&self, user: &User, id: &str) -> Result<bool, AuthError> {
+        let ended = self.store.end_session(user.id, id, self.now()).await?;
+        if ended {
+            log::info!("user {} ended session {id}", user.id);
+        }
+        Ok(ended)
+    }
+
+    /// The user's live sessions, most recently active first.
+    pub async fn sessions(&self, user: &User) -> Result<Vec<SessionRecord>, AuthError> {
+        let now = self.now();
+        let mut sessions = self.store.sessions_of(user.id).await?;
+        sessions.retain(|s| freshness(s, &self.session, now) != Freshness::Expired);
+        Ok(sessions)
+    }
+
+    /// Changes (or, for someone who signed up through a provider and signed in within
+    /// [`FRESH_SIGN_IN_SECS`], sets) the password: the current one is checked like a
+    /// sign-in (a wrong one counts toward the throttle), the new one passes the policy and
+    /// differs from the old; then every session of the user ends and this device gets a new
+    /// one.
+    pub async fn change_password(
+        &self,
+        change: PasswordChange<'_>,
+        user: &User,
+        session: &SessionRecord,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, PasswordChangeError> {
+        let PasswordChange { current, new, confirm } = change;
+        if new.is_empty() {
+            return Err(PasswordChangeError::Missing);
+        }
+        if current.len() > MAX_PASSWORD_BYTES || confirm.is_some_and(|c| c.len() > MAX_PASSWORD_BYTES) {
+            return Err(PasswordChangeError::TooLong);
+        }
+        if confirm.is_some_and(|c| c != new) {
+            return Err(PasswordChangeError::Mismatch);
+        }
+        check_policy(new, &user.username)?;
+        let now = self.now();
+        if self.store.has_password(user.id).await.map_err(AuthError::from)? {
+            if current.is_empty() {
+                return Err(PasswordChangeError::Missing);
+            }
+            let attempt = match self.throttle.reserve_login(&account_key(&user.username), client.ip, now) {
+                Ok(attempt) => attempt,
+                Err(RetryAfter(seconds)) => return Err(AuthError::Throttled(seconds).into()),
+            };
+            match self.verify(&user.username, current).await {
+                Ok(Verdict::Valid(_)) => attempt.refund(),
+                Ok(_) => {
+                    log_attempt(now, &user.username, client, "invalid-current-password");
+                    return Err(PasswordChangeError::WrongCurrent);
+                }
+                Err(e) => {
+                    attempt.refund();
+                    return Err(e.into());
+                }
+            }
+            if current == new {
+                return Err(PasswordChangeError::Unchanged);
+            }
+        } else if now - session.created_at >= FRESH_SIGN_IN_SECS {
+            return Err(PasswordChangeError::NotFresh);
+        }
+        let hash = self.hasher.hash(new.to_owned()).await.map_err(|e| match e {
+            HashError::Busy => AuthError::Busy,
+            HashError::Failed(why) => AuthError::Internal(why),
+        })?;
+        self.store.set_password(user.id, &hash, now).await.map_err(AuthError::from)?;
+        log::info!("user {} changed their password; every session ended", user.id);
+        let method = Method::parse(&session.method).unwrap_or(Method::Password);
+        Ok(self.start_session(user.clone(), method, session.persist, client, now).await?)
+    }
+
+    /// The sweep, detached from the service so it can run in its own task.
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper { store: self.store.clone(), clock: Arc::clone(&self.clock), session: self.session }
+    }
+}
+
+/// Deletes old sessions: what the periodic sweep runs (every `session.sweep_interval`).
+pub struct Sweeper {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    session: SessionSettings,
+}
+
+impl Sweeper {
+    /// Deletes sessions that ended, went idle or outlived their absolute lifetime more than
+    /// `session.retention` seconds ago, in batches of [`SWEEP_BATCH`], yielding between
+    /// them so that requests are never held up for long. Returns how many went and in how
+    /// many batches.
+    pub async fn sweep(&self) -> Result<(u64, u64), AuthError> {
+        let now = self.clock.now();
+        let keep = self.session.retention;
+        let before = SweepBefore {
+            ended: now - keep,
+            last_seen: now - self.session.idle_timeout - keep,
+            created: now - self.session.absolute_timeout - keep,
+        };
+        let (mut deleted, mut batches) = (0, 0);
+        loop {
+            let gone = self.store.sweep_sessions(before, SWEEP_BATCH).await?;
+            deleted += gone;
+            batches += 1;
+            if gone < SWEEP_BATCH.unsigned_abs() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if deleted > 0 {
+            log::info!("swept {deleted} old session(s) in {batches} batch(es)");
+        }
+        Ok((deleted, batches))
+    }
+
+    /// Sweeps now and then every `session.sweep_interval` seconds, for as long as the
+    /// server runs.
+    pub async fn run(self) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(self.session.sweep_interval));
+        loop {
+            every.tick().await;
+            if let Err(e) = self.sweep().await {
+                log::warn!("the session sweep failed (it runs again later): {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Signing in with a username and password, and starting a session for whoever proved who
+//! they are; one log line per attempt.
+
+use crate::auth::password::{HashError, MAX_PASSWORD_BYTES};
+use crate::auth::session::{Method, SessionToken};
+use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
+use crate::logging::AUDIT_TARGET;
+use crate::store::{account_key, NewSession, SessionRecord, User, MAX_USERNAME_CHARS};
+use crate::throttle::RetryAfter;
+
+/// A password sign-in as submitted.
+pub struct PasswordSignIn<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    /// "Keep me signed in".
+    pub remember: bool,
+}
+
+/// A successful sign-in: whom, the session record, and the token its cookie carries.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub session: SessionRecord,
+    pub token: SessionToken,
+}
+
+impl Auth {
+    /// Checks a username and password. Every path that reaches the hash runs exactly one
+    /// Argon2 verification, so an unknown username costs what a wrong password costs; the
+    /// attempt is taken out of the throttle's budgets before the hash and given back only
+    /// when it was not a guess.
+    pub async fn sign_in_with_password(
+        &self,
+        form: PasswordSignIn<'_>,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SignInError> {
+        let PasswordSignIn { username, password, remember } = form;
+        if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
+            return Err(SignInError::TooLong);
+        }
+        // Rocket decodes bad percent-escapes to U+FFFD; no real credential contains one.
+        if username.contains('\u{FFFD}') || password.contains('\u{FFFD}') {
+            return Err(SignInError::Unreadable);
+        }
+        if username.trim().is_empty() || password.is_empty() {
+            return Err(SignInError::Missing);
+        }
+        // Shed before the store read and the queue: under a flood this is most requests.
+        if self.hasher.is_saturated() {
+            return Err(AuthError::Busy.into());
+        }
+        let now = self.now();
+        let account = account_key(username);
+        let attempt = match self.throttle.reserve_login(&account, client.ip, now) {
+            Ok(attempt) => attempt,
+            Err(RetryAfter(seconds)) => {
+                log_attempt(now, username, client, "throttled");
+                return Err(AuthError::Throttled(seconds).into());
+            }
+        };
+        let verdict = match self.verify(username, password).await {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                // No answer was learned: the attempt was not a guess.
+                attempt.refund();
+                return Err(e.into());
+            }
+        };
+        match verdict {
+            Verdict::Invalid => {
+                // A wrong guess keeps its place in the budget.
+                drop(attempt);
+                log_attempt(now, username, client, "invalid-credentials");
+                Err(SignInError::Invalid)
+            }
+            Verdict::Disabled => {
+                attempt.refund();
+                log_attempt(now, username, client, "disabled-account");
+                Err(SignInError::Disabled)
+            }
+            Verdict::Valid(user) => {
+                attempt.refund();
+                log_attempt(now, username, client, "success");
+                Ok(self.start_session(user, Method::Password, remember, client, now).await?)
+            }
+        }
+    }
+
+    pub(super) async fn verify(&self, username: &str, password: &str) -> Result<Verdict, AuthError> {
+        // A name that cannot be valid finds nobody, and still pays for one (dummy) verify.
+        let found = self.store.credentials(username).await?;
+        let (user, hash) = match found {
+            Some(c) => (Some(c.user), c.password_hash),
+            None => (None, None),
+        };
+        let matched = self.hasher.verify(password.to_owned(), hash).await.map_err(|e| match e {
+            HashError::Busy => AuthError::Busy,
+            HashError::Failed(why) => AuthError::Internal(why),
+        })?;
+        Ok(match user {
+            Some(user) if matched && user.disabled => Verdict::Disabled,
+            Some(user) if matched => Verdict::Valid(user),
+            _ => Verdict::Invalid,
+        })
+    }
+
+    /// Signs `user` in, whatever proved who they are: a new session record, and the sign-in
+    /// time recorded (a failure to record that is logged, not fatal).
+    pub(super) async fn start_session(
+        &self,
+        user: User,
+        method: Method,
+        persist: bool,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Result<SignedIn, AuthError> {
+        let (token, secret_hash) = SessionToken::mint();
+        let ip = client.ip.map(|ip| ip.to_string());
+        let new = NewSession {
+            id: &token.id,
+            secret_hash: &secret_hash,
+            user_id: user.id,
+            method: method.as_str(),
+            client: &client.device,
+            ip: ip.as_deref(),
+            persist,
+            now,
+        };
+        self.store.create_session(new).await?;
+        if let Err(e) = self.store.record_login(user.id, now).await {
+            log::warn!("could not record the sign-in time of user {}: {e}", user.id);
+        }
+        let session = SessionRecord {
+            id: token.id.clone(),
+            user_id: user.id,
+            method: method.as_str().to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            ended_at: None,
+            client: client.device.clone(),
+            ip,
+            persist,
+        };
+        Ok(SignedIn { user, session, token })
+    }
+}
+
+/// The result of checking a username and password.
+#[derive(Debug)]
+pub(super) enum Verdict {
+    Valid(User),
+    /// Unknown user, wrong password, or an account without a password: all look the same.
+    Invalid,
+    /// Right password, but the account is disabled.
+    Disabled,
+}
+
+/// One line per sign-in attempt: when, who, from where, and how it went. Never the
+/// password; the username is escaped and shortened, since it is whatever was typed.
+pub(super) fn log_attempt(now: i64, username: &str, client: &ClientInfo, outcome: &str) {
+    let shown: String = username.chars().take(MAX_USERNAME_CHARS).collect();
+    let line =
+        format!("sign-in at={} username={shown:?} ip={} outcome={outcome}", rfc3339(now), client.ip_text());
+    if outcome == "throttled" {
+        log::warn!(target: AUDIT_TARGET, "{line}");
+    } else {
+        log::info!(target: AUDIT_TARGET, "{line}");
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    use rocket::time::{format_description::well_known::Rfc3339, OffsetDateTime};
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
