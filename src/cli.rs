@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::audit::{Actor, EventKind};
 use crate::auth::password;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::store::{NewUser, Store};
+use crate::store::{NewEvent, NewUser, Store};
 
 #[derive(Parser)]
 #[command(name = "portal", version, about = "A sign-in portal. Without a command, it serves.")]
@@ -81,6 +82,7 @@ async fn run(action: Users) -> Result<String, String> {
                 is_admin: admin,
             };
             let user = store.create_user(new, SystemClock.now()).await.map_err(|e| e.to_string())?;
+            record(&store, EventKind::UserCreated, user.id, serde_json::json!({ "admin": admin })).await;
             Ok(format!("added user {} (id {})", user.username, user.id))
         }
         Users::List => {
@@ -102,13 +104,41 @@ async fn run(action: Users) -> Result<String, String> {
             let secret = read_password(&user.username)?;
             let hash = password::hash_blocking(&secret).map_err(|e| e.to_string())?;
             store.set_password(user.id, &hash, SystemClock.now()).await.map_err(|e| e.to_string())?;
+            record(
+                &store,
+                EventKind::PasswordChanged,
+                user.id,
+                serde_json::json!({ "by": "cli", "sessions_ended": true }),
+            )
+            .await;
             Ok(format!("password changed for {}; their sessions have ended", user.username))
         }
         Users::Disable { name } => {
             let user = find(&store, &name).await?;
             store.set_disabled(user.id, true, SystemClock.now()).await.map_err(|e| e.to_string())?;
+            record(&store, EventKind::UserDisabled, user.id, serde_json::json!({ "sessions_ended": true }))
+                .await;
             Ok(format!("disabled {}; their sessions have ended", user.username))
         }
+    }
+}
+
+/// The audit log's line for what the command line did. A failure to write it is reported,
+/// and does not undo the change.
+async fn record(store: &Store, kind: EventKind, subject: i64, detail: serde_json::Value) {
+    let detail = detail.to_string();
+    let actor = Actor::Cli.text();
+    let event = NewEvent {
+        at: SystemClock.now(),
+        kind: kind.slug(),
+        actor: &actor,
+        subject: Some(subject),
+        ip: None,
+        client: None,
+        detail: &detail,
+    };
+    if let Err(e) = store.record_event(event).await {
+        eprintln!("warning: could not record the {} event: {e}", kind.words());
     }
 }
 

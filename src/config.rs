@@ -27,6 +27,22 @@ pub struct Settings {
     pub throttle: crate::throttle::ThrottleSettings,
     #[serde(default)]
     pub branding: BrandingSettings,
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// `[audit]`: how long the audit log keeps events.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct AuditSettings {
+    /// Days events are kept before the sweep deletes them.
+    pub retention_days: i64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings { retention_days: 90 }
+    }
 }
 
 /// `[branding]`: what the pages call the site, and an operator's stylesheet.
@@ -343,6 +359,7 @@ impl Settings {
             || s.cache_ttl < 0
             || s.retention < 0
             || s.sweep_interval == 0
+            || self.audit.retention_days < 0
         {
             return Err("session timeouts must be positive numbers of seconds".into());
         }

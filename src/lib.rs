@@ -119,7 +119,7 @@ async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings
             .map_err(|e| format!("could not create the debug admin user: {e}"))?;
     }
     let throttle = Throttle::new(settings.throttle);
-    let auth = Auth::new(store, hasher, throttle, providers, clock, settings.session);
+    let auth = Auth::new(store, hasher, throttle, providers, clock, &settings);
     Ok((settings, auth))
 }
 

@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
+
+use crate::auth::audit::EventKind;
 use crate::auth::password::{check_policy, HashError, MAX_PASSWORD_BYTES};
 use crate::auth::session::{freshness, Freshness, Method, SessionToken};
 use crate::auth::sign_in::{log_attempt, Verdict};
@@ -70,6 +73,8 @@ impl Auth {
     pub async fn sign_out(&self, user: &User, session: &SessionRecord) -> Result<(), AuthError> {
         self.store.end_session(user.id, &session.id, self.now()).await?;
         log::info!("sign-out user_id={} session={}", user.id, session.id);
+        let detail = json!({ "session": session.id });
+        self.user_did(user.id, EventKind::SignOut, None, detail).await;
         Ok(())
     }
 
@@ -77,6 +82,8 @@ impl Auth {
     pub async fn sign_out_everywhere(&self, user: &User) -> Result<u64, AuthError> {
         let ended = self.store.end_sessions_of(user.id, None, self.now()).await?;
         log::info!("sign-out everywhere user_id={} sessions={ended}", user.id);
+        let detail = json!({ "everywhere": true, "sessions": ended });
+        self.user_did(user.id, EventKind::SignOut, None, detail).await;
         Ok(ended)
     }
 
@@ -84,6 +91,8 @@ impl Auth {
     pub async fn end_other_sessions(&self, user: &User, current: &SessionRecord) -> Result<u64, AuthError> {
         let ended = self.store.end_sessions_of(user.id, Some(&current.id), self.now()).await?;
         log::info!("user {} ended {ended} other session(s)", user.id);
+        let detail = json!({ "by": "user", "others": true, "sessions": ended });
+        self.user_did(user.id, EventKind::SessionEnded, None, detail).await;
         Ok(ended)
     }
 
@@ -93,6 +102,8 @@ impl Auth {
         let ended = self.store.end_session(user.id, id, self.now()).await?;
         if ended {
             log::info!("user {} ended session {id}", user.id);
+            let detail = json!({ "by": "user", "session": id });
+            self.user_did(user.id, EventKind::SessionEnded, None, detail).await;
         }
         Ok(ended)
     }
@@ -141,6 +152,8 @@ impl Auth {
                 Ok(Verdict::Valid(_)) => attempt.refund(),
                 Ok(_) => {
                     log_attempt(now, &user.username, client, "invalid-current-password");
+                    let detail = json!({ "method": "password", "reason": "wrong-current-password" });
+                    self.user_did(user.id, EventKind::SignInFailed, Some(client), detail).await;
                     return Err(PasswordChangeError::WrongCurrent);
                 }
                 Err(e) => {
@@ -160,13 +173,20 @@ impl Auth {
         })?;
         self.store.set_password(user.id, &hash, now).await.map_err(AuthError::from)?;
         log::info!("user {} changed their password; every session ended", user.id);
+        let detail = json!({ "by": "user", "sessions_ended": true });
+        self.user_did(user.id, EventKind::PasswordChanged, Some(client), detail).await;
         let method = Method::parse(&session.method).unwrap_or(Method::Password);
         Ok(self.start_session(user.clone(), method, session.persist, client, now).await?)
     }
 
     /// The sweep, detached from the service so it can run in its own task.
     pub fn sweeper(&self) -> Sweeper {
-        Sweeper { store: self.store.clone(), clock: Arc::clone(&self.clock), session: self.session }
+        Sweeper {
+            store: self.store.clone(),
+            clock: Arc::clone(&self.clock),
+            session: self.session,
+            audit_retention: self.audit_retention,
+        }
     }
 }
 
@@ -175,13 +195,16 @@ pub struct Sweeper {
     store: Store,
     clock: Arc<dyn Clock>,
     session: SessionSettings,
+    /// Seconds events are kept (`audit.retention_days`).
+    audit_retention: i64,
 }
 
 impl Sweeper {
     /// Deletes sessions that ended, went idle or outlived their absolute lifetime more than
-    /// `session.retention` seconds ago, in batches of [`SWEEP_BATCH`], yielding between
-    /// them so that requests are never held up for long. Returns how many went and in how
-    /// many batches.
+    /// `session.retention` seconds ago, and audit events older than
+    /// `audit.retention_days`, in batches of [`SWEEP_BATCH`], yielding between them so that
+    /// requests are never held up for long. Returns how many sessions went and in how many
+    /// batches.
     pub async fn sweep(&self) -> Result<(u64, u64), AuthError> {
         let now = self.clock.now();
         let keep = self.session.retention;
@@ -202,6 +225,18 @@ impl Sweeper {
         }
         if deleted > 0 {
             log::info!("swept {deleted} old session(s) in {batches} batch(es)");
+        }
+        let mut events = 0;
+        loop {
+            let gone = self.store.sweep_events(now - self.audit_retention, SWEEP_BATCH).await?;
+            events += gone;
+            if gone < SWEEP_BATCH.unsigned_abs() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if events > 0 {
+            log::info!("swept {events} audit event(s) older than the retention");
         }
         Ok((deleted, batches))
     }

@@ -3,6 +3,7 @@
 //! and change the password (`lifecycle`), link and unlink providers. No HTTP here: operations take plain values and return domain results
 //! and errors; the web layer turns those into pages, cookies and redirects.
 
+pub mod audit;
 pub mod device;
 mod errors;
 mod lifecycle;
@@ -19,7 +20,9 @@ use std::sync::Arc;
 use crate::auth::oauth::Providers;
 use crate::auth::password::Hasher;
 use crate::clock::Clock;
-use crate::config::SessionSettings;
+use crate::config::{SessionSettings, Settings};
+
+const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 use crate::store::Store;
 use crate::throttle::Throttle;
 
@@ -55,6 +58,8 @@ pub struct Auth {
     providers: Providers,
     clock: Arc<dyn Clock>,
     session: SessionSettings,
+    /// Seconds audit events are kept.
+    audit_retention: i64,
 }
 
 impl Auth {
@@ -64,9 +69,10 @@ impl Auth {
         throttle: Throttle,
         providers: Providers,
         clock: Arc<dyn Clock>,
-        session: SessionSettings,
+        settings: &Settings,
     ) -> Auth {
-        Auth { store, hasher, throttle, providers, clock, session }
+        let audit_retention = settings.audit.retention_days.saturating_mul(SECONDS_PER_DAY);
+        Auth { store, hasher, throttle, providers, clock, session: settings.session, audit_retention }
     }
 
     pub fn now(&self) -> i64 {

@@ -1,12 +1,15 @@
 //! Signing in, and linking accounts, through Google and GitHub: minting a flow, completing
 //! a callback, and the rule that keeps a last way to sign in.
 
+use serde_json::json;
+
+use crate::auth::audit::EventKind;
 use crate::auth::oauth::{
     tidy_provider_text, Admission, Flow, FlowError, OAuthError, ProviderKind, FLOW_LIFETIME_SECS,
 };
 use crate::auth::{ArrivalError, Auth, AuthError, ClientInfo, SignedIn, StartError};
 use crate::logging::AUDIT_TARGET;
-use crate::store::{LinkError, LinkedIdentity, Unlinked, User};
+use crate::store::{EventRecord, LinkError, LinkedIdentity, Unlinked, User};
 use crate::throttle::RetryAfter;
 
 /// A provider's callback, as it arrived.
@@ -34,7 +37,12 @@ pub enum Arrival {
 pub struct Account {
     pub identities: Vec<LinkedIdentity>,
     pub has_password: bool,
+    /// The person's latest sign-in attempts, newest first ("Was this you?").
+    pub recent_sign_ins: Vec<EventRecord>,
 }
+
+/// How many recent sign-in attempts the account page shows.
+pub const RECENT_SIGN_INS: i64 = 5;
 
 impl Auth {
     /// Mints a flow for a sign-in through `kind` (throttled per client address), returning
@@ -128,6 +136,8 @@ impl Auth {
             Ok(found) => found,
             Err(OAuthError::NoVerifiedEmail) => {
                 log::warn!("{slug}: sign-in refused: no verified email");
+                let detail = json!({ "method": slug, "reason": "no-verified-email" });
+                self.attempt_failed(EventKind::ProviderRefused, None, client, detail).await;
                 return Err(ArrivalError::NoVerifiedEmail);
             }
             Err(e) => {
@@ -137,6 +147,8 @@ impl Auth {
         };
         if let Admission::Refused(why) = admission {
             log::warn!("{slug}: sign-in refused by policy: {why}");
+            let detail = json!({ "method": slug, "reason": why });
+            self.attempt_failed(EventKind::ProviderRefused, None, client, detail).await;
             return Err(ArrivalError::NotAllowed(why));
         }
 
@@ -148,6 +160,8 @@ impl Auth {
             return match self.store.link_identity(me.id, slug, &identity.subject, email, now).await {
                 Ok(()) => {
                     log::info!("user {} connected {slug}", me.id);
+                    let detail = json!({ "provider": slug });
+                    self.user_did(me.id, EventKind::IdentityLinked, Some(client), detail).await;
                     Ok(Arrival::Linked)
                 }
                 Err(LinkError::TakenByAnother) => Ok(Arrival::LinkedElsewhere),
@@ -163,6 +177,8 @@ impl Auth {
             .map_err(AuthError::from)?
         {
             Some(user) if user.disabled => {
+                let detail = json!({ "method": slug, "reason": "disabled-account" });
+                self.attempt_failed(EventKind::SignInFailed, Some(user.id), client, detail).await;
                 log::info!(target: AUDIT_TARGET, "sign-in provider={slug} ip={} outcome=disabled-account", client.ip_text());
                 return Err(ArrivalError::Disabled);
             }
@@ -191,7 +207,9 @@ impl Auth {
     pub async fn account(&self, user: &User) -> Result<Account, AuthError> {
         let identities = self.store.identities(user.id).await?;
         let has_password = self.store.has_password(user.id).await?;
-        Ok(Account { identities, has_password })
+        let kinds = EventKind::SIGN_INS.map(EventKind::slug);
+        let recent_sign_ins = self.store.events_of(user.id, &kinds, RECENT_SIGN_INS).await?;
+        Ok(Account { identities, has_password, recent_sign_ins })
     }
 
     /// Disconnects `kind` from the user, unless it is their last way to sign in (the rule
@@ -200,6 +218,8 @@ impl Auth {
         let unlinked = self.store.unlink_identity(user.id, kind.slug()).await?;
         if unlinked == Unlinked::Done {
             log::info!("user {} disconnected {}", user.id, kind.slug());
+            let detail = json!({ "provider": kind.slug() });
+            self.user_did(user.id, EventKind::IdentityUnlinked, None, detail).await;
         }
         Ok(unlinked)
     }

@@ -1,6 +1,9 @@
 //! Signing in with a username and password, and starting a session for whoever proved who
 //! they are; one log line per attempt.
 
+use serde_json::json;
+
+use crate::auth::audit::{typed_name, EventKind};
 use crate::auth::password::{HashError, MAX_PASSWORD_BYTES};
 use crate::auth::session::{Method, SessionToken};
 use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
@@ -55,6 +58,8 @@ impl Auth {
             Ok(attempt) => attempt,
             Err(RetryAfter(seconds)) => {
                 log_attempt(now, username, client, "throttled");
+                let detail = json!({ "method": "password", "username": typed_name(username) });
+                self.attempt_failed(EventKind::SignInThrottled, None, client, detail).await;
                 return Err(AuthError::Throttled(seconds).into());
             }
         };
@@ -67,15 +72,26 @@ impl Auth {
             }
         };
         match verdict {
-            Verdict::Invalid => {
+            Verdict::Invalid(known) => {
                 // A wrong guess keeps its place in the budget.
                 drop(attempt);
                 log_attempt(now, username, client, "invalid-credentials");
+                // An unknown name is kept as typed (shortened), so a spray shows; a known
+                // one is the subject.
+                let detail = match known {
+                    Some(_) => json!({ "method": "password", "reason": "invalid-credentials" }),
+                    None => {
+                        json!({ "method": "password", "reason": "unknown-user", "username": typed_name(username) })
+                    }
+                };
+                self.attempt_failed(EventKind::SignInFailed, known, client, detail).await;
                 Err(SignInError::Invalid)
             }
-            Verdict::Disabled => {
+            Verdict::Disabled(id) => {
                 attempt.refund();
                 log_attempt(now, username, client, "disabled-account");
+                let detail = json!({ "method": "password", "reason": "disabled-account" });
+                self.attempt_failed(EventKind::SignInFailed, Some(id), client, detail).await;
                 Err(SignInError::Disabled)
             }
             Verdict::Valid(user) => {
@@ -98,9 +114,9 @@ impl Auth {
             HashError::Failed(why) => AuthError::Internal(why),
         })?;
         Ok(match user {
-            Some(user) if matched && user.disabled => Verdict::Disabled,
+            Some(user) if matched && user.disabled => Verdict::Disabled(user.id),
             Some(user) if matched => Verdict::Valid(user),
-            _ => Verdict::Invalid,
+            known => Verdict::Invalid(known.map(|u| u.id)),
         })
     }
 
@@ -130,6 +146,8 @@ impl Auth {
         if let Err(e) = self.store.record_login(user.id, now).await {
             log::warn!("could not record the sign-in time of user {}: {e}", user.id);
         }
+        let detail = json!({ "method": method.as_str(), "session": token.id });
+        self.user_did(user.id, EventKind::SignInSucceeded, Some(client), detail).await;
         let session = SessionRecord {
             id: token.id.clone(),
             user_id: user.id,
@@ -149,10 +167,11 @@ impl Auth {
 #[derive(Debug)]
 pub(super) enum Verdict {
     Valid(User),
-    /// Unknown user, wrong password, or an account without a password: all look the same.
-    Invalid,
+    /// Unknown user (`None`), wrong password, or an account without a password: all look
+    /// the same to the person.
+    Invalid(Option<i64>),
     /// Right password, but the account is disabled.
-    Disabled,
+    Disabled(i64),
 }
 
 /// One line per sign-in attempt: when, who, from where, and how it went. Never the

@@ -5,6 +5,7 @@
 //! BIGINT Unix times) so a PostgreSQL store needs a migration set, not a rewrite.
 
 mod cache;
+mod events;
 mod identities;
 mod sessions;
 mod username;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection};
 
 use self::cache::SessionCache;
+pub use self::events::{EventRecord, NewEvent};
 pub use self::identities::{LinkError, LinkedIdentity, Unlinked};
 pub use self::sessions::{LiveSession, NewSession, SessionRecord, SweepBefore};
 pub use self::username::{account_key, Username, UsernameError, MAX_USERNAME_CHARS};

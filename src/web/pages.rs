@@ -13,10 +13,11 @@ use rocket::Responder;
 use rocket_dyn_templates::{minijinja, Template};
 use serde::Serialize;
 
+use crate::auth::audit::EventKind;
 use crate::auth::oauth::{ProviderKind, Providers};
 use crate::auth::session::Method;
 use crate::auth::{Account, FRESH_SIGN_IN_SECS};
-use crate::store::{SessionRecord, User};
+use crate::store::{EventRecord, SessionRecord, User};
 use crate::web::csrf::CsrfToken;
 use crate::web::flash::Flash;
 use crate::web::guard::LoggedIn;
@@ -207,6 +208,41 @@ struct AccountPage {
     providers: Vec<ProviderRow>,
     /// Where the person is signed in, most recently active first.
     sessions: Vec<SessionRow>,
+    /// The latest sign-in attempts, newest first.
+    recent_sign_ins: Vec<SignInRow>,
+}
+
+/// A sign-in attempt on the account page.
+#[derive(Serialize)]
+struct SignInRow {
+    when: String,
+    /// "sign-in succeeded", "sign-in failed", "sign-in throttled".
+    what: &'static str,
+    /// `Password`, `Google`, `GitHub`, or empty.
+    method_name: &'static str,
+    ip: String,
+    client: String,
+    /// Whether it got in.
+    succeeded: bool,
+}
+
+fn sign_in_rows(events: &[EventRecord]) -> Vec<SignInRow> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let kind = EventKind::from_slug(&e.kind)?;
+            let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+            let method = detail.get("method").and_then(|m| m.as_str()).and_then(Method::parse);
+            Some(SignInRow {
+                when: when(e.at),
+                what: kind.words(),
+                method_name: method.map_or("", Method::display_name),
+                ip: e.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
+                client: e.client.clone().unwrap_or_else(|| "Unknown browser".to_owned()),
+                succeeded: kind == EventKind::SignInSucceeded,
+            })
+        })
+        .collect()
 }
 
 /// A session on the account page.
@@ -282,6 +318,7 @@ fn account_page(providers: &Providers, account: &Account) -> AccountPage {
         can_set_password: false,
         providers: rows,
         sessions: Vec::new(),
+        recent_sign_ins: sign_in_rows(&account.recent_sign_ins),
     }
 }
 
@@ -385,7 +422,7 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
         .map(|kind| kind.map(|kind| Flash { kind, message: format!("a {} message", kind.as_str()) }))
         .collect();
     let linked = sample_account("alice@users.example", true);
-    let unlinked = Account { identities: Vec::new(), has_password: false };
+    let unlinked = Account { identities: Vec::new(), has_password: false, recent_sign_ins: Vec::new() };
     let both = Providers::sample(true);
     let none = Providers::sample(false);
     let mut out = Vec::new();
@@ -450,7 +487,22 @@ fn sample_account(email: &str, has_password: bool) -> Account {
         email: Some(email.into()),
         created_at: 0,
     };
-    Account { identities: vec![github], has_password }
+    let event = |kind: EventKind, detail: &str| EventRecord {
+        id: 1,
+        at: 1_800_000_000,
+        kind: kind.slug().into(),
+        actor: "anonymous".into(),
+        subject_user_id: Some(7),
+        ip: Some("192.0.2.7".into()),
+        client: Some("Firefox on Linux".into()),
+        detail: detail.into(),
+    };
+    let recent_sign_ins = vec![
+        event(EventKind::SignInSucceeded, r#"{"method":"github"}"#),
+        event(EventKind::SignInFailed, r#"{"method":"password","reason":"invalid-credentials"}"#),
+        event(EventKind::SignInThrottled, "{}"),
+    ];
+    Account { identities: vec![github], has_password, recent_sign_ins }
 }
 
 /// Turning any page's values into a template context without knowing its type.
@@ -596,7 +648,7 @@ mod tests {
                 erased::Page::context(
                     &account_page(
                         &Providers::sample(true),
-                        &Account { identities: Vec::new(), has_password: true },
+                        &Account { identities: Vec::new(), has_password: true, recent_sign_ins: Vec::new() },
                     ),
                     &site,
                     Some(Me::from(&user)),

@@ -1,0 +1,176 @@
+//! The audit log's vocabulary and the one way events are written: what happened, by whom,
+//! to whom, from where, and a few plain facts. Never a password, cookie value, token, code
+//! or client secret (a test reads the table back for them).
+
+use serde_json::{json, Value};
+
+use crate::auth::{Auth, ClientInfo};
+use crate::store::{NewEvent, MAX_USERNAME_CHARS};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    SignInSucceeded,
+    SignInFailed,
+    SignInThrottled,
+    /// A provider's policy (domains, organisations) or a missing verified email refused it.
+    ProviderRefused,
+    SignOut,
+    /// A session ended by someone other than its device (another device, a password
+    /// change, an administrator).
+    SessionEnded,
+    PasswordChanged,
+    IdentityLinked,
+    IdentityUnlinked,
+    UserCreated,
+    UserDisabled,
+}
+
+impl EventKind {
+    /// The stable name stored in the table.
+    pub fn slug(self) -> &'static str {
+        match self {
+            EventKind::SignInSucceeded => "sign_in_succeeded",
+            EventKind::SignInFailed => "sign_in_failed",
+            EventKind::SignInThrottled => "sign_in_throttled",
+            EventKind::ProviderRefused => "provider_refused",
+            EventKind::SignOut => "sign_out",
+            EventKind::SessionEnded => "session_ended",
+            EventKind::PasswordChanged => "password_changed",
+            EventKind::IdentityLinked => "identity_linked",
+            EventKind::IdentityUnlinked => "identity_unlinked",
+            EventKind::UserCreated => "user_created",
+            EventKind::UserDisabled => "user_disabled",
+        }
+    }
+
+    /// How a person reads it: "sign-in failed".
+    pub fn words(self) -> &'static str {
+        match self {
+            EventKind::SignInSucceeded => "sign-in succeeded",
+            EventKind::SignInFailed => "sign-in failed",
+            EventKind::SignInThrottled => "sign-in throttled",
+            EventKind::ProviderRefused => "provider sign-in refused",
+            EventKind::SignOut => "sign-out",
+            EventKind::SessionEnded => "session ended",
+            EventKind::PasswordChanged => "password changed",
+            EventKind::IdentityLinked => "identity linked",
+            EventKind::IdentityUnlinked => "identity unlinked",
+            EventKind::UserCreated => "user created",
+            EventKind::UserDisabled => "user disabled",
+        }
+    }
+
+    pub const SIGN_INS: [EventKind; 3] =
+        [EventKind::SignInSucceeded, EventKind::SignInFailed, EventKind::SignInThrottled];
+
+    pub fn from_slug(slug: &str) -> Option<EventKind> {
+        ALL_KINDS.into_iter().find(|k| k.slug() == slug)
+    }
+}
+
+/// Every kind, for reading slugs back.
+const ALL_KINDS: [EventKind; 11] = [
+    EventKind::SignInSucceeded,
+    EventKind::SignInFailed,
+    EventKind::SignInThrottled,
+    EventKind::ProviderRefused,
+    EventKind::SignOut,
+    EventKind::SessionEnded,
+    EventKind::PasswordChanged,
+    EventKind::IdentityLinked,
+    EventKind::IdentityUnlinked,
+    EventKind::UserCreated,
+    EventKind::UserDisabled,
+];
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    User(i64),
+    /// The `portal users` command line.
+    Cli,
+    /// The portal itself (the sweep, expiry).
+    System,
+    /// Nobody signed in yet (a sign-in attempt).
+    Anonymous,
+}
+
+impl Actor {
+    pub fn text(self) -> String {
+        match self {
+            Actor::User(id) => id.to_string(),
+            Actor::Cli => "cli".into(),
+            Actor::System => "system".into(),
+            Actor::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// An event, ready to be written.
+pub struct Event<'a> {
+    pub kind: EventKind,
+    pub actor: Actor,
+    pub subject: Option<i64>,
+    pub client: Option<&'a ClientInfo>,
+    pub detail: Value,
+}
+
+/// What was typed as a username, as the log may keep it: shortened, without control
+/// characters.
+pub fn typed_name(raw: &str) -> Value {
+    let shown: String = raw.chars().filter(|c| !c.is_control()).take(MAX_USERNAME_CHARS).collect();
+    json!(shown)
+}
+
+impl Auth {
+    /// Records something a signed-in user did to their own account.
+    pub async fn user_did(&self, user_id: i64, kind: EventKind, client: Option<&ClientInfo>, detail: Value) {
+        self.record(Event { kind, actor: Actor::User(user_id), subject: Some(user_id), client, detail })
+            .await;
+    }
+
+    /// Records a sign-in attempt that got nobody in (the subject, when the account is known).
+    pub async fn attempt_failed(
+        &self,
+        kind: EventKind,
+        subject: Option<i64>,
+        client: &ClientInfo,
+        detail: Value,
+    ) {
+        self.record(Event { kind, actor: Actor::Anonymous, subject, client: Some(client), detail }).await;
+    }
+
+    /// Writes an event. A failure to write is logged, and does not fail what happened.
+    pub async fn record(&self, event: Event<'_>) {
+        let ip = event.client.and_then(|c| c.ip).map(|ip| ip.to_string());
+        let client = event.client.map(|c| c.device.as_str());
+        let actor = event.actor.text();
+        let detail = event.detail.to_string();
+        let new = NewEvent {
+            at: self.now(),
+            kind: event.kind.slug(),
+            actor: &actor,
+            subject: event.subject,
+            ip: ip.as_deref(),
+            client,
+            detail: &detail,
+        };
+        if let Err(e) = self.store.record_event(new).await {
+            log::error!("could not record a {} event: {e}", event.kind.words());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_from_its_slug() {
+        for kind in ALL_KINDS {
+            assert_eq!(EventKind::from_slug(kind.slug()), Some(kind));
+        }
+        assert_eq!(EventKind::from_slug("nonsense"), None);
+    }
+}
