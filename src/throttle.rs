@@ -47,6 +47,8 @@ impl Default for ThrottleSettings {
 struct Window {
     started: i64,
     count: u32,
+    /// Whether a refusal in this window was already reported (logged to the audit log).
+    reported: bool,
 }
 
 /// Which counter a key belongs to.
@@ -92,9 +94,9 @@ impl Throttle {
         if !windows.contains_key(&key) && windows.len() >= self.settings.max_entries {
             self.make_room(windows, now);
         }
-        let window = windows.entry(key).or_insert(Window { started: now, count: 0 });
+        let window = windows.entry(key).or_insert(Window { started: now, count: 0, reported: false });
         if now >= window.started + self.settings.window {
-            *window = Window { started: now, count: 0 };
+            *window = Window { started: now, count: 0, reported: false };
         }
         window.count = window.count.saturating_add(1);
     }
@@ -140,6 +142,21 @@ impl Throttle {
         self.count(&mut windows, pair, now);
         self.count(&mut windows, wide, now);
         Ok(Attempt { throttle: self, keys: Some((pair, wide)) })
+    }
+
+    /// After a refusal: whether it is the first one for this account and address (or this
+    /// address) in the current window. The audit log records that one, not every refused
+    /// attempt, so a flood of refused guesses costs the store nothing.
+    pub fn first_refusal(&self, account: &str, ip: Option<IpAddr>) -> bool {
+        let mut windows = self.lock();
+        let mut first = false;
+        for key in [self.key(Scope::AccountIp, account, ip), self.key(Scope::Ip, "", ip)] {
+            if let Some(window) = windows.get_mut(&key) {
+                first |= !window.reported;
+                window.reported = true;
+            }
+        }
+        first
     }
 
     /// Counts an OAuth start from `ip`, or says how long to wait.
@@ -272,6 +289,22 @@ mod tests {
         fail(&t, "alice", ip(1), 1);
         fail(&t, "alice", ip(1), 1);
         assert!(allowed(&t, "bob", ip(1), 1).is_err(), "the IP's five failures still count");
+    }
+
+    #[test]
+    fn only_the_first_refusal_of_a_window_is_reported() {
+        let t = Throttle::new(small());
+        for _ in 0..3 {
+            fail(&t, "alice", ip(1), 0);
+        }
+        assert!(t.reserve_login("alice", ip(1), 1).is_err());
+        assert!(t.first_refusal("alice", ip(1)));
+        assert!(!t.first_refusal("alice", ip(1)), "the next refusals are not");
+        assert!(t.reserve_login("alice", ip(1), 200).is_ok(), "a new window");
+        for _ in 0..2 {
+            fail(&t, "alice", ip(1), 200);
+        }
+        assert!(t.first_refusal("alice", ip(1)), "reported again in the new window");
     }
 
     #[test]

@@ -58,8 +58,10 @@ impl Auth {
             Ok(attempt) => attempt,
             Err(RetryAfter(seconds)) => {
                 log_attempt(now, username, client, "throttled");
-                let detail = json!({ "method": "password", "username": typed_name(username) });
-                self.attempt_failed(EventKind::SignInThrottled, None, client, detail).await;
+                if self.throttle.first_refusal(&account, client.ip) {
+                    let detail = json!({ "method": "password", "username": typed_name(username) });
+                    self.attempt_failed(EventKind::SignInThrottled, None, client, detail).await;
+                }
                 return Err(AuthError::Throttled(seconds).into());
             }
         };
