@@ -29,6 +29,25 @@ pub struct LiveSession {
     pub secret_hash: String,
 }
 
+/// Ends every live session of the user but `except`, on the pool or inside a caller's
+/// transaction (a password change, disabling a user).
+pub(super) async fn end_all_but<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    user_id: i64,
+    except: Option<&str>,
+    now: i64,
+) -> StoreResult<u64> {
+    let ended = sqlx::query(
+        "UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL AND id <> COALESCE($3, '')",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(except)
+    .execute(executor)
+    .await?;
+    Ok(ended.rows_affected())
+}
+
 /// A session and its user, as one query reads them.
 #[derive(sqlx::FromRow)]
 struct Joined {
@@ -150,15 +169,7 @@ impl Store {
 
     /// Ends every live session of the user but `except`: one statement.
     pub async fn end_sessions_of(&self, user_id: i64, except: Option<&str>, now: i64) -> StoreResult<u64> {
-        let ended = sqlx::query(
-            "UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL AND id <> COALESCE($3, '')",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(except)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let ended = end_all_but(&self.pool, user_id, except, now).await?;
         self.sessions.forget_user(user_id);
         Ok(ended)
     }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::sessions::end_all_but;
 use super::{is_unique_violation, Store, StoreResult, Username, UsernameError};
 
 /// A user as the rest of the portal sees one (no password hash).
@@ -103,7 +104,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        end_all(&mut tx, id, now).await?;
+        end_all_but(&mut *tx, id, None, now).await?;
         tx.commit().await?;
         self.sessions.forget_user(id);
         Ok(())
@@ -119,7 +120,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if disabled {
-            end_all(&mut tx, id, now).await?;
+            end_all_but(&mut *tx, id, None, now).await?;
         }
         tx.commit().await?;
         self.sessions.forget_user(id);
@@ -144,15 +145,6 @@ impl Store {
                 .await?;
         Ok(matches!(hash, Some(Some(_))))
     }
-}
-
-async fn end_all(tx: &mut sqlx::SqliteConnection, user_id: i64, now: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-        .bind(now)
-        .bind(user_id)
-        .execute(tx)
-        .await
-        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -122,31 +122,11 @@ impl<'r, T: FromForm<'r> + CsrfProtected> FromData<'r> for Checked<T> {
             }
             DataOutcome::Forward(forward) => return DataOutcome::Forward(forward),
         };
-        let submitted = form.csrf_token();
-        if !submitted.is_some_and(|s| bool::from(s.as_bytes().ct_eq(token(request).as_bytes()))) {
+        if !CsrfToken::of(request).matches(form.csrf_token()) {
             log::warn!("a form without a valid CSRF token was refused: {}", request.uri().path());
             return DataOutcome::Error((Status::Forbidden, FormRefused::Forged));
         }
         DataOutcome::Success(Checked(form))
-    }
-}
-
-/// A guard for non-form state changes (JSON): fails with 403 when the browser says the
-/// request came from another site.
-pub struct SameOrigin;
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for SameOrigin {
-    type Error = &'static str;
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match cross_site_reason(request) {
-            None => Outcome::Success(SameOrigin),
-            Some(reason) => {
-                log::warn!("refused a cross-site {} {}: {reason}", request.method(), request.uri().path());
-                Outcome::Error((Status::Forbidden, reason))
-            }
-        }
     }
 }
 
