@@ -1,15 +1,19 @@
-//! The `portal users …` subcommands.
+//! The command line: `portal users …` and `portal events`. Every command goes through the
+//! same operations as the console and the API ([`crate::auth::admin`]), acting as `cli`.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
+use crate::auth::admin::{AdminError, NewAccount, Operator};
 use crate::auth::audit::{Actor, EventKind};
-use crate::auth::password;
-use crate::clock::{Clock, SystemClock};
+use crate::auth::Auth;
+use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::store::{NewEvent, NewUser, Store};
+use crate::store::{EventFilter, Subject, UserSearch};
+use crate::when::{parse_moment, rfc3339};
 
 #[derive(Parser)]
 #[command(name = "portal", version, about = "A sign-in portal. Without a command, it serves.")]
@@ -24,6 +28,18 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         action: Users,
+    },
+    /// The audit log, newest first: one line per event (time, what, user, address).
+    Events {
+        /// Only events about this user (a deleted user's too, by the name they had).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events since: 2026-12-01, 2026-12-01T10:00, RFC 3339, or 30m, 24h, 7d ago.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
 }
 
@@ -44,9 +60,36 @@ pub enum Users {
     Passwd { name: String },
     /// Disable a user (ends all their sessions).
     Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// Delete a user with their identities, sessions and links (the audit log keeps their
+    /// events). Asks first on a terminal; elsewhere needs --yes.
+    Delete {
+        name: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Make a user an administrator (--on) or not (--off).
+    #[command(group(ArgGroup::new("role").required(true).args(["on", "off"])))]
+    Admin {
+        name: String,
+        #[arg(long)]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Print a one-time link (24 hours) with which the user sets a new password.
+    Reset { name: String },
+    /// List a user's live sessions, or end them all.
+    Sessions {
+        name: String,
+        #[arg(long)]
+        end_all: bool,
+    },
 }
 
-pub fn users(action: Users) -> ExitCode {
+/// Runs a command; its output goes to stdout, an error to stderr with a failing status.
+pub fn run(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -54,9 +97,11 @@ pub fn users(action: Users) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(action)) {
+    match runtime.block_on(dispatch(command)) {
         Ok(message) => {
-            println!("{message}");
+            if !message.is_empty() {
+                println!("{message}");
+            }
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -66,106 +111,195 @@ pub fn users(action: Users) -> ExitCode {
     }
 }
 
-async fn run(action: Users) -> Result<String, String> {
+async fn dispatch(command: Command) -> Result<String, String> {
     let settings = Settings::from_figment(&crate::figment())?;
-    let store = Store::connect(&settings.databases.portal.url)
-        .await
-        .map_err(|e| format!("could not open the database: {e}"))?;
-    match action {
+    let auth = crate::auth_service(&settings, Arc::new(SystemClock)).await?;
+    match command {
+        Command::Users { action } => users(&auth, &settings, action).await.map_err(|e| e.to_string()),
+        Command::Events { user, since, limit } => events(&auth, user, since, limit).await,
+    }
+}
+
+async fn users(auth: &Auth, settings: &Settings, action: Users) -> Result<String, AdminError> {
+    let cli = Operator::cli();
+    let by = &cli;
+    Ok(match action {
         Users::Add { name, email, admin } => {
-            let secret = read_password(&name)?;
-            let hash = password::hash_blocking(&secret).map_err(|e| e.to_string())?;
-            let new = NewUser {
-                username: &name,
-                email: email.as_deref(),
-                password_hash: Some(&hash),
-                is_admin: admin,
-            };
-            let user = store.create_user(new, SystemClock.now()).await.map_err(|e| e.to_string())?;
-            record(&store, EventKind::UserCreated, user.id, serde_json::json!({ "admin": admin })).await;
-            Ok(format!("added user {} (id {})", user.username, user.id))
+            let secret = read_password().map_err(AdminError::Failed)?;
+            let account = NewAccount { username: &name, email: email.as_deref(), admin };
+            let (user, _) = auth.create_account(by, account, Some(&secret)).await?;
+            format!("added user {} (id {})", user.username, user.id)
         }
         Users::List => {
-            let users = store.list_users().await.map_err(|e| e.to_string())?;
             let mut out = format!("{:>5}  {:<24} {:<32} {}", "id", "username", "email", "flags");
-            for u in users {
-                let flags = [(u.is_admin, "admin"), (u.disabled, "disabled")]
-                    .iter()
-                    .filter_map(|(on, name)| on.then_some(*name))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let email = u.email.as_deref().unwrap_or("-");
-                out.push_str(&format!("\n{:>5}  {:<24} {:<32} {}", u.id, u.username, email, flags));
+            let mut search = UserSearch { limit: crate::auth::admin::MAX_PAGE, ..UserSearch::default() };
+            loop {
+                let page = auth.find_users(by, &search).await?;
+                for row in &page.users {
+                    let u = &row.user;
+                    let flags = [(u.is_admin, "admin"), (u.disabled, "disabled")]
+                        .iter()
+                        .filter_map(|(on, name)| on.then_some(*name))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let email = u.email.as_deref().unwrap_or("-");
+                    out.push_str(&format!("\n{:>5}  {:<24} {:<32} {}", u.id, u.username, email, flags));
+                }
+                match page.next {
+                    Some(next) => search.cursor = Some(crate::store::Cursor::After(next)),
+                    None => break,
+                }
             }
-            Ok(out)
+            out
         }
         Users::Passwd { name } => {
-            let user = find(&store, &name).await?;
-            let secret = read_password(&user.username)?;
-            let hash = password::hash_blocking(&secret).map_err(|e| e.to_string())?;
-            store.set_password(user.id, &hash, SystemClock.now()).await.map_err(|e| e.to_string())?;
-            record(
-                &store,
-                EventKind::PasswordChanged,
-                user.id,
-                serde_json::json!({ "by": "cli", "sessions_ended": true }),
-            )
-            .await;
-            Ok(format!("password changed for {}; their sessions have ended", user.username))
+            let user = auth.user_named(by, &name).await?;
+            let secret = read_password().map_err(AdminError::Failed)?;
+            auth.set_user_password(by, user.id, &secret).await?;
+            format!("password changed for {}; their sessions have ended", user.username)
         }
         Users::Disable { name } => {
-            let user = find(&store, &name).await?;
-            store.set_disabled(user.id, true, SystemClock.now()).await.map_err(|e| e.to_string())?;
-            record(&store, EventKind::UserDisabled, user.id, serde_json::json!({ "sessions_ended": true }))
-                .await;
-            Ok(format!("disabled {}; their sessions have ended", user.username))
+            let user = auth.user_named(by, &name).await?;
+            auth.set_user_disabled(by, user.id, true).await?;
+            format!("disabled {}; their sessions have ended", user.username)
+        }
+        Users::Enable { name } => {
+            let user = auth.user_named(by, &name).await?;
+            auth.set_user_disabled(by, user.id, false).await?;
+            format!("enabled {}", user.username)
+        }
+        Users::Delete { name, yes } => {
+            let user = auth.user_named(by, &name).await?;
+            if !yes && !confirm(&format!("Delete {} with their identities and sessions?", user.username)) {
+                return Ok("nothing deleted (confirm on a terminal, or pass --yes)".into());
+            }
+            auth.delete_user(by, user.id).await?;
+            format!("deleted {}", user.username)
+        }
+        Users::Admin { name, on, off: _ } => {
+            let user = auth.user_named(by, &name).await?;
+            auth.set_user_admin(by, user.id, on).await?;
+            if on {
+                format!("{} is an administrator", user.username)
+            } else {
+                format!("{} is no longer an administrator", user.username)
+            }
+        }
+        Users::Reset { name } => {
+            let user = auth.user_named(by, &name).await?;
+            let (user, link) = auth.create_reset_link(by, user.id).await?;
+            let origin = settings.public_url.as_ref().map(|p| p.origin().to_owned());
+            format!(
+                "one-time link for {} (valid until {}; their earlier links no longer work):\n{}",
+                user.username,
+                rfc3339(link.expires_at),
+                link.url(origin.as_deref())
+            )
+        }
+        Users::Sessions { name, end_all } => {
+            let user = auth.user_named(by, &name).await?;
+            if end_all {
+                let ended = auth.end_user_sessions(by, user.id, None).await?;
+                format!("ended {ended} session(s) of {}", user.username)
+            } else {
+                let overview = auth.user_overview(by, user.id).await?;
+                let mut out = format!("{} live session(s) of {}", overview.sessions.len(), user.username);
+                for s in overview.sessions {
+                    out.push_str(&format!(
+                        "\n{}  {}  {}  {}  signed in {}  last seen {}",
+                        s.id,
+                        s.method,
+                        s.client,
+                        s.ip.as_deref().unwrap_or("-"),
+                        rfc3339(s.created_at),
+                        rfc3339(s.last_seen_at)
+                    ));
+                }
+                out
+            }
+        }
+    })
+}
+
+async fn events(
+    auth: &Auth,
+    user: Option<String>,
+    since: Option<String>,
+    limit: u32,
+) -> Result<String, String> {
+    let by = Operator::cli();
+    let subject = match user {
+        Some(name) => Some(match auth.store().user_by_username(&name).await.map_err(|e| e.to_string())? {
+            Some(user) => Subject::Id(user.id),
+            None => Subject::Name(name),
+        }),
+        None => None,
+    };
+    let since = since.map(|s| parse_moment(&s, auth.now())).transpose()?;
+    let mut filter = EventFilter { subject, since, limit: i64::from(limit), ..EventFilter::default() };
+    let mut lines = Vec::new();
+    let mut left = i64::from(limit);
+    while left > 0 {
+        filter.limit = left.min(crate::auth::admin::MAX_PAGE);
+        let (events, more) = auth.find_events(&by, &filter).await.map_err(|e| e.to_string())?;
+        let names = auth.actor_names(&events).await.map_err(|e| e.to_string())?;
+        for e in &events {
+            let what = EventKind::from_slug(&e.kind).map_or_else(|| e.kind.clone(), |k| k.words().to_owned());
+            let user = e.subject_name.clone().unwrap_or_else(|| "-".into());
+            let by = match Actor::parse(&e.actor) {
+                Some(Actor::User(id)) => names.get(&id).cloned().unwrap_or_else(|| format!("#{id}")),
+                _ => e.actor.clone(),
+            };
+            lines.push(format!(
+                "{}  {:<28} {:<20} {:<39} by {}",
+                rfc3339(e.at),
+                what,
+                user,
+                e.ip.as_deref().unwrap_or("-"),
+                by
+            ));
+        }
+        left -= events.len() as i64;
+        match (more, events.last()) {
+            (true, Some(last)) => {
+                filter.before = Some(crate::store::EventCursor { at: last.at, id: last.id })
+            }
+            _ => break,
         }
     }
+    Ok(lines.join("\n"))
 }
 
-/// The audit log's line for what the command line did. A failure to write it is reported,
-/// and does not undo the change.
-async fn record(store: &Store, kind: EventKind, subject: i64, detail: serde_json::Value) {
-    let detail = detail.to_string();
-    let actor = Actor::Cli.text();
-    let event = NewEvent {
-        at: SystemClock.now(),
-        kind: kind.slug(),
-        actor: &actor,
-        subject: Some(subject),
-        ip: None,
-        client: None,
-        detail: &detail,
-    };
-    if let Err(e) = store.record_event(event).await {
-        eprintln!("warning: could not record the {} event: {e}", kind.words());
+/// Asks on a terminal; anywhere else the answer is no.
+fn confirm(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
     }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-async fn find(store: &Store, name: &str) -> Result<crate::store::User, String> {
-    store
-        .user_by_username(name)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no user named {name:?}"))
-}
-
-/// Reads a new password and applies the policy. Only the line ending is stripped.
-fn read_password(username: &str) -> Result<String, String> {
-    let secret = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("New password: ").map_err(|e| e.to_string())?;
-        let again = rpassword::prompt_password("Repeat it: ").map_err(|e| e.to_string())?;
+/// Reads a new password (the policy is applied by the operation). Only the line ending is
+/// stripped.
+fn read_password() -> Result<String, crate::auth::AuthError> {
+    let failed =
+        |e: std::io::Error| crate::auth::AuthError::Internal(format!("could not read the password: {e}"));
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ").map_err(failed)?;
+        let again = rpassword::prompt_password("Repeat it: ").map_err(failed)?;
         if first != again {
-            return Err("the passwords differ".into());
+            return Err(crate::auth::AuthError::Internal("the passwords differ".into()));
         }
-        first
-    } else {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
-        let end = line.trim_end_matches(['\n', '\r']).len();
-        line.truncate(end);
-        line
-    };
-    password::check_policy(&secret, username).map_err(|e| e.to_string())?;
-    Ok(secret)
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(failed)?;
+    let end = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(end);
+    Ok(line)
 }

@@ -14,6 +14,7 @@ pub mod routes;
 pub mod store;
 pub mod throttle;
 pub mod web;
+pub mod when;
 
 use std::sync::Arc;
 
@@ -106,6 +107,18 @@ fn state(clock: Arc<dyn Clock>) -> AdHoc {
 async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings, Auth), String> {
     config::check_secret_key(rocket.figment())?;
     let settings = Settings::from_figment(rocket.figment())?;
+    let auth = auth_service(&settings, clock).await?;
+    if cfg!(debug_assertions) && rocket.figment().profile() == Config::DEBUG_PROFILE {
+        seed_debug_admin(auth.store(), auth.now())
+            .await
+            .map_err(|e| format!("could not create the debug admin user: {e}"))?;
+    }
+    Ok((settings, auth))
+}
+
+/// The auth service over the configured store, hasher, throttle and providers: what the
+/// server manages and what the command line acts through.
+pub async fn auth_service(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Auth, String> {
     let store = Store::connect(&settings.databases.portal.url)
         .await
         .map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?
@@ -113,14 +126,8 @@ async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings
     let hasher =
         Hasher::new(settings.hashing.permits(), settings.hashing.queue_len()).map_err(|e| e.to_string())?;
     let providers = Providers::from_settings(&settings.oauth)?;
-    if cfg!(debug_assertions) && rocket.figment().profile() == Config::DEBUG_PROFILE {
-        seed_debug_admin(&store, clock.now())
-            .await
-            .map_err(|e| format!("could not create the debug admin user: {e}"))?;
-    }
     let throttle = Throttle::new(settings.throttle);
-    let auth = Auth::new(store, hasher, throttle, providers, clock, &settings);
-    Ok((settings, auth))
+    Ok(Auth::new(store, hasher, throttle, providers, clock, settings))
 }
 
 /// `cargo run` on an empty store: the tutorial's admin/admin, in debug builds only.

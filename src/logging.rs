@@ -40,7 +40,7 @@ impl Log for PortalLogger {
         }
         let mut message = record.args().to_string();
         if record.target().starts_with("rocket") {
-            message = redact_queries(&message);
+            message = redact_reset_tokens(&redact_queries(&message));
         }
         if !self.terminal && message.contains('\u{1b}') {
             message = strip_colours(&message);
@@ -120,9 +120,45 @@ pub fn redact_queries(line: &str) -> String {
     out
 }
 
+/// Replaces the token of every one-time password link path (`/reset/<token>`) with `…`:
+/// the path is the secret. Route patterns (`/reset/<token>`) are kept.
+pub fn redact_reset_tokens(line: &str) -> String {
+    const MARK: &str = "/reset/";
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at + MARK.len()]);
+        let after = &rest[at + MARK.len()..];
+        let end = after.find(|c: char| c.is_whitespace() || c == '?' || c == ':').unwrap_or(after.len());
+        if end == 0 || after.starts_with('<') {
+            rest = after;
+            continue;
+        }
+        out.push('…');
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{redact_queries, strip_colours};
+    use super::{redact_queries, redact_reset_tokens, strip_colours};
+
+    #[test]
+    fn reset_link_tokens_are_blanked() {
+        let token = "q2Yh8v0rX_Ao-3s1bW9n4kLpZcT7uE6fGdJmHiKyQxR";
+        assert_eq!(
+            redact_reset_tokens(&format!("POST /reset/{token} application/x-www-form-urlencoded:")),
+            "POST /reset/… application/x-www-form-urlencoded:"
+        );
+        assert_eq!(redact_reset_tokens(&format!("GET /reset/{token}:")), "GET /reset/…:");
+        assert_eq!(
+            redact_reset_tokens("Matched: (reset_page) GET /reset/<token>"),
+            "Matched: (reset_page) GET /reset/<token>"
+        );
+        assert_eq!(redact_reset_tokens("GET /welcome:"), "GET /welcome:");
+    }
 
     #[test]
     fn colour_codes_are_stripped_and_text_kept() {

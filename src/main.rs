@@ -1,7 +1,7 @@
-//! `portal` serves; `portal users …` manages users. Both read the same configuration.
+//! `portal` serves; `portal users …` manages users and `portal events` reads the audit log. Both read the same configuration.
 
 use clap::Parser;
-use portal::cli::{Cli, Command};
+use portal::cli::Cli;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -19,6 +19,6 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }),
-        Some(Command::Users { action }) => portal::cli::users(action),
+        Some(command) => portal::cli::run(command),
     }
 }

@@ -24,6 +24,12 @@ pub enum EventKind {
     IdentityUnlinked,
     UserCreated,
     UserDisabled,
+    UserEnabled,
+    UserDeleted,
+    AdminGranted,
+    AdminRevoked,
+    ResetLinkCreated,
+    ResetLinkUsed,
 }
 
 impl EventKind {
@@ -41,6 +47,12 @@ impl EventKind {
             EventKind::IdentityUnlinked => "identity_unlinked",
             EventKind::UserCreated => "user_created",
             EventKind::UserDisabled => "user_disabled",
+            EventKind::UserEnabled => "user_enabled",
+            EventKind::UserDeleted => "user_deleted",
+            EventKind::AdminGranted => "admin_granted",
+            EventKind::AdminRevoked => "admin_revoked",
+            EventKind::ResetLinkCreated => "reset_link_created",
+            EventKind::ResetLinkUsed => "reset_link_used",
         }
     }
 
@@ -58,6 +70,12 @@ impl EventKind {
             EventKind::IdentityUnlinked => "identity unlinked",
             EventKind::UserCreated => "user created",
             EventKind::UserDisabled => "user disabled",
+            EventKind::UserEnabled => "user enabled",
+            EventKind::UserDeleted => "user deleted",
+            EventKind::AdminGranted => "made admin",
+            EventKind::AdminRevoked => "admin removed",
+            EventKind::ResetLinkCreated => "password reset link created",
+            EventKind::ResetLinkUsed => "password reset link used",
         }
     }
 
@@ -69,8 +87,8 @@ impl EventKind {
     }
 }
 
-/// Every kind, for reading slugs back.
-const ALL_KINDS: [EventKind; 11] = [
+/// Every kind, for reading slugs back and for the console's filter.
+pub const ALL_KINDS: [EventKind; 17] = [
     EventKind::SignInSucceeded,
     EventKind::SignInFailed,
     EventKind::SignInThrottled,
@@ -82,6 +100,12 @@ const ALL_KINDS: [EventKind; 11] = [
     EventKind::IdentityUnlinked,
     EventKind::UserCreated,
     EventKind::UserDisabled,
+    EventKind::UserEnabled,
+    EventKind::UserDeleted,
+    EventKind::AdminGranted,
+    EventKind::AdminRevoked,
+    EventKind::ResetLinkCreated,
+    EventKind::ResetLinkUsed,
 ];
 
 /// Who did it.
@@ -97,6 +121,16 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// Reads a stored actor back.
+    pub fn parse(text: &str) -> Option<Actor> {
+        match text {
+            "cli" => Some(Actor::Cli),
+            "system" => Some(Actor::System),
+            "anonymous" => Some(Actor::Anonymous),
+            id => id.parse().ok().map(Actor::User),
+        }
+    }
+
     pub fn text(self) -> String {
         match self {
             Actor::User(id) => id.to_string(),
@@ -112,6 +146,8 @@ pub struct Event<'a> {
     pub kind: EventKind,
     pub actor: Actor,
     pub subject: Option<i64>,
+    /// The subject's name when the store can no longer tell it (a deleted user).
+    pub subject_name: Option<&'a str>,
     pub client: Option<&'a ClientInfo>,
     pub detail: Value,
 }
@@ -126,8 +162,15 @@ pub fn typed_name(raw: &str) -> Value {
 impl Auth {
     /// Records something a signed-in user did to their own account.
     pub async fn user_did(&self, user_id: i64, kind: EventKind, client: Option<&ClientInfo>, detail: Value) {
-        self.record(Event { kind, actor: Actor::User(user_id), subject: Some(user_id), client, detail })
-            .await;
+        self.record(Event {
+            kind,
+            actor: Actor::User(user_id),
+            subject: Some(user_id),
+            subject_name: None,
+            client,
+            detail,
+        })
+        .await;
     }
 
     /// Records a sign-in attempt that got nobody in (the subject, when the account is known).
@@ -138,7 +181,15 @@ impl Auth {
         client: &ClientInfo,
         detail: Value,
     ) {
-        self.record(Event { kind, actor: Actor::Anonymous, subject, client: Some(client), detail }).await;
+        self.record(Event {
+            kind,
+            actor: Actor::Anonymous,
+            subject,
+            subject_name: None,
+            client: Some(client),
+            detail,
+        })
+        .await;
     }
 
     /// Writes an event. A failure to write is logged, and does not fail what happened.
@@ -152,6 +203,7 @@ impl Auth {
             kind: event.kind.slug(),
             actor: &actor,
             subject: event.subject,
+            subject_name: event.subject_name,
             ip: ip.as_deref(),
             client,
             detail: &detail,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::auth::audit::EventKind;
-use crate::auth::password::{check_policy, HashError, MAX_PASSWORD_BYTES};
+use crate::auth::password::{check_policy, MAX_PASSWORD_BYTES};
 use crate::auth::session::{freshness, Freshness, Method, SessionToken};
 use crate::auth::sign_in::{log_attempt, Verdict};
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn};
@@ -167,10 +167,7 @@ impl Auth {
         } else if now - session.created_at >= FRESH_SIGN_IN_SECS {
             return Err(PasswordChangeError::NotFresh);
         }
-        let hash = self.hasher.hash(new.to_owned()).await.map_err(|e| match e {
-            HashError::Busy => AuthError::Busy,
-            HashError::Failed(why) => AuthError::Internal(why),
-        })?;
+        let hash = self.hash(new).await?;
         self.store.set_password(user.id, &hash, now).await.map_err(AuthError::from)?;
         log::info!("user {} changed their password; every session ended", user.id);
         let detail = json!({ "by": "user", "sessions_ended": true });

@@ -1,8 +1,10 @@
 //! Who is who: the auth service, one set of operations for the pages and the JSON API: sign
 //! in with a password or a provider (`sign_in`, `providers`), check, list and end sessions
-//! and change the password (`lifecycle`), link and unlink providers. No HTTP here: operations take plain values and return domain results
+//! and change the password (`lifecycle`), link and unlink providers, follow a one-time
+//! password link (`reset`), and what administrators do (`admin`). No HTTP here: operations take plain values and return domain results
 //! and errors; the web layer turns those into pages, cookies and redirects.
 
+pub mod admin;
 pub mod audit;
 pub mod device;
 mod errors;
@@ -11,6 +13,7 @@ pub mod next;
 pub mod oauth;
 pub mod password;
 mod providers;
+mod reset;
 pub mod session;
 mod sign_in;
 
@@ -29,6 +32,7 @@ use crate::throttle::Throttle;
 pub use self::errors::{ArrivalError, AuthError, PasswordChangeError, SignInError, StartError};
 pub use self::lifecycle::{PasswordChange, SessionCheck, Sweeper, FRESH_SIGN_IN_SECS, SWEEP_BATCH};
 pub use self::providers::{Account, Arrival, Callback};
+pub use self::reset::{Reset, ResetError};
 pub use self::sign_in::{PasswordSignIn, SignedIn};
 
 /// Longest username field accepted (usernames are 64 characters at most; this leaves room

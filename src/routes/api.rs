@@ -5,13 +5,16 @@ use rocket::http::Status;
 use rocket::serde::json::Json;
 use rocket::{delete, get, State};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Auth;
+use crate::routes::admin_api::ErrorJson;
 use crate::web::api::ApiError;
 use crate::web::csrf::SameOriginRequired;
 use crate::web::guard::ApiUser;
 
-#[derive(Serialize)]
+/// The signed-in person.
+#[derive(Serialize, ToSchema)]
 pub struct Me {
     id: i64,
     username: String,
@@ -23,6 +26,15 @@ pub struct Me {
     providers: Vec<String>,
 }
 
+/// The signed-in person: who they are, how this session signed in, their providers.
+#[utoipa::path(
+    tag = "me",
+    responses(
+        (status = 200, description = "The signed-in person", body = Me),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
 #[get("/api/me")]
 pub async fn me(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
     let user = me.0.user();
@@ -37,12 +49,13 @@ pub async fn me(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Me>, ApiErro
     }))
 }
 
-#[derive(Serialize)]
+/// The person's live sessions.
+#[derive(Serialize, ToSchema)]
 pub struct Sessions {
     sessions: Vec<SessionJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionJson {
     id: String,
     current: bool,
@@ -57,6 +70,15 @@ pub struct SessionJson {
     persistent: bool,
 }
 
+/// Where the person is signed in, most recently active first.
+#[utoipa::path(
+    tag = "me",
+    responses(
+        (status = 200, description = "Live sessions", body = Sessions),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
 #[get("/api/sessions")]
 pub async fn sessions(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Sessions>, ApiError> {
     let current = me.0.session_id();
@@ -79,6 +101,17 @@ pub async fn sessions(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Sessio
 
 /// Ends one of the person's own sessions (this one included): 204; another person's, a
 /// made-up or an already ended id: 404, and nothing ends.
+#[utoipa::path(
+    tag = "me",
+    params(("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not same-origin", body = ErrorJson),
+        (status = 404, description = "Not a live session of yours", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
 #[delete("/api/sessions/<id>")]
 pub async fn end_session(
     id: &str,
@@ -89,6 +122,6 @@ pub async fn end_session(
     if auth.end_session(me.0.user(), id).await? {
         Ok(Status::NoContent)
     } else {
-        Err(ApiError(Status::NotFound, "not found"))
+        Err(ApiError::status(Status::NotFound))
     }
 }

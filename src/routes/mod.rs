@@ -1,11 +1,15 @@
 //! Thin handlers: read guards and forms, call one operation of the auth service, pick a reply.
 
 pub mod account;
+pub mod admin;
+pub mod admin_api;
 pub mod api;
 pub mod health;
 pub mod login;
 pub mod oauth;
+pub mod openapi;
 pub mod pages;
+pub mod reset;
 
 use rocket::fairing::AdHoc;
 
@@ -36,6 +40,28 @@ pub fn stage() -> AdHoc {
                 api::me,
                 api::sessions,
                 api::end_session,
+                admin::users,
+                admin::user,
+                admin::new_user,
+                admin::create_user,
+                admin::reset_link,
+                admin::switch,
+                admin::delete,
+                admin::end_all_sessions,
+                admin::end_session,
+                admin::events,
+                admin_api::users,
+                admin_api::create_user,
+                admin_api::user,
+                admin_api::change_user,
+                admin_api::delete_user,
+                admin_api::reset_link,
+                admin_api::end_sessions,
+                admin_api::end_session,
+                admin_api::events,
+                openapi::document,
+                reset::reset_page,
+                reset::reset,
             ],
         )
     })

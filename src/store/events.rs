@@ -2,6 +2,7 @@
 //! `audit.retention_days`.
 
 use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::{Store, StoreResult};
 
@@ -11,6 +12,9 @@ pub struct NewEvent<'a> {
     pub kind: &'a str,
     pub actor: &'a str,
     pub subject: Option<i64>,
+    /// The subject's username, when the caller has it (a deleted user's); otherwise the
+    /// store reads it from `users`.
+    pub subject_name: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub client: Option<&'a str>,
     /// A small JSON object.
@@ -25,23 +29,55 @@ pub struct EventRecord {
     pub kind: String,
     pub actor: String,
     pub subject_user_id: Option<i64>,
+    /// The subject's username when the event was written.
+    pub subject_name: Option<String>,
     pub ip: Option<String>,
     pub client: Option<String>,
     pub detail: String,
 }
 
-const EVENT_COLUMNS: &str = "id, at, kind, actor, subject_user_id, ip, client, detail";
+const EVENT_COLUMNS: &str = "id, at, kind, actor, subject_user_id, subject_name, ip, client, detail";
+
+/// Which events the console and `portal events` show: newest first, a page at a time.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub subject: Option<Subject>,
+    pub kind: Option<String>,
+    /// Unix seconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix seconds, exclusive.
+    pub until: Option<i64>,
+    /// Events older than this one (the last of the previous page).
+    pub before: Option<EventCursor>,
+    pub limit: i64,
+}
+
+/// Whose events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Id(i64),
+    /// A user who no longer exists, by the name the events kept.
+    Name(String),
+}
+
+/// A position in the log: an event's time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    pub at: i64,
+    pub id: i64,
+}
 
 impl Store {
     pub async fn record_event(&self, event: NewEvent<'_>) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO events (at, kind, actor, subject_user_id, ip, client, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO events (at, kind, actor, subject_user_id, subject_name, ip, client, detail)
+             VALUES ($1, $2, $3, $4, COALESCE($5, (SELECT username FROM users WHERE id = $4)), $6, $7, $8)",
         )
         .bind(event.at)
         .bind(event.kind)
         .bind(event.actor)
         .bind(event.subject)
+        .bind(event.subject_name)
         .bind(event.ip)
         .bind(event.client)
         .bind(event.detail)
@@ -72,6 +108,39 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await
+    }
+
+    /// A page of events matching `filter`, newest first, and whether there are more.
+    pub async fn find_events(&self, filter: &EventFilter) -> StoreResult<(Vec<EventRecord>, bool)> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+        match &filter.subject {
+            Some(Subject::Id(id)) => {
+                query.push(" AND subject_user_id = ").push_bind(*id);
+            }
+            Some(Subject::Name(name)) => {
+                query.push(" AND subject_name = ").push_bind(name.as_str());
+            }
+            None => {}
+        }
+        if let Some(kind) = &filter.kind {
+            query.push(" AND kind = ").push_bind(kind.as_str());
+        }
+        if let Some(since) = filter.since {
+            query.push(" AND at >= ").push_bind(since);
+        }
+        if let Some(until) = filter.until {
+            query.push(" AND at < ").push_bind(until);
+        }
+        if let Some(EventCursor { at, id }) = filter.before {
+            query.push(" AND (at < ").push_bind(at);
+            query.push(" OR (at = ").push_bind(at).push(" AND id < ").push_bind(id).push("))");
+        }
+        query.push(" ORDER BY at DESC, id DESC LIMIT ").push_bind(filter.limit + 1);
+        let mut events: Vec<EventRecord> = query.build_query_as().fetch_all(&self.pool).await?;
+        let more = events.len() as i64 > filter.limit;
+        events.truncate(usize::try_from(filter.limit).unwrap_or(0));
+        Ok((events, more))
     }
 
     /// Deletes at most `batch` events older than `before`; returns how many went.

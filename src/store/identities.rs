@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::users::USER_COLUMNS;
-use super::{is_unique_violation, CreateUserError, Store, StoreResult, User, Username};
+use super::{email_key, is_unique_violation, CreateUserError, Store, StoreResult, User, Username};
 
 /// A provider identity linked to a user.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -64,12 +64,13 @@ impl Store {
         let username = Username::parse(&self.free_username(hint).await?)?;
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
         let user: User = sqlx::query_as(&format!(
-            "INSERT INTO users (username, username_key, email, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (username, username_key, email, email_key, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
         ))
         .bind(username.display())
         .bind(username.key())
         .bind(email)
+        .bind(email.map(email_key))
         .bind(now)
         .fetch_one(&mut *tx)
         .await

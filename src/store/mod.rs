@@ -5,8 +5,10 @@
 //! BIGINT Unix times) so a PostgreSQL store needs a migration set, not a rewrite.
 
 mod cache;
+mod directory;
 mod events;
 mod identities;
+mod resets;
 mod sessions;
 mod username;
 mod users;
@@ -19,11 +21,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection};
 
 use self::cache::SessionCache;
-pub use self::events::{EventRecord, NewEvent};
+pub use self::directory::{Cursor, DirectoryRow, LiveCutoffs, UserPage, UserSearch};
+pub use self::events::{EventCursor, EventFilter, EventRecord, NewEvent, Subject};
 pub use self::identities::{LinkError, LinkedIdentity, Unlinked};
+pub use self::resets::NewResetLink;
 pub use self::sessions::{LiveSession, NewSession, SessionRecord, SweepBefore};
-pub use self::username::{account_key, Username, UsernameError, MAX_USERNAME_CHARS};
-pub use self::users::{CreateUserError, Credentials, NewUser, User};
+pub use self::username::{account_key, email_key, search_key, Username, UsernameError, MAX_USERNAME_CHARS};
+pub use self::users::{CreateUserError, Credentials, Guarded, NewUser, User};
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
@@ -54,7 +58,9 @@ impl Store {
         keep_private(&file, existed);
         sqlx::migrate!("./migrations").run(&pool).await?;
         let options = options.create_if_missing(false);
-        Ok(Store { pool, options, sessions: Arc::new(SessionCache::new(0)) })
+        let store = Store { pool, options, sessions: Arc::new(SessionCache::new(0)) };
+        store.fill_email_keys().await?;
+        Ok(store)
     }
 
     /// Lets [`Store::live_session`] answer from memory for `ttl` seconds (0: never).

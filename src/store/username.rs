@@ -52,6 +52,19 @@ pub fn account_key(raw: &str) -> String {
     Username::parse(raw).map_or_else(|_| raw.to_owned(), |u| u.key)
 }
 
+/// The form an email is searched by: trimmed and lowercased (the whole address: the
+/// console finds `Bob@Example.com` by `bob@ex`).
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// What a search box's text is compared with: a username key's form (NFKC, lowercased),
+/// without the username rule (a prefix may be anything).
+pub fn search_key(raw: &str) -> String {
+    let folded: String = raw.trim().nfkc().collect::<String>().to_lowercase();
+    folded.nfkc().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::sessions::end_all_but;
-use super::{is_unique_violation, Store, StoreResult, Username, UsernameError};
+use super::{email_key, is_unique_violation, Store, StoreResult, Username, UsernameError};
 
 /// A user as the rest of the portal sees one (no password hash).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -42,6 +42,21 @@ pub enum CreateUserError {
     Store(#[from] sqlx::Error),
 }
 
+/// What a guarded change to a user came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarded {
+    Done,
+    NoSuchUser,
+    /// It would have left no enabled administrator.
+    LastAdmin,
+}
+
+/// True for the row being changed unless it is the last enabled administrator. The
+/// condition is part of the one statement that makes the change, so two concurrent changes
+/// cannot both pass it (SQLite runs writes one at a time).
+const KEEPS_AN_ADMIN: &str = "(NOT is_admin OR disabled OR EXISTS (
+        SELECT 1 FROM users other WHERE other.is_admin AND NOT other.disabled AND other.id <> users.id))";
+
 pub(super) const USER_COLUMNS: &str = "id, username, email, is_admin, disabled, created_at, last_login_at";
 
 impl Store {
@@ -78,12 +93,13 @@ impl Store {
     pub async fn create_user(&self, new: NewUser<'_>, now: i64) -> Result<User, CreateUserError> {
         let username = Username::parse(new.username)?;
         let result = sqlx::query_as(&format!(
-            "INSERT INTO users (username, username_key, email, password_hash, is_admin, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (username, username_key, email, email_key, password_hash, is_admin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
         ))
         .bind(username.display())
         .bind(username.key())
         .bind(new.email)
+        .bind(new.email.map(email_key))
         .bind(new.password_hash)
         .bind(new.is_admin)
         .bind(now)
@@ -111,20 +127,68 @@ impl Store {
     }
 
     /// Disables (or re-enables) a user; disabling ends every session they have, in the same
-    /// transaction.
-    pub async fn set_disabled(&self, id: i64, disabled: bool, now: i64) -> StoreResult<()> {
+    /// transaction. Disabling the last enabled administrator is refused.
+    pub async fn set_disabled(&self, id: i64, disabled: bool, now: i64) -> StoreResult<Guarded> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-            .bind(disabled)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let changed = sqlx::query(&format!(
+            "UPDATE users SET disabled = $1 WHERE id = $2 AND (NOT $1 OR {KEEPS_AN_ADMIN})"
+        ))
+        .bind(disabled)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            drop(tx);
+            return self.why_unchanged(id).await;
+        }
         if disabled {
             end_all_but(&mut *tx, id, None, now).await?;
         }
         tx.commit().await?;
         self.sessions.forget_user(id);
-        Ok(())
+        Ok(Guarded::Done)
+    }
+
+    /// Makes a user an administrator, or not; removing the last enabled administrator is
+    /// refused.
+    pub async fn set_admin(&self, id: i64, admin: bool) -> StoreResult<Guarded> {
+        let changed = sqlx::query(&format!(
+            "UPDATE users SET is_admin = $1 WHERE id = $2 AND ($1 OR {KEEPS_AN_ADMIN})"
+        ))
+        .bind(admin)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return self.why_unchanged(id).await;
+        }
+        self.sessions.forget_user(id);
+        Ok(Guarded::Done)
+    }
+
+    /// Deletes a user; their identities, sessions and reset links go with them (the
+    /// foreign keys cascade), their audit events stay. Deleting the last enabled
+    /// administrator is refused.
+    pub async fn delete_user(&self, id: i64) -> StoreResult<Guarded> {
+        let changed = sqlx::query(&format!("DELETE FROM users WHERE id = $1 AND {KEEPS_AN_ADMIN}"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return self.why_unchanged(id).await;
+        }
+        self.sessions.forget_user(id);
+        Ok(Guarded::Done)
+    }
+
+    async fn why_unchanged(&self, id: i64) -> StoreResult<Guarded> {
+        Ok(match self.user_by_id(id).await? {
+            None => Guarded::NoSuchUser,
+            Some(_) => Guarded::LastAdmin,
+        })
     }
 
     pub async fn record_login(&self, id: i64, now: i64) -> StoreResult<()> {

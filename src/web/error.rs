@@ -5,6 +5,7 @@ use rocket::http::{Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder};
 
+use crate::auth::admin::AdminError;
 use crate::auth::AuthError;
 use crate::web::pages::error_page;
 
@@ -16,6 +17,19 @@ pub fn status_of(error: &AuthError) -> Status {
         AuthError::Throttled(_) => Status::TooManyRequests,
         AuthError::Store(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => Status::ServiceUnavailable,
         AuthError::Store(_) | AuthError::Internal(_) => Status::InternalServerError,
+    }
+}
+
+/// The status of an administrator's operation that did not happen.
+pub fn admin_status(error: &AdminError) -> Status {
+    match error {
+        AdminError::NotAdmin => Status::Forbidden,
+        AdminError::NoSuchUser | AdminError::NoUserNamed(_) => Status::NotFound,
+        AdminError::LastAdmin | AdminError::OwnAccount | AdminError::Taken => Status::Conflict,
+        AdminError::InvalidUsername(_) | AdminError::InvalidEmail | AdminError::Policy(_) => {
+            Status::UnprocessableEntity
+        }
+        AdminError::Failed(e) => status_of(e),
     }
 }
 
@@ -40,5 +54,18 @@ impl<'r> Responder<'r, 'static> for AuthError {
             response.set_header(Header::new("Retry-After", seconds.to_string()));
         }
         Ok(response)
+    }
+}
+
+impl<'r> Responder<'r, 'static> for AdminError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            AdminError::Failed(e) => e.respond_to(request),
+            other => {
+                let status = admin_status(&other);
+                log::info!("{} {}: {other}", request.method(), request.uri().path());
+                error_page(request, status).respond_to(request)
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! (templates and what they receive), replies, cookies, flash, CSRF, security headers,
 //! request guards, and the mapping of domain errors to pages.
 
+pub mod admin_pages;
 pub mod api;
 pub mod catchers;
 pub mod client;

@@ -110,7 +110,7 @@ impl<'r> Layout<'r> {
         self.me
     }
 
-    fn render(&self, name: &'static str, page: impl Serialize) -> Template {
+    pub(crate) fn render(&self, name: &'static str, page: impl Serialize) -> Template {
         let me = self.me.map(|me| Me::from(me.user()));
         let context =
             Context { site: self.site, me, csrf: self.csrf.value(), flash: self.flash.as_ref(), page };
@@ -334,10 +334,11 @@ fn explain(status: Status) -> &'static str {
     match status.code {
         400 => "The request could not be understood.",
         403 => {
-            "That request was refused. If you were submitting a form, go back, reload the page and try again."
+            "That is not open to you. If you were submitting a form, go back, reload the page and try again."
         }
         404 => "There is no page at this address.",
         405 => "That action is not available here.",
+        409 => "That cannot be done as things stand.",
         413 => "That was more than the portal accepts.",
         415 => "The portal only accepts form submissions here.",
         422 => "Some of what was sent could not be read.",
@@ -460,6 +461,11 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
     }
     let error = ErrorPage { code: 404, title: "Not Found", message: explain(Status::NotFound) };
     out.push(value(ERROR, None, &None, &error));
+    for (name, page) in crate::web::admin_pages::samples() {
+        for flash in [&flashes[0], &flashes[1]] {
+            out.push(value(name, Some(&alice), flash, page.as_ref()));
+        }
+    }
     out
 }
 
@@ -488,6 +494,7 @@ fn sample_account(email: &str, has_password: bool) -> Account {
         created_at: 0,
     };
     let event = |kind: EventKind, detail: &str| EventRecord {
+        subject_name: Some("alice".into()),
         id: 1,
         at: 1_800_000_000,
         kind: kind.slug().into(),
@@ -506,7 +513,7 @@ fn sample_account(email: &str, has_password: bool) -> Account {
 }
 
 /// Turning any page's values into a template context without knowing its type.
-mod erased {
+pub(crate) mod erased {
     use super::{minijinja, Context, Flash, Me, Site};
 
     pub(crate) trait Page {
@@ -549,6 +556,12 @@ mod tests {
                 LOGOUT => "<h1>Log out</h1>",
                 ACCOUNT => "Where you are signed in",
                 ERROR => "There is no page at this address.",
+                "admin_users.html" => "<h1>Users</h1>",
+                "admin_user.html" => "<h2 class=\"section-title\">Recent events</h2>",
+                "admin_new_user.html" => "<h1>New user</h1>",
+                "admin_link.html" => "One-time link",
+                "admin_events.html" => "<h1>Audit log</h1>",
+                "reset.html" => "name=\"new_password\"",
                 other => panic!("unexpected sample {other}"),
             };
             assert!(html.contains(key), "{name} lacks {key:?}: {html}");

@@ -14,10 +14,11 @@ use rocket::{Build, Rocket};
 use rocket_dyn_templates::minijinja::{AutoEscape, Environment};
 use rocket_dyn_templates::{Engines, Template};
 
+use crate::web::admin_pages as admin;
 use crate::web::pages::{self, Site};
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 8] = [
+const EMBEDDED: [(&str, &str); 14] = [
     (pages::BASE, include_str!("../../templates/base.html.j2")),
     (pages::MACROS, include_str!("../../templates/macros.html.j2")),
     (pages::INDEX, include_str!("../../templates/index.html.j2")),
@@ -26,6 +27,12 @@ const EMBEDDED: [(&str, &str); 8] = [
     (pages::LOGOUT, include_str!("../../templates/logout.html.j2")),
     (pages::ACCOUNT, include_str!("../../templates/account.html.j2")),
     (pages::ERROR, include_str!("../../templates/error.html.j2")),
+    (admin::ADMIN_USERS, include_str!("../../templates/admin_users.html.j2")),
+    (admin::ADMIN_USER, include_str!("../../templates/admin_user.html.j2")),
+    (admin::ADMIN_NEW_USER, include_str!("../../templates/admin_new_user.html.j2")),
+    (admin::ADMIN_LINK, include_str!("../../templates/admin_link.html.j2")),
+    (admin::ADMIN_EVENTS, include_str!("../../templates/admin_events.html.j2")),
+    (admin::RESET, include_str!("../../templates/reset.html.j2")),
 ];
 
 /// A template file's extension: the name is the file name without it.

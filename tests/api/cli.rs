@@ -103,3 +103,73 @@ async fn unknown_users_get_a_clear_cli_error() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no user named \"nobody\""));
 }
+
+#[rocket::async_test]
+async fn the_admin_commands_act_through_the_same_rules_and_record_as_cli() {
+    let (dir, db) = temp_db();
+    let cli = |args: &[&str]| portal(&db, args, "");
+    assert!(portal(&db, &["users", "add", "hana", "--admin"], &format!("{PASSWORD}\n")).status.success());
+    assert!(portal(&db, &["users", "add", "ivan"], &format!("{PASSWORD}\n")).status.success());
+    // The command line keeps the wall clock's time: so does the server here.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let app = TestApp::spawn_at(dir, db.clone(), now, |f| f).await;
+    let ivan_cookie = app.sign_in("ivan", PASSWORD).await;
+    app.post_login("ivan", "a wrong password").await;
+
+    // sessions: listed, then ended.
+    let out = cli(&["users", "sessions", "ivan"]);
+    let listed = text(&out.stdout);
+    assert!(out.status.success() && listed.starts_with("1 live session(s) of ivan"), "{listed}");
+    assert!(listed.contains("password") && listed.contains(&portal::when::rfc3339(now)[..10]), "{listed}");
+    let out = cli(&["users", "sessions", "ivan", "--end-all"]);
+    assert!(text(&out.stdout).contains("ended 1 session(s) of ivan"), "{}", text(&out.stderr));
+    app.clock.advance(2);
+    assert_is_redirect_to(&app.get_with_cookie("/welcome", ivan_cookie).await, "/login?next=%2Fwelcome");
+
+    // reset: a line holding the link, absolute when public_url is known.
+    let out = Launch::in_checkout()
+        .database(&db)
+        .env("ROCKET_PUBLIC_URL", "https://portal.example")
+        .run(&["users", "reset", "ivan"], "");
+    let printed = text(&out.stdout);
+    let line = printed.lines().find(|l| l.contains("/reset/")).expect("a line with the link");
+    assert!(line.starts_with("https://portal.example/reset/") && line.len() == 29 + 43, "{printed}");
+    let relative = text(&cli(&["users", "reset", "ivan"]).stdout);
+    let link =
+        relative.lines().find(|l| l.starts_with("/reset/")).expect("a path without public_url").to_owned();
+    assert_eq!(app.get(&line["https://portal.example".len()..]).await.status(), Status::NotFound, "replaced");
+    assert_eq!(app.get(&link).await.status(), Status::Ok);
+
+    // admin --on/--off, never the last one; delete needs --yes off a terminal; enable.
+    assert!(!cli(&["users", "admin", "ivan"]).status.success(), "--on or --off is required");
+    let out = cli(&["users", "admin", "hana", "--off"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("that would leave no enabled administrator"), "{}", text(&out.stderr));
+    assert!(cli(&["users", "admin", "ivan", "--on"]).status.success());
+    assert!(cli(&["users", "admin", "hana", "--off"]).status.success());
+    assert!(cli(&["users", "disable", "hana"]).status.success());
+    assert!(!cli(&["users", "disable", "ivan"]).status.success(), "ivan is the last enabled admin");
+    assert!(cli(&["users", "enable", "hana"]).status.success());
+    let out = cli(&["users", "delete", "hana"]);
+    assert!(text(&out.stdout).contains("nothing deleted"), "{}", text(&out.stdout));
+    assert!(app.store().user_by_username("hana").await.unwrap().is_some());
+    let out = cli(&["users", "delete", "hana", "--yes"]);
+    assert!(out.status.success() && text(&out.stdout).contains("deleted hana"), "{}", text(&out.stderr));
+    assert!(app.store().user_by_username("hana").await.unwrap().is_none());
+
+    // events: newest first, RFC 3339, the kind in words, the user, the address.
+    let out = cli(&["events", "--user", "hana"]);
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    let first: Vec<&str> = lines[0].split_whitespace().collect();
+    assert!(first[0].ends_with('Z') && first[0].contains('T'), "{lines:?}");
+    assert_eq!(&first[1..4], ["user", "deleted", "hana"], "{lines:?}");
+    assert!(lines.last().unwrap().contains("user created"), "{lines:?}");
+    assert!(lines.iter().all(|l| l.ends_with("by cli")), "{lines:?}");
+    let out = cli(&["events", "--user", "ivan", "--since", "2000-01-01"]);
+    let all = text(&out.stdout);
+    assert!(all.contains("sign-in failed") && all.contains("sign-in succeeded"), "{all}");
+    let out = cli(&["events", "--since", "soon"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("is not a time"));
+    let out = cli(&["events", "--limit", "2"]);
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+}

@@ -52,8 +52,19 @@ impl TestApp {
         db_url: String,
         configure: impl FnOnce(Figment) -> Figment,
     ) -> TestApp {
+        TestApp::spawn_at(dir, db_url, START, configure).await
+    }
+
+    /// On this store, with the clock starting at `start` (the wall clock's time, for a test
+    /// that runs the command line, which keeps the real time, against it).
+    pub async fn spawn_at(
+        dir: TempDir,
+        db_url: String,
+        start: i64,
+        configure: impl FnOnce(Figment) -> Figment,
+    ) -> TestApp {
         let secret_key = secret_key();
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::new(start);
         let figment = configure(test_figment(&db_url, &secret_key));
         let rocket = portal::rocket_with(figment, Overrides { clock: Some(Arc::new(clock.clone())) });
         let client = Client::tracked(rocket).await.expect("the app starts");

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin;
 mod audit;
 mod binary;
 mod cli;
@@ -13,6 +14,7 @@ mod login;
 mod logs;
 mod next;
 mod oauth;
+mod openapi;
 mod session;
 mod sessions;
 mod startup;

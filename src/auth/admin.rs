@@ -1,0 +1,477 @@
+//! What administrators do, one set of operations for the console, the JSON API and the
+//! command line: find users, look at one, disable, enable, make or remove an admin, delete,
+//! create, hand out a one-time password link, end sessions, and read the audit log.
+//!
+//! Every operation first checks, in the store (never a cached copy), that whoever acts may:
+//! an enabled administrator, or the command line. The rules live here and in the store's
+//! guarded statements: never remove, disable or delete the last enabled administrator;
+//! never disable, delete or end the sessions of your own account from the console.
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::auth::audit::{Actor, Event, EventKind};
+use crate::auth::password::{check_policy, HashError, PolicyError, MAX_PASSWORD_BYTES};
+use crate::auth::session::freshness;
+use crate::auth::{Auth, AuthError, ClientInfo};
+use crate::store::{
+    CreateUserError, EventFilter, EventRecord, Guarded, LinkedIdentity, LiveCutoffs, NewResetLink, NewUser,
+    SessionRecord, User, UserPage, UserSearch, UsernameError,
+};
+
+/// How long a one-time password link works.
+pub const RESET_LINK_SECS: i64 = 24 * 60 * 60;
+/// Rows on a page of users or events, at most.
+pub const MAX_PAGE: i64 = 100;
+/// Longest search text accepted.
+pub const MAX_SEARCH_BYTES: usize = 256;
+/// Longest email accepted.
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// Who is acting, and from where.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator<'a> {
+    pub actor: Actor,
+    pub client: Option<&'a ClientInfo>,
+}
+
+impl<'a> Operator<'a> {
+    /// An administrator signed in to the console or the API.
+    pub fn user(user: &User, client: &'a ClientInfo) -> Operator<'a> {
+        Operator { actor: Actor::User(user.id), client: Some(client) }
+    }
+
+    /// The `portal` command line on the server.
+    pub fn cli() -> Operator<'static> {
+        Operator { actor: Actor::Cli, client: None }
+    }
+
+    fn is(&self, user_id: i64) -> bool {
+        self.actor == Actor::User(user_id)
+    }
+}
+
+/// Why an administrator's operation did not happen. Each variant says what they are told.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// 403: whoever asked is not (or no longer) an enabled administrator.
+    #[error("only administrators can do that")]
+    NotAdmin,
+    /// 404.
+    #[error("there is no such user")]
+    NoSuchUser,
+    /// 404 (a name given on the command line).
+    #[error("no user named {0:?}")]
+    NoUserNamed(String),
+    /// 409.
+    #[error("that would leave no enabled administrator")]
+    LastAdmin,
+    /// 409: disabling, deleting or signing out your own account from the console.
+    #[error("you cannot do that to your own account here")]
+    OwnAccount,
+    /// 422.
+    #[error("{0}")]
+    InvalidUsername(#[from] UsernameError),
+    /// 409.
+    #[error("that username is taken")]
+    Taken,
+    /// 422.
+    #[error("that is not an email address")]
+    InvalidEmail,
+    /// 422 (a password given on the command line).
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Failed(#[from] AuthError),
+}
+
+impl From<sqlx::Error> for AdminError {
+    fn from(e: sqlx::Error) -> AdminError {
+        AdminError::Failed(e.into())
+    }
+}
+
+/// A new account as an administrator describes it: no password (they get a link), or, on
+/// the command line, one typed there.
+pub struct NewAccount<'a> {
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub admin: bool,
+}
+
+/// A one-time link to set a password: `/reset/<token>`. The token is shown once, to whoever
+/// made the link, and never stored.
+#[derive(Debug, Clone)]
+pub struct ResetLink {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+impl ResetLink {
+    pub fn path(&self) -> String {
+        format!("/reset/{}", self.token)
+    }
+
+    /// The link, absolute when the portal's origin is known.
+    pub fn url(&self, origin: Option<&str>) -> String {
+        format!("{}{}", origin.unwrap_or(""), self.path())
+    }
+}
+
+/// How a token is stored and looked up.
+pub(crate) fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// Whether text could be a token this portal made (43 base64url characters: 256 bits).
+pub fn looks_like_token(token: &str) -> bool {
+    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// One user as the console's user page shows them.
+#[derive(Debug, Clone)]
+pub struct UserOverview {
+    pub user: User,
+    pub has_password: bool,
+    pub identities: Vec<LinkedIdentity>,
+    /// Live sessions, most recently active first.
+    pub sessions: Vec<SessionRecord>,
+    /// The latest events about them, newest first.
+    pub events: Vec<EventRecord>,
+}
+
+/// Events a user page shows.
+const USER_PAGE_EVENTS: i64 = 20;
+
+/// A plain check that text is an email address: one `@` with something either side, no
+/// spaces or control characters, 254 bytes at most. (Whether it receives mail is not the
+/// portal's business: it sends none.)
+pub fn valid_email(email: &str) -> bool {
+    let ok_chars = email.chars().all(|c| !c.is_whitespace() && !c.is_control());
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            ok_chars
+                && !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && email.len() <= MAX_EMAIL_BYTES
+        }
+        None => false,
+    }
+}
+
+impl Auth {
+    /// Checks, in the store, that `by` may administer: the command line, or an enabled
+    /// administrator (read afresh: a role removed a moment ago counts).
+    pub async fn authorize(&self, by: &Operator<'_>) -> Result<(), AdminError> {
+        match by.actor {
+            Actor::Cli => Ok(()),
+            Actor::User(id) => match self.store.user_by_id(id).await? {
+                Some(user) if user.is_admin && !user.disabled => Ok(()),
+                _ => Err(AdminError::NotAdmin),
+            },
+            Actor::System | Actor::Anonymous => Err(AdminError::NotAdmin),
+        }
+    }
+
+    /// A page of users, found by username or email prefix.
+    pub async fn find_users(&self, by: &Operator<'_>, search: &UserSearch) -> Result<UserPage, AdminError> {
+        self.authorize(by).await?;
+        let mut search = search.clone();
+        search.limit = search.limit.clamp(1, MAX_PAGE);
+        let now = self.now();
+        let live = LiveCutoffs {
+            seen_after: now - self.session.idle_timeout,
+            created_after: now - self.session.absolute_timeout,
+        };
+        Ok(self.store.search_users(&search, live).await?)
+    }
+
+    /// A user by name (for the command line).
+    pub async fn user_named(&self, by: &Operator<'_>, name: &str) -> Result<User, AdminError> {
+        self.authorize(by).await?;
+        self.store.user_by_username(name).await?.ok_or_else(|| AdminError::NoUserNamed(name.to_owned()))
+    }
+
+    /// Everything the user page shows.
+    pub async fn user_overview(&self, by: &Operator<'_>, id: i64) -> Result<UserOverview, AdminError> {
+        self.authorize(by).await?;
+        let user = self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)?;
+        let identities = self.store.identities(id).await?;
+        let has_password = self.store.has_password(id).await?;
+        let now = self.now();
+        let mut sessions = self.store.sessions_of(id).await?;
+        sessions.retain(|s| freshness(s, &self.session, now) != crate::auth::session::Freshness::Expired);
+        let filter = EventFilter {
+            subject: Some(crate::store::Subject::Id(id)),
+            limit: USER_PAGE_EVENTS,
+            ..EventFilter::default()
+        };
+        let (events, _) = self.store.find_events(&filter).await?;
+        Ok(UserOverview { user, has_password, identities, sessions, events })
+    }
+
+    /// Disables a user (every session of theirs ends) or enables them again.
+    pub async fn set_user_disabled(
+        &self,
+        by: &Operator<'_>,
+        id: i64,
+        disabled: bool,
+    ) -> Result<User, AdminError> {
+        self.authorize(by).await?;
+        if disabled && by.is(id) {
+            return Err(AdminError::OwnAccount);
+        }
+        guarded(self.store.set_disabled(id, disabled, self.now()).await?)?;
+        let (kind, detail) = if disabled {
+            (EventKind::UserDisabled, json!({ "sessions_ended": true }))
+        } else {
+            (EventKind::UserEnabled, json!({}))
+        };
+        self.admin_did(by, kind, id, None, detail).await;
+        log::info!("user {id} {} by {}", kind.words(), by.actor.text());
+        self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)
+    }
+
+    /// Makes a user an administrator, or removes the role (never from the last one).
+    pub async fn set_user_admin(&self, by: &Operator<'_>, id: i64, admin: bool) -> Result<User, AdminError> {
+        self.authorize(by).await?;
+        guarded(self.store.set_admin(id, admin).await?)?;
+        let kind = if admin { EventKind::AdminGranted } else { EventKind::AdminRevoked };
+        self.admin_did(by, kind, id, None, json!({})).await;
+        log::info!("user {id}: {} by {}", kind.words(), by.actor.text());
+        self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)
+    }
+
+    /// Deletes a user, with their identities, sessions and links; the audit log keeps what
+    /// happened to them, under their id and name.
+    pub async fn delete_user(&self, by: &Operator<'_>, id: i64) -> Result<User, AdminError> {
+        self.authorize(by).await?;
+        if by.is(id) {
+            return Err(AdminError::OwnAccount);
+        }
+        let user = self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)?;
+        guarded(self.store.delete_user(id).await?)?;
+        let detail = json!({ "username": user.username });
+        self.admin_did(by, EventKind::UserDeleted, id, Some(&user.username), detail).await;
+        log::info!("user {id} deleted by {}", by.actor.text());
+        Ok(user)
+    }
+
+    /// Creates an account. Without a password, it answers with a one-time link for the
+    /// person to set one; with one (the command line), the policy applies and no link is
+    /// made.
+    pub async fn create_account(
+        &self,
+        by: &Operator<'_>,
+        account: NewAccount<'_>,
+        password: Option<&str>,
+    ) -> Result<(User, Option<ResetLink>), AdminError> {
+        self.authorize(by).await?;
+        let email = account.email.map(str::trim).filter(|e| !e.is_empty());
+        if email.is_some_and(|e| !valid_email(e)) {
+            return Err(AdminError::InvalidEmail);
+        }
+        let hash = match password {
+            Some(password) => {
+                let display = crate::store::Username::parse(account.username)?;
+                check_policy(password, display.display())?;
+                Some(self.hash(password).await?)
+            }
+            None => None,
+        };
+        let new = NewUser {
+            username: account.username,
+            email,
+            password_hash: hash.as_deref(),
+            is_admin: account.admin,
+        };
+        let user = match self.store.create_user(new, self.now()).await {
+            Ok(user) => user,
+            Err(CreateUserError::InvalidUsername(e)) => return Err(e.into()),
+            Err(CreateUserError::Taken) => return Err(AdminError::Taken),
+            Err(CreateUserError::Store(e)) => return Err(e.into()),
+        };
+        let detail = json!({ "admin": account.admin, "email": email.is_some() });
+        self.admin_did(by, EventKind::UserCreated, user.id, None, detail).await;
+        log::info!("user {} created by {}", user.id, by.actor.text());
+        let link = match password {
+            Some(_) => None,
+            None => Some(self.make_reset_link(by, &user).await?),
+        };
+        Ok((user, link))
+    }
+
+    /// A fresh one-time link for the user to set a password; their earlier links stop
+    /// working. Their password and sessions are unchanged until the link is followed.
+    pub async fn create_reset_link(
+        &self,
+        by: &Operator<'_>,
+        id: i64,
+    ) -> Result<(User, ResetLink), AdminError> {
+        self.authorize(by).await?;
+        let user = self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)?;
+        let link = self.make_reset_link(by, &user).await?;
+        Ok((user, link))
+    }
+
+    async fn make_reset_link(&self, by: &Operator<'_>, user: &User) -> Result<ResetLink, AdminError> {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let now = self.now();
+        let expires_at = now + RESET_LINK_SECS;
+        let created_by = by.actor.text();
+        let hash = token_hash(&token);
+        let new =
+            NewResetLink { token_hash: &hash, user_id: user.id, now, expires_at, created_by: &created_by };
+        self.store.create_reset_link(new).await?;
+        let detail = json!({ "expires_at": expires_at });
+        self.admin_did(by, EventKind::ResetLinkCreated, user.id, None, detail).await;
+        log::info!("password link created for user {} by {}", user.id, by.actor.text());
+        Ok(ResetLink { token, expires_at })
+    }
+
+    /// Sets a user's password (the command line's `users passwd`): the policy applies and
+    /// every session of theirs ends.
+    pub async fn set_user_password(
+        &self,
+        by: &Operator<'_>,
+        id: i64,
+        password: &str,
+    ) -> Result<User, AdminError> {
+        self.authorize(by).await?;
+        let user = self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)?;
+        check_policy(password, &user.username)?;
+        let hash = self.hash(password).await?;
+        self.store.set_password(id, &hash, self.now()).await?;
+        let detail = json!({ "by": by.actor.text(), "sessions_ended": true });
+        self.admin_did(by, EventKind::PasswordChanged, id, None, detail).await;
+        Ok(user)
+    }
+
+    /// Ends one session of a user (`Some(id)`), or all of them; how many ended.
+    pub async fn end_user_sessions(
+        &self,
+        by: &Operator<'_>,
+        user_id: i64,
+        session: Option<&str>,
+    ) -> Result<u64, AdminError> {
+        self.authorize(by).await?;
+        if by.is(user_id) {
+            return Err(AdminError::OwnAccount);
+        }
+        if self.store.user_by_id(user_id).await?.is_none() {
+            return Err(AdminError::NoSuchUser);
+        }
+        let now = self.now();
+        let ended = match session {
+            Some(id) => u64::from(self.store.end_session(user_id, id, now).await?),
+            None => self.store.end_sessions_of(user_id, None, now).await?,
+        };
+        if ended > 0 {
+            let detail = match session {
+                Some(id) => json!({ "by": "admin", "session": id }),
+                None => json!({ "by": "admin", "all": true, "sessions": ended }),
+            };
+            self.admin_did(by, EventKind::SessionEnded, user_id, None, detail).await;
+            log::info!("{ended} session(s) of user {user_id} ended by {}", by.actor.text());
+        }
+        Ok(ended)
+    }
+
+    /// A page of the audit log, newest first, and whether there is more.
+    pub async fn find_events(
+        &self,
+        by: &Operator<'_>,
+        filter: &EventFilter,
+    ) -> Result<(Vec<EventRecord>, bool), AdminError> {
+        self.authorize(by).await?;
+        let mut filter = filter.clone();
+        filter.limit = filter.limit.clamp(1, MAX_PAGE);
+        Ok(self.store.find_events(&filter).await?)
+    }
+
+    /// The usernames of the users among these actors (for showing the log).
+    pub async fn actor_names(
+        &self,
+        events: &[EventRecord],
+    ) -> Result<std::collections::HashMap<i64, String>, AuthError> {
+        let mut ids: Vec<i64> = events
+            .iter()
+            .filter_map(|e| match Actor::parse(&e.actor) {
+                Some(Actor::User(id)) => Some(id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(self.store.usernames(&ids).await?)
+    }
+
+    async fn admin_did(
+        &self,
+        by: &Operator<'_>,
+        kind: EventKind,
+        subject: i64,
+        subject_name: Option<&str>,
+        detail: serde_json::Value,
+    ) {
+        let event =
+            Event { kind, actor: by.actor, subject: Some(subject), subject_name, client: by.client, detail };
+        self.record(event).await;
+    }
+
+    pub(crate) async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(AuthError::Internal("password over the limit reached the hasher".into()));
+        }
+        self.hasher.hash(password.to_owned()).await.map_err(|e| match e {
+            HashError::Busy => AuthError::Busy,
+            HashError::Failed(why) => AuthError::Internal(why),
+        })
+    }
+}
+
+fn guarded(outcome: Guarded) -> Result<(), AdminError> {
+    match outcome {
+        Guarded::Done => Ok(()),
+        Guarded::NoSuchUser => Err(AdminError::NoSuchUser),
+        Guarded::LastAdmin => Err(AdminError::LastAdmin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_plainly() {
+        for good in ["a@b", "bob@example.com", "Zoë@exämple.org"] {
+            assert!(valid_email(good), "{good}");
+        }
+        for bad in ["", "bob", "@example.com", "bob@", "a b@c", "a@b@c", "a\n@b"] {
+            assert!(!valid_email(bad), "{bad:?}");
+        }
+        assert!(!valid_email(&format!("{}@example.com", "a".repeat(250))));
+    }
+
+    #[test]
+    fn tokens_are_256_bits_of_base64url() {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        assert!(looks_like_token(&token), "{token}");
+        assert!(!looks_like_token(&token[1..]));
+        assert!(!looks_like_token(&format!("{}+", &token[1..])));
+        assert_eq!(token_hash("x").len(), 64);
+    }
+}

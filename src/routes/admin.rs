@@ -1,0 +1,435 @@
+//! `/admin`: the console. Every page and form needs an enabled administrator (the `Admin`
+//! guard: anyone else signed in gets 403, nobody signed in the login page), and every
+//! action is a CSRF-checked POST that answers with a flash message on the page it returns
+//! to (or, for a password link, the page that shows it once). The operations behind them
+//! are [`crate::auth::admin`]'s, shared with the API and the command line.
+
+use rocket::form::{self, FromForm};
+use rocket::http::Status;
+use rocket::request::FromParam;
+use rocket::{get, post, uri, State};
+
+use crate::auth::admin::{AdminError, NewAccount, MAX_SEARCH_BYTES};
+use crate::auth::Auth;
+use crate::store::{search_key, Cursor, EventFilter, Subject, UserSearch};
+use crate::web::admin_pages::{EventsFilterView, NewUserView};
+use crate::web::client::SiteOrigin;
+use crate::web::cookies::Jar;
+use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected};
+use crate::web::error::admin_status;
+use crate::web::flash::Kind;
+use crate::web::guard::{Acting, Admin};
+use crate::web::pages::{message_page_reply, Layout, Reply};
+use crate::when::parse_moment;
+
+/// Users on a console page.
+const PAGE: i64 = 50;
+/// Events on a console page.
+const EVENTS_PAGE: i64 = 50;
+
+/// `/admin`'s query: the search text and a cursor.
+#[derive(FromForm, Default)]
+pub struct UsersQuery<'r> {
+    q: Option<&'r str>,
+    after: Option<&'r str>,
+    before: Option<&'r str>,
+}
+
+#[get("/admin?<query..>")]
+pub async fn users(
+    query: Result<UsersQuery<'_>, form::Errors<'_>>,
+    admin: Acting<'_>,
+    layout: Layout<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let Ok(query) = query else {
+        return Ok(message_page_reply(Status::BadRequest, "That search could not be read."));
+    };
+    let q = query.q.unwrap_or("").trim();
+    let too_long = [Some(q), query.after, query.before].iter().flatten().any(|t| t.len() > MAX_SEARCH_BYTES);
+    if too_long {
+        return Ok(message_page_reply(
+            Status::BadRequest,
+            &format!("Search for at most {MAX_SEARCH_BYTES} characters."),
+        ));
+    }
+    let cursor = match (query.after, query.before) {
+        (Some(after), _) => Some(Cursor::After(after.to_owned())),
+        (None, Some(before)) => Some(Cursor::Before(before.to_owned())),
+        (None, None) => None,
+    };
+    let search = UserSearch { prefix: Some(search_key(q)), cursor, limit: PAGE };
+    let by = admin.by();
+    let page = auth.find_users(&by, &search).await?;
+    Ok(Reply::page(Status::Ok, layout.admin_users(q, &page)))
+}
+
+#[get("/admin/users/<id>")]
+pub async fn user(
+    id: i64,
+    admin: Acting<'_>,
+    layout: Layout<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let by = admin.by();
+    let overview = match auth.user_overview(&by, id).await {
+        Ok(overview) => overview,
+        Err(AdminError::NoSuchUser) => {
+            return Ok(message_page_reply(Status::NotFound, "There is no such user."))
+        }
+        Err(e) => return Err(e),
+    };
+    let names = auth.actor_names(&overview.events).await?;
+    Ok(Reply::page(Status::Ok, layout.admin_user(&overview, &names, admin.me.user().id)))
+}
+
+#[get("/admin/users/new")]
+pub fn new_user(_admin: Admin<'_>, layout: Layout<'_>) -> Reply {
+    Reply::page(Status::Ok, layout.admin_new_user(NewUserView::default()))
+}
+
+#[derive(FromForm)]
+pub struct NewUserForm<'r> {
+    csrf_token: Option<&'r str>,
+    username: Option<&'r str>,
+    email: Option<&'r str>,
+    /// A checkbox: absent means no.
+    admin: bool,
+}
+
+impl CsrfProtected for NewUserForm<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
+/// Creates a user and shows their one-time password link (once: it is not stored).
+#[post("/admin/users", data = "<form>")]
+pub async fn create_user(
+    form: Checked<NewUserForm<'_>>,
+    admin: Acting<'_>,
+    origin: SiteOrigin,
+    layout: Layout<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let Checked(form) = form;
+    let username = form.username.unwrap_or("");
+    let email = form.email.unwrap_or("");
+    let by = admin.by();
+    let account = NewAccount { username, email: Some(email), admin: form.admin };
+    match auth.create_account(&by, account, None).await {
+        Ok((user, Some(link))) => {
+            let url = link.url(origin.0.as_deref());
+            Ok(Reply::page(Status::Created, layout.admin_link(&user, &url, link.expires_at, true)))
+        }
+        Ok((user, None)) => Ok(Reply::to(uri!(user(user.id)))),
+        Err(AdminError::Failed(e)) => Err(e.into()),
+        Err(AdminError::NotAdmin) => Ok(Reply::Error(Status::Forbidden)),
+        Err(e) => {
+            let status = admin_status(&e);
+            let again = NewUserView { username, email, admin: form.admin, error: Some(sentence(&e)) };
+            Ok(Reply::page(status, layout.admin_new_user(again)))
+        }
+    }
+}
+
+/// Makes a new one-time password link for the user and shows it once.
+#[post("/admin/users/<id>/reset-link", data = "<_form>")]
+pub async fn reset_link(
+    id: i64,
+    _form: Checked<CsrfOnly<'_>>,
+    admin: Acting<'_>,
+    origin: SiteOrigin,
+    layout: Layout<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let by = admin.by();
+    match auth.create_reset_link(&by, id).await {
+        Ok((user, link)) => {
+            let url = link.url(origin.0.as_deref());
+            Ok(Reply::page(Status::Created, layout.admin_link(&user, &url, link.expires_at, false)))
+        }
+        Err(e) => refused(e, id, &jar),
+    }
+}
+
+/// The switches on a user's page: `disable`, `enable`, `make-admin`, `remove-admin`.
+#[derive(Debug, Clone, Copy)]
+pub enum Switch {
+    Disable,
+    Enable,
+    MakeAdmin,
+    RemoveAdmin,
+}
+
+impl<'a> FromParam<'a> for Switch {
+    type Error = &'a str;
+
+    fn from_param(param: &'a str) -> Result<Switch, &'a str> {
+        match param {
+            "disable" => Ok(Switch::Disable),
+            "enable" => Ok(Switch::Enable),
+            "make-admin" => Ok(Switch::MakeAdmin),
+            "remove-admin" => Ok(Switch::RemoveAdmin),
+            other => Err(other),
+        }
+    }
+}
+
+/// Disables (and signs out everywhere) or enables a user; makes them an administrator or
+/// not. After the routes with a fixed last segment (`delete`, `reset-link`).
+#[post("/admin/users/<id>/<switch>", data = "<_form>", rank = 2)]
+pub async fn switch(
+    id: i64,
+    switch: Switch,
+    _form: Checked<CsrfOnly<'_>>,
+    admin: Acting<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let by = admin.by();
+    let (result, done_words) = match switch {
+        Switch::Disable => {
+            (auth.set_user_disabled(&by, id, true).await, "is disabled and signed out everywhere")
+        }
+        Switch::Enable => (auth.set_user_disabled(&by, id, false).await, "is enabled and can sign in again"),
+        Switch::MakeAdmin => (auth.set_user_admin(&by, id, true).await, "is now an administrator"),
+        Switch::RemoveAdmin => (auth.set_user_admin(&by, id, false).await, "is no longer an administrator"),
+    };
+    match result {
+        Ok(user) => done(&jar, id, format!("{} {done_words}.", user.username)),
+        Err(e) => refused(e, id, &jar),
+    }
+}
+
+/// A form whose action destroys something: the token, and a ticked "Yes, …" box.
+#[derive(FromForm)]
+pub struct Confirmed<'r> {
+    csrf_token: Option<&'r str>,
+    confirm: Option<&'r str>,
+}
+
+impl CsrfProtected for Confirmed<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
+impl Confirmed<'_> {
+    fn confirmed(&self) -> bool {
+        self.confirm == Some("yes")
+    }
+}
+
+#[post("/admin/users/<id>/delete", data = "<form>")]
+pub async fn delete(
+    id: i64,
+    form: Checked<Confirmed<'_>>,
+    admin: Acting<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    if !form.0.confirmed() {
+        return unconfirmed(&jar, id, "Nothing was deleted: tick the box to confirm.");
+    }
+    let by = admin.by();
+    match auth.delete_user(&by, id).await {
+        Ok(user) => {
+            jar.flash(Kind::Success, format!("{} is deleted.", user.username));
+            Ok(Reply::to("/admin"))
+        }
+        Err(e) => refused(e, id, &jar),
+    }
+}
+
+#[post("/admin/users/<id>/sessions/end-all", data = "<form>")]
+pub async fn end_all_sessions(
+    id: i64,
+    form: Checked<Confirmed<'_>>,
+    admin: Acting<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    if !form.0.confirmed() {
+        return unconfirmed(&jar, id, "No one was signed out: tick the box to confirm.");
+    }
+    let by = admin.by();
+    match auth.end_user_sessions(&by, id, None).await {
+        Ok(ended) => done(&jar, id, signed_out(ended)),
+        Err(e) => refused(e, id, &jar),
+    }
+}
+
+#[post("/admin/users/<id>/sessions/<session>/end", data = "<_form>")]
+pub async fn end_session(
+    id: i64,
+    session: &str,
+    _form: Checked<CsrfOnly<'_>>,
+    admin: Acting<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let by = admin.by();
+    match auth.end_user_sessions(&by, id, Some(session)).await {
+        Ok(0) => done(&jar, id, "That session had already ended.".into()),
+        Ok(_) => done(&jar, id, "That session is signed out.".into()),
+        Err(e) => refused(e, id, &jar),
+    }
+}
+
+fn signed_out(ended: u64) -> String {
+    match ended {
+        0 => "No session was live.".into(),
+        1 => "One session is signed out.".into(),
+        n => format!("{n} sessions are signed out."),
+    }
+}
+
+/// `/admin/events`' query: the filters as typed, and the cursor.
+#[derive(FromForm, Default)]
+pub struct EventsQuery<'r> {
+    user: Option<&'r str>,
+    kind: Option<&'r str>,
+    since: Option<&'r str>,
+    until: Option<&'r str>,
+    /// `AT.ID` of the last event of the previous page.
+    before: Option<&'r str>,
+}
+
+#[get("/admin/events?<query..>")]
+pub async fn events(
+    query: Result<EventsQuery<'_>, form::Errors<'_>>,
+    admin: Acting<'_>,
+    layout: Layout<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let Ok(query) = query else {
+        return Ok(message_page_reply(Status::BadRequest, "That filter could not be read."));
+    };
+    let typed = [query.user, query.kind, query.since, query.until, query.before];
+    if typed.iter().flatten().any(|t| t.len() > MAX_SEARCH_BYTES) {
+        return Ok(message_page_reply(Status::BadRequest, "A filter is too long."));
+    }
+    let mut view = EventsFilterView {
+        user: query.user.unwrap_or("").trim(),
+        kind: query.kind.unwrap_or(""),
+        since: query.since.unwrap_or("").trim(),
+        until: query.until.unwrap_or("").trim(),
+        error: None,
+    };
+    let by = admin.by();
+    let filter = match event_filter(&query, auth, &view).await {
+        Ok(filter) => filter,
+        Err(message) => {
+            view.error = Some(message);
+            let names = Default::default();
+            return Ok(Reply::page(Status::BadRequest, layout.admin_events(view, &[], &names, None)));
+        }
+    };
+    let (events, more) = auth.find_events(&by, &filter).await?;
+    let names = auth.actor_names(&events).await?;
+    let older = match (more, events.last()) {
+        (true, Some(last)) => Some(older_href(&query, last.at, last.id)),
+        _ => None,
+    };
+    Ok(Reply::page(Status::Ok, layout.admin_events(view, &events, &names, older)))
+}
+
+/// The filter the typed values describe, or what is wrong with them.
+async fn event_filter(
+    query: &EventsQuery<'_>,
+    auth: &Auth,
+    view: &EventsFilterView<'_>,
+) -> Result<EventFilter, String> {
+    let now = auth.now();
+    let moment = |text: &str| if text.is_empty() { Ok(None) } else { parse_moment(text, now).map(Some) };
+    let subject = match view.user {
+        "" => None,
+        name => match auth.store().user_by_username(name).await {
+            Ok(Some(user)) => Some(Subject::Id(user.id)),
+            Ok(None) => Some(Subject::Name(name.to_owned())),
+            Err(e) => {
+                log::error!("could not look a user up for the events filter: {e}");
+                return Err("The store did not answer. Try again.".into());
+            }
+        },
+    };
+    let kind = match view.kind {
+        "" => None,
+        slug if crate::auth::audit::EventKind::from_slug(slug).is_some() => Some(slug.to_owned()),
+        _ => return Err("Choose what to show from the list.".into()),
+    };
+    let before = match query.before {
+        None | Some("") => None,
+        Some(text) => {
+            Some(crate::routes::admin_api::parse_cursor(text).ok_or("That page link is not valid.")?)
+        }
+    };
+    Ok(EventFilter {
+        subject,
+        kind,
+        since: moment(view.since)?,
+        until: moment(view.until)?,
+        before,
+        limit: EVENTS_PAGE,
+    })
+}
+
+fn older_href(query: &EventsQuery<'_>, at: i64, id: i64) -> String {
+    use rocket::http::RawStr;
+    let mut href = format!("/admin/events?before={at}.{id}");
+    for (key, value) in
+        [("user", query.user), ("kind", query.kind), ("since", query.since), ("until", query.until)]
+    {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            href.push_str(&format!("&{key}={}", RawStr::new(value).percent_encode()));
+        }
+    }
+    href
+}
+
+/// Back to the user's page, saying what happened.
+fn done(jar: &Jar<'_>, id: i64, message: String) -> Result<Reply, AdminError> {
+    jar.flash(Kind::Success, message);
+    Ok(Reply::to(uri!(user(id))))
+}
+
+fn unconfirmed(jar: &Jar<'_>, id: i64, message: &str) -> Result<Reply, AdminError> {
+    jar.flash(Kind::Error, message);
+    Ok(Reply::to(uri!(user(id))))
+}
+
+/// An operation that did not happen: back to the user's page saying why (their page, or the
+/// list when they do not exist); a lost role or a store failure is an error page.
+fn refused(error: AdminError, id: i64, jar: &Jar<'_>) -> Result<Reply, AdminError> {
+    match error {
+        AdminError::NotAdmin | AdminError::Failed(_) => Err(error),
+        AdminError::NoSuchUser => {
+            jar.flash(Kind::Error, "There is no such user (any more).");
+            Ok(Reply::to("/admin"))
+        }
+        other => {
+            jar.flash(Kind::Error, sentence(&other));
+            Ok(Reply::to(uri!(user(id))))
+        }
+    }
+}
+
+/// An operation's refusal as a sentence for the page.
+fn sentence(error: &AdminError) -> String {
+    match error {
+        AdminError::LastAdmin => "That would leave no enabled administrator, so nothing changed.".into(),
+        AdminError::OwnAccount => {
+            "You cannot do that to your own account here (use your account page to sign out devices).".into()
+        }
+        other => {
+            let text = other.to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+                None => text,
+            }
+        }
+    }
+}

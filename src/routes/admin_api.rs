@@ -1,0 +1,631 @@
+//! `/api/admin`: the console's operations as JSON, for an administrator's browser session.
+//! Reads need an enabled administrator (`ApiAdmin`: 401 without a session, 403 for anyone
+//! else, as JSON); changes also need the request to say it is same-origin
+//! (`SameOriginRequired`), like the rest of `/api`. The operations are
+//! [`crate::auth::admin`]'s, shared with the console and the command line.
+
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use rocket::{delete, get, patch, post, FromForm, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::admin::{NewAccount, UserOverview, MAX_PAGE, MAX_SEARCH_BYTES};
+use crate::auth::audit::{Actor, EventKind};
+use crate::auth::Auth;
+use crate::store::{search_key, Cursor, EventCursor, EventFilter, EventRecord, Subject, User, UserSearch};
+use crate::web::api::ApiError;
+use crate::web::client::SiteOrigin;
+use crate::web::csrf::SameOriginRequired;
+use crate::web::guard::ApiActing;
+use crate::when::rfc3339;
+
+/// A user as the admin API shows one.
+#[derive(Serialize, ToSchema)]
+pub struct UserJson {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    admin: bool,
+    disabled: bool,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds; none before the first sign-in.
+    last_sign_in_at: Option<i64>,
+}
+
+impl From<&User> for UserJson {
+    fn from(u: &User) -> UserJson {
+        UserJson {
+            id: u.id,
+            username: u.username.clone(),
+            email: u.email.clone(),
+            admin: u.is_admin,
+            disabled: u.disabled,
+            created_at: u.created_at,
+            last_sign_in_at: u.last_login_at,
+        }
+    }
+}
+
+/// A row of the users list: the user, how they sign in, and their live sessions.
+#[derive(Serialize, ToSchema)]
+pub struct UserRowJson {
+    #[serde(flatten)]
+    user: UserJson,
+    /// Linked providers: `google`, `github`.
+    providers: Vec<String>,
+    live_sessions: i64,
+}
+
+/// A page of users in username order.
+#[derive(Serialize, ToSchema)]
+pub struct UsersJson {
+    users: Vec<UserRowJson>,
+    /// Pass as `after` for the next page; none on the last.
+    next: Option<String>,
+    /// Pass as `before` for the previous page; none on the first.
+    previous: Option<String>,
+}
+
+/// The users list's query.
+#[derive(FromForm, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersParams {
+    /// Usernames or emails starting with this (case-insensitive).
+    #[param(max_length = 256)]
+    q: Option<String>,
+    /// The page after this cursor (a previous answer's `next`).
+    #[param(max_length = 256)]
+    after: Option<String>,
+    /// The page before this cursor (a previous answer's `previous`).
+    #[param(max_length = 256)]
+    before: Option<String>,
+    /// Rows per page, 1 to 100 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+}
+
+/// An error: `{"error": "…"}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorJson {
+    error: String,
+}
+
+fn invalid(message: &'static str) -> ApiError {
+    ApiError(Status::UnprocessableEntity, message.into())
+}
+
+/// `limit`, when given, must be a whole number from 1 to 100.
+fn page_size(limit: Option<&str>, default: i64) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(invalid("limit must be a whole number from 1 to 100")),
+        },
+    }
+}
+
+fn too_long(values: &[Option<&str>]) -> Result<(), ApiError> {
+    if values.iter().flatten().any(|v| v.len() > MAX_SEARCH_BYTES) {
+        return Err(invalid("a parameter is longer than 256 bytes"));
+    }
+    Ok(())
+}
+
+/// Users, a page at a time, found by username or email prefix.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_list_users",
+    params(UsersParams),
+    responses(
+        (status = 200, description = "A page of users", body = UsersJson),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator", body = ErrorJson),
+        (status = 422, description = "A parameter is out of range", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[get("/api/admin/users?<params..>")]
+pub async fn users(
+    params: UsersParams,
+    admin: ApiActing<'_>,
+    auth: &State<Auth>,
+) -> Result<Json<UsersJson>, ApiError> {
+    too_long(&[params.q.as_deref(), params.after.as_deref(), params.before.as_deref()])?;
+    let limit = page_size(params.limit.as_deref(), 50)?;
+    let cursor = match (params.after, params.before) {
+        (Some(after), _) => Some(Cursor::After(after)),
+        (None, Some(before)) => Some(Cursor::Before(before)),
+        (None, None) => None,
+    };
+    let prefix = params.q.as_deref().map(search_key);
+    let search = UserSearch { prefix, cursor, limit };
+    let by = admin.by();
+    let page = auth.find_users(&by, &search).await?;
+    let users = page
+        .users
+        .iter()
+        .map(|r| UserRowJson {
+            user: (&r.user).into(),
+            providers: r.providers.clone(),
+            live_sessions: r.live_sessions,
+        })
+        .collect();
+    Ok(Json(UsersJson { users, next: page.next, previous: page.previous }))
+}
+
+/// A new user: no password; the answer holds a one-time link with which they set one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserJson {
+    #[schema(min_length = 1, max_length = 64)]
+    username: String,
+    #[schema(max_length = 254)]
+    email: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// A one-time link to set a password (24 hours, single use).
+#[derive(Serialize, ToSchema)]
+pub struct ResetLinkJson {
+    /// `/reset/<token>`, absolute when the portal knows its origin.
+    url: String,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedJson {
+    user: UserJson,
+    reset_link: ResetLinkJson,
+}
+
+/// Creates a user and answers with their one-time password link (shown only here).
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_create_user",
+    request_body = NewUserJson,
+    responses(
+        (status = 201, description = "Created", body = CreatedJson),
+        (status = 400, description = "The body is not JSON", body = ErrorJson),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        (status = 409, description = "The username is taken", body = ErrorJson),
+        (status = 413, description = "Too large", body = ErrorJson),
+        (status = 415, description = "Not JSON", body = ErrorJson),
+        (status = 422, description = "An invalid username or email", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[post("/api/admin/users", data = "<body>")]
+pub async fn create_user(
+    body: Json<NewUserJson>,
+    _same_origin: SameOriginRequired,
+    admin: ApiActing<'_>,
+    origin: SiteOrigin,
+    auth: &State<Auth>,
+) -> Result<(Status, Json<CreatedJson>), ApiError> {
+    let by = admin.by();
+    let account = NewAccount { username: &body.username, email: body.email.as_deref(), admin: body.admin };
+    let (user, link) = auth.create_account(&by, account, None).await?;
+    let link = link.ok_or_else(|| ApiError::status(Status::InternalServerError))?;
+    let reset_link = ResetLinkJson { url: link.url(origin.0.as_deref()), expires_at: link.expires_at };
+    Ok((Status::Created, Json(CreatedJson { user: (&user).into(), reset_link })))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IdentityJson {
+    /// `google` or `github`.
+    provider: String,
+    /// The provider's id for the person.
+    subject: String,
+    email: Option<String>,
+    /// Unix seconds.
+    linked_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminSessionJson {
+    id: String,
+    /// `password`, `google` or `github`.
+    method: String,
+    /// "Firefox on Linux".
+    client: String,
+    ip: Option<String>,
+    /// Unix seconds.
+    created_at: i64,
+    last_seen_at: i64,
+    persistent: bool,
+}
+
+/// An audit event.
+#[derive(Serialize, ToSchema)]
+pub struct EventJson {
+    id: i64,
+    /// Unix seconds.
+    at: i64,
+    /// RFC 3339, UTC.
+    time: String,
+    /// `sign_in_failed`, `user_disabled`, …
+    kind: String,
+    /// "sign-in failed".
+    what: String,
+    /// A user id, or `cli`, `system`, `anonymous`.
+    actor: String,
+    /// The acting user's name, while they exist.
+    actor_name: Option<String>,
+    subject_id: Option<i64>,
+    /// The subject's name when the event was written.
+    subject_name: Option<String>,
+    ip: Option<String>,
+    client: Option<String>,
+    /// Plain facts: the method, a reason, a provider, the name typed at a failed sign-in.
+    #[schema(value_type = Object)]
+    detail: serde_json::Value,
+}
+
+fn event_json(e: &EventRecord, names: &std::collections::HashMap<i64, String>) -> EventJson {
+    let actor_name = match Actor::parse(&e.actor) {
+        Some(Actor::User(id)) => names.get(&id).cloned(),
+        _ => None,
+    };
+    EventJson {
+        id: e.id,
+        at: e.at,
+        time: rfc3339(e.at),
+        kind: e.kind.clone(),
+        what: EventKind::from_slug(&e.kind).map_or_else(|| e.kind.clone(), |k| k.words().to_owned()),
+        actor: e.actor.clone(),
+        actor_name,
+        subject_id: e.subject_user_id,
+        subject_name: e.subject_name.clone(),
+        ip: e.ip.clone(),
+        client: e.client.clone(),
+        detail: serde_json::from_str(&e.detail).unwrap_or_default(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserDetailJson {
+    user: UserJson,
+    has_password: bool,
+    identities: Vec<IdentityJson>,
+    /// Live sessions, most recently active first.
+    sessions: Vec<AdminSessionJson>,
+    /// The latest events about the user, newest first.
+    events: Vec<EventJson>,
+}
+
+async fn detail(auth: &Auth, overview: UserOverview) -> Result<UserDetailJson, ApiError> {
+    let names = auth.actor_names(&overview.events).await?;
+    Ok(UserDetailJson {
+        user: (&overview.user).into(),
+        has_password: overview.has_password,
+        identities: overview
+            .identities
+            .into_iter()
+            .map(|i| IdentityJson {
+                provider: i.provider,
+                subject: i.subject,
+                email: i.email,
+                linked_at: i.created_at,
+            })
+            .collect(),
+        sessions: overview
+            .sessions
+            .into_iter()
+            .map(|s| AdminSessionJson {
+                id: s.id,
+                method: s.method,
+                client: s.client,
+                ip: s.ip,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                persistent: s.persist,
+            })
+            .collect(),
+        events: overview.events.iter().map(|e| event_json(e, &names)).collect(),
+    })
+}
+
+/// One user: identities, live sessions and recent events.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_get_user",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserDetailJson),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator", body = ErrorJson),
+        (status = 404, description = "No such user", body = ErrorJson),
+        (status = 422, description = "The id is not a number", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[get("/api/admin/users/<id>")]
+pub async fn user(
+    id: i64,
+    admin: ApiActing<'_>,
+    auth: &State<Auth>,
+) -> Result<Json<UserDetailJson>, ApiError> {
+    let by = admin.by();
+    let overview = auth.user_overview(&by, id).await?;
+    Ok(Json(detail(auth, overview).await?))
+}
+
+/// What to change about a user: either or both.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChangeJson {
+    /// Disabling ends every session of theirs.
+    disabled: Option<bool>,
+    admin: Option<bool>,
+}
+
+/// Disables or enables a user, makes them an administrator or not. Never the last enabled
+/// administrator, and never disabling yourself (409).
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_change_user",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = UserChangeJson,
+    responses(
+        (status = 200, description = "The user as changed", body = UserJson),
+        (status = 400, description = "The body is not JSON", body = ErrorJson),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        (status = 404, description = "No such user", body = ErrorJson),
+        (status = 409, description = "The last administrator, or yourself", body = ErrorJson),
+        (status = 413, description = "Too large", body = ErrorJson),
+        (status = 415, description = "Not JSON", body = ErrorJson),
+        (status = 422, description = "Unreadable fields, or an id that is not a number", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[patch("/api/admin/users/<id>", data = "<body>")]
+pub async fn change_user(
+    id: i64,
+    body: Json<UserChangeJson>,
+    _same_origin: SameOriginRequired,
+    admin: ApiActing<'_>,
+    auth: &State<Auth>,
+) -> Result<Json<UserJson>, ApiError> {
+    let by = admin.by();
+    let mut user = None;
+    if let Some(disabled) = body.disabled {
+        user = Some(auth.set_user_disabled(&by, id, disabled).await?);
+    }
+    if let Some(admin) = body.admin {
+        user = Some(auth.set_user_admin(&by, id, admin).await?);
+    }
+    let user = match user {
+        Some(user) => user,
+        None => auth.user_overview(&by, id).await?.user,
+    };
+    Ok(Json((&user).into()))
+}
+
+/// Deletes a user with their identities, sessions and links (not yourself; never the last
+/// enabled administrator). The audit log keeps their events.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_delete_user",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        (status = 404, description = "No such user", body = ErrorJson),
+        (status = 409, description = "The last administrator, or yourself", body = ErrorJson),
+        (status = 422, description = "The id is not a number", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[delete("/api/admin/users/<id>")]
+pub async fn delete_user(
+    id: i64,
+    _same_origin: SameOriginRequired,
+    admin: ApiActing<'_>,
+    auth: &State<Auth>,
+) -> Result<Status, ApiError> {
+    let by = admin.by();
+    auth.delete_user(&by, id).await?;
+    Ok(Status::NoContent)
+}
+
+/// A new one-time password link for the user; their earlier links stop working.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_create_reset_link",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 201, description = "The link (shown only here)", body = ResetLinkJson),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        (status = 404, description = "No such user", body = ErrorJson),
+        (status = 422, description = "The id is not a number", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[post("/api/admin/users/<id>/reset-link")]
+pub async fn reset_link(
+    id: i64,
+    _same_origin: SameOriginRequired,
+    admin: ApiActing<'_>,
+    origin: SiteOrigin,
+    auth: &State<Auth>,
+) -> Result<(Status, Json<ResetLinkJson>), ApiError> {
+    let by = admin.by();
+    let (_, link) = auth.create_reset_link(&by, id).await?;
+    Ok((
+        Status::Created,
+        Json(ResetLinkJson { url: link.url(origin.0.as_deref()), expires_at: link.expires_at }),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndedJson {
+    /// How many sessions ended.
+    ended: u64,
+}
+
+/// Signs a user out everywhere (not yourself: use `/api/sessions`).
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_end_sessions",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "Sessions ended", body = EndedJson),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        (status = 404, description = "No such user", body = ErrorJson),
+        (status = 409, description = "Your own account", body = ErrorJson),
+        (status = 422, description = "The id is not a number", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[delete("/api/admin/users/<id>/sessions")]
+pub async fn end_sessions(
+    id: i64,
+    _same_origin: SameOriginRequired,
+    admin: ApiActing<'_>,
+    auth: &State<Auth>,
+) -> Result<Json<EndedJson>, ApiError> {
+    let by = admin.by();
+    let ended = auth.end_user_sessions(&by, id, None).await?;
+    Ok(Json(EndedJson { ended }))
+}
+
+/// Ends one session of a user: 204; an unknown or already ended one: 404.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_end_session",
+    params(
+        ("id" = i64, Path, description = "The user's id"),
+        ("session" = String, Path, description = "The session's id"),
+    ),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        (status = 404, description = "No such user or live session", body = ErrorJson),
+        (status = 409, description = "Your own account", body = ErrorJson),
+        (status = 422, description = "The id is not a number", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[delete("/api/admin/users/<id>/sessions/<session>")]
+pub async fn end_session(
+    id: i64,
+    session: &str,
+    _same_origin: SameOriginRequired,
+    admin: ApiActing<'_>,
+    auth: &State<Auth>,
+) -> Result<Status, ApiError> {
+    let by = admin.by();
+    match auth.end_user_sessions(&by, id, Some(session)).await? {
+        0 => Err(ApiError::status(Status::NotFound)),
+        _ => Ok(Status::NoContent),
+    }
+}
+
+/// The audit log's query.
+#[derive(FromForm, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// Events about this user (by name; a deleted user's by the name they had).
+    #[param(max_length = 256)]
+    user: Option<String>,
+    /// One kind: `sign_in_failed`, `user_disabled`, …
+    #[param(max_length = 256)]
+    kind: Option<String>,
+    /// From this time, Unix seconds (inclusive).
+    #[param(value_type = Option<i64>)]
+    since: Option<String>,
+    /// Before this time, Unix seconds.
+    #[param(value_type = Option<i64>)]
+    until: Option<String>,
+    /// Older than this cursor (a previous answer's `next`).
+    #[param(max_length = 256)]
+    before: Option<String>,
+    /// Events per page, 1 to 100 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventsJson {
+    /// Newest first.
+    events: Vec<EventJson>,
+    /// Pass as `before` for older events; none when there are no more.
+    next: Option<String>,
+}
+
+/// The audit log, newest first, filtered by user, kind and time.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_events",
+    params(EventsParams),
+    responses(
+        (status = 200, description = "A page of events", body = EventsJson),
+        (status = 401, description = "Not signed in", body = ErrorJson),
+        (status = 403, description = "Not an administrator", body = ErrorJson),
+        (status = 422, description = "A parameter is invalid", body = ErrorJson),
+        (status = 503, description = "The store is busy", body = ErrorJson),
+    )
+)]
+#[get("/api/admin/events?<params..>")]
+pub async fn events(
+    params: EventsParams,
+    admin: ApiActing<'_>,
+    auth: &State<Auth>,
+) -> Result<Json<EventsJson>, ApiError> {
+    too_long(&[params.user.as_deref(), params.kind.as_deref(), params.before.as_deref()])?;
+    let limit = page_size(params.limit.as_deref(), 50)?;
+    let time = |text: Option<&str>| -> Result<Option<i64>, ApiError> {
+        text.map(|t| t.parse::<i64>().map_err(|_| invalid("since and until are Unix seconds"))).transpose()
+    };
+    let kind = match params.kind.as_deref() {
+        None => None,
+        Some(slug) if EventKind::from_slug(slug).is_some() => Some(slug.to_owned()),
+        Some(_) => return Err(invalid("unknown kind")),
+    };
+    let before = match params.before.as_deref() {
+        None => None,
+        Some(text) => Some(parse_cursor(text).ok_or_else(|| invalid("before is not a cursor"))?),
+    };
+    let subject = match params.user.as_deref() {
+        None => None,
+        Some(name) => {
+            Some(match auth.store().user_by_username(name).await.map_err(crate::auth::AuthError::from)? {
+                Some(user) => Subject::Id(user.id),
+                None => Subject::Name(name.to_owned()),
+            })
+        }
+    };
+    let filter = EventFilter {
+        subject,
+        kind,
+        since: time(params.since.as_deref())?,
+        until: time(params.until.as_deref())?,
+        before,
+        limit,
+    };
+    let by = admin.by();
+    let (events, more) = auth.find_events(&by, &filter).await?;
+    let names = auth.actor_names(&events).await?;
+    let next = match (more, events.last()) {
+        (true, Some(last)) => Some(format!("{}.{}", last.at, last.id)),
+        _ => None,
+    };
+    Ok(Json(EventsJson { events: events.iter().map(|e| event_json(e, &names)).collect(), next }))
+}
+
+/// `AT.ID` → the cursor.
+pub fn parse_cursor(text: &str) -> Option<EventCursor> {
+    let (at, id) = text.split_once('.')?;
+    Some(EventCursor { at: at.parse().ok()?, id: id.parse().ok()? })
+}

@@ -1,0 +1,62 @@
+//! `/api/openapi.json`: the OpenAPI document of `/api`, generated from the handlers'
+//! `#[utoipa::path]` annotations, which read each path and its parameters from the Rocket
+//! route attribute beneath them. `tests/api/openapi.rs` checks that it lists exactly the
+//! `/api` routes that are mounted, and `.ci/run` runs schemathesis against it.
+
+use rocket::get;
+use rocket::http::ContentType;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{admin_api, api};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Portal API", description = "The signed-in person, their sessions, and the admin console's operations. \
+        Authentication is the browser's session cookie; changes must be same-origin (an `Origin` or \
+        `Sec-Fetch-Site: same-origin` header)."),
+    paths(
+        document,
+        api::me,
+        api::sessions,
+        api::end_session,
+        admin_api::users,
+        admin_api::create_user,
+        admin_api::user,
+        admin_api::change_user,
+        admin_api::delete_user,
+        admin_api::reset_link,
+        admin_api::end_sessions,
+        admin_api::end_session,
+        admin_api::events,
+    ),
+    modifiers(&SessionCookie),
+    security(("session" = []))
+)]
+pub struct ApiDoc;
+
+/// The session cookie as the security scheme (its name without the `__Host-` prefix).
+struct SessionCookie;
+
+impl Modify for SessionCookie {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let cookie = ApiKey::Cookie(ApiKeyValue::with_description(
+            "portal_session",
+            "The session cookie a sign-in sets (`__Host-portal_session` behind TLS).",
+        ));
+        components.add_security_scheme("session", SecurityScheme::ApiKey(cookie));
+    }
+}
+
+/// The document, built once.
+static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+});
+
+/// This document.
+#[utoipa::path(tag = "meta", operation_id = "openapi", security(()), responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+#[get("/api/openapi.json")]
+pub fn document() -> (ContentType, &'static str) {
+    (ContentType::JSON, DOCUMENT.as_str())
+}

@@ -1,0 +1,85 @@
+//! `/reset/<token>`: a one-time password link. The page asks for a new password
+//! (`new_password`, and `confirm_password`); the form sets it, signs the person out
+//! everywhere else and signs them in here. An unknown, used or expired link gets one page
+//! saying so, whatever the reason (404).
+
+use rocket::http::Status;
+use rocket::{get, post, uri, FromForm, State};
+
+use crate::auth::{Auth, AuthError, ClientInfo, Reset, ResetError};
+use crate::routes::pages::rocket_uri_macro_index;
+use crate::web::cookies::Jar;
+use crate::web::csrf::{Checked, CsrfProtected, FormRefused};
+use crate::web::flash::Kind;
+use crate::web::pages::{message_page_reply, Layout, Reply};
+
+const BAD_LINK: &str =
+    "This link does not work: it was used already, it expired (links last 24 hours), or it \
+                        was not copied whole. Ask your administrator for a new one.";
+const DISABLED: &str = "This account is disabled. Ask your administrator.";
+
+#[get("/reset/<token>")]
+pub async fn reset_page(token: &str, layout: Layout<'_>, auth: &State<Auth>) -> Result<Reply, AuthError> {
+    Ok(match auth.reset_link_user(token).await? {
+        Some(user) if user.disabled => message_page_reply(Status::Forbidden, DISABLED),
+        Some(user) => Reply::page(Status::Ok, layout.reset(&user.username, None)),
+        None => message_page_reply(Status::NotFound, BAD_LINK),
+    })
+}
+
+#[derive(FromForm)]
+pub struct NewPassword<'r> {
+    csrf_token: Option<&'r str>,
+    new_password: Option<&'r str>,
+    confirm_password: Option<&'r str>,
+}
+
+impl CsrfProtected for NewPassword<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
+#[post("/reset/<token>", data = "<form>")]
+pub async fn reset(
+    token: &str,
+    form: Result<Checked<NewPassword<'_>>, FormRefused>,
+    client: ClientInfo,
+    layout: Layout<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    let form = match form {
+        Ok(Checked(form)) => form,
+        Err(FormRefused::Forged) => {
+            // An old page: the form again, with a fresh token.
+            let Some(user) = auth.reset_link_user(token).await? else {
+                return Ok(message_page_reply(Status::NotFound, BAD_LINK));
+            };
+            let error = Some("This form had expired. Please try again.");
+            return Ok(Reply::page(Status::Forbidden, layout.reset(&user.username, error)));
+        }
+        Err(refused) => return Ok(Reply::Error(refused.status())),
+    };
+    let wanted = Reset { new: form.new_password.unwrap_or(""), confirm: form.confirm_password };
+    let (status, error) = match auth.reset_password(token, wanted, &client).await {
+        Ok(signed_in) => {
+            jar.sign_in(&signed_in, auth.session_settings());
+            jar.flash(Kind::Success, "Your password is set, and you are signed in.");
+            return Ok(Reply::to(uri!(index)));
+        }
+        Err(ResetError::BadLink) => return Ok(message_page_reply(Status::NotFound, BAD_LINK)),
+        Err(ResetError::Disabled) => return Ok(message_page_reply(Status::Forbidden, DISABLED)),
+        Err(ResetError::Failed(e)) => return Err(e),
+        Err(ResetError::Missing) => (Status::UnprocessableEntity, "Enter a new password.".to_owned()),
+        Err(ResetError::TooLong) => (Status::PayloadTooLarge, "That password is too long.".to_owned()),
+        Err(ResetError::Mismatch) => {
+            (Status::UnprocessableEntity, "The password and its repetition differ.".to_owned())
+        }
+        Err(ResetError::Policy(why)) => (Status::UnprocessableEntity, why.to_string()),
+    };
+    let Some(user) = auth.reset_link_user(token).await? else {
+        return Ok(message_page_reply(Status::NotFound, BAD_LINK));
+    };
+    Ok(Reply::page(status, layout.reset(&user.username, Some(&error))))
+}

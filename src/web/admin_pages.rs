@@ -1,0 +1,462 @@
+//! The admin console's pages and the one-time password link's page: what each template
+//! receives (part of the template interface, README "Templates"), and samples of each for
+//! the startup check.
+//!
+//! - `admin_users.html`: `q`, `users` (`id`, `username`, `email`, `providers`, `is_admin`,
+//!   `disabled`, `created`, `last_sign_in`, `live_sessions`), `previous` and `next` (links or
+//!   none), `total_shown`.
+//! - `admin_user.html`: `user` (as a row above, plus `has_password`), `identities`
+//!   (`provider`, `name`, `linked_as`, `linked`), `sessions` (`id`, `client`, `ip`,
+//!   `method_name`, `signed_in`, `last_active`), `events` (as on the events page), `is_me`,
+//!   `events_href`.
+//! - `admin_new_user.html`: `username`, `email`, `admin`, `error`.
+//! - `admin_link.html`: `username`, `user_id`, `link`, `expires`, `created` (a new account).
+//! - `admin_events.html`: `filter` (`user`, `kind`, `since`, `until`), `kinds` (`slug`,
+//!   `words`), `events` (`when`, `what`, `kind`, `subject`, `subject_id`, `actor`, `ip`,
+//!   `client`, `detail`), `older` (a link or none).
+//! - `reset.html`: `username`, `error`.
+
+use std::collections::HashMap;
+
+use rocket::http::RawStr;
+use rocket_dyn_templates::Template;
+use serde::Serialize;
+
+use crate::auth::admin::UserOverview;
+use crate::auth::audit::{Actor, EventKind, ALL_KINDS};
+use crate::auth::oauth::ProviderKind;
+use crate::auth::session::Method;
+use crate::store::{DirectoryRow, EventRecord, SessionRecord, User, UserPage};
+use crate::web::pages::Layout;
+use crate::when::rfc3339;
+
+pub const ADMIN_USERS: &str = "admin_users.html";
+pub const ADMIN_USER: &str = "admin_user.html";
+pub const ADMIN_NEW_USER: &str = "admin_new_user.html";
+pub const ADMIN_LINK: &str = "admin_link.html";
+pub const ADMIN_EVENTS: &str = "admin_events.html";
+pub const RESET: &str = "reset.html";
+
+#[derive(Serialize)]
+struct UsersPage<'a> {
+    q: &'a str,
+    users: Vec<UserView>,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    /// "GitHub, Google".
+    providers: String,
+    is_admin: bool,
+    disabled: bool,
+    created: String,
+    last_sign_in: Option<String>,
+    live_sessions: i64,
+    has_password: bool,
+}
+
+fn user_view(user: &User, providers: &[String], live_sessions: i64, has_password: bool) -> UserView {
+    let providers = providers
+        .iter()
+        .map(|slug| {
+            ProviderKind::from_slug(slug).map_or_else(|| slug.clone(), |p| p.display_name().to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    UserView {
+        id: user.id,
+        username: user.username.clone(),
+        email: user.email.clone(),
+        providers,
+        is_admin: user.is_admin,
+        disabled: user.disabled,
+        created: when(user.created_at),
+        last_sign_in: user.last_login_at.map(when),
+        live_sessions,
+        has_password,
+    }
+}
+
+/// `/admin?q=…&after=…`, percent-encoded.
+fn users_href(q: &str, key: &str, cursor: &str) -> String {
+    let mut href = format!("/admin?{key}={}", RawStr::new(cursor).percent_encode());
+    if !q.is_empty() {
+        href.push_str(&format!("&q={}", RawStr::new(q).percent_encode()));
+    }
+    href
+}
+
+fn users_page<'a>(q: &'a str, page: &UserPage) -> UsersPage<'a> {
+    let users = page
+        .users
+        .iter()
+        .map(|r: &DirectoryRow| user_view(&r.user, &r.providers, r.live_sessions, true))
+        .collect();
+    UsersPage {
+        q,
+        users,
+        previous: page.previous.as_deref().map(|c| users_href(q, "before", c)),
+        next: page.next.as_deref().map(|c| users_href(q, "after", c)),
+    }
+}
+
+#[derive(Serialize)]
+struct UserPageView {
+    user: UserView,
+    identities: Vec<IdentityView>,
+    sessions: Vec<SessionView>,
+    events: Vec<EventView>,
+    /// The administrator is looking at their own account.
+    is_me: bool,
+    /// The audit log filtered to this user.
+    events_href: String,
+}
+
+#[derive(Serialize)]
+struct IdentityView {
+    provider: String,
+    name: &'static str,
+    linked_as: String,
+    linked: String,
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    client: String,
+    ip: String,
+    method_name: &'static str,
+    signed_in: String,
+    last_active: String,
+}
+
+fn session_views(sessions: &[SessionRecord]) -> Vec<SessionView> {
+    sessions
+        .iter()
+        .map(|s| SessionView {
+            id: s.id.clone(),
+            client: s.client.clone(),
+            ip: s.ip.clone().unwrap_or_else(|| "unknown address".into()),
+            method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
+            signed_in: when(s.created_at),
+            last_active: when(s.last_seen_at),
+        })
+        .collect()
+}
+
+fn user_page(overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> UserPageView {
+    let providers: Vec<String> = overview.identities.iter().map(|i| i.provider.clone()).collect();
+    let live = i64::try_from(overview.sessions.len()).unwrap_or(i64::MAX);
+    let identities = overview
+        .identities
+        .iter()
+        .map(|i| IdentityView {
+            provider: i.provider.clone(),
+            name: ProviderKind::from_slug(&i.provider).map_or("Unknown", ProviderKind::display_name),
+            linked_as: i.email.clone().unwrap_or_else(|| i.subject.clone()),
+            linked: when(i.created_at),
+        })
+        .collect();
+    UserPageView {
+        user: user_view(&overview.user, &providers, live, overview.has_password),
+        identities,
+        sessions: session_views(&overview.sessions),
+        events: event_views(&overview.events, names),
+        is_me: overview.user.id == me,
+        events_href: format!("/admin/events?user={}", RawStr::new(&overview.user.username).percent_encode()),
+    }
+}
+
+/// What the new-user form shows (again, after a mistake).
+#[derive(Debug, Default, Serialize)]
+pub struct NewUserView<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub admin: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LinkPage<'a> {
+    username: &'a str,
+    user_id: i64,
+    link: &'a str,
+    expires: String,
+    /// The link was made with a new account.
+    created: bool,
+}
+
+/// The events page's filter, as typed (shown back in the form).
+#[derive(Debug, Default, Serialize)]
+pub struct EventsFilterView<'a> {
+    pub user: &'a str,
+    pub kind: &'a str,
+    pub since: &'a str,
+    pub until: &'a str,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventsPage<'a> {
+    filter: EventsFilterView<'a>,
+    kinds: Vec<KindView>,
+    events: Vec<EventView>,
+    older: Option<String>,
+}
+
+#[derive(Serialize)]
+struct KindView {
+    slug: &'static str,
+    words: &'static str,
+}
+
+#[derive(Serialize)]
+struct EventView {
+    when: String,
+    /// "sign-in failed".
+    what: String,
+    kind: String,
+    /// The subject's name (kept after they are deleted), or empty.
+    subject: String,
+    /// The subject's id while they exist (for a link), else none.
+    subject_id: Option<i64>,
+    /// "alice", "cli", "system", "anonymous", or "#12" for a deleted user.
+    actor: String,
+    ip: String,
+    client: String,
+    /// The detail object's facts as `key: value` text.
+    detail: String,
+}
+
+fn event_views(events: &[EventRecord], names: &HashMap<i64, String>) -> Vec<EventView> {
+    events
+        .iter()
+        .map(|e| {
+            let actor = match Actor::parse(&e.actor) {
+                Some(Actor::User(id)) => names.get(&id).cloned().unwrap_or_else(|| format!("#{id}")),
+                _ => e.actor.clone(),
+            };
+            let deleted = e.kind == EventKind::UserDeleted.slug();
+            EventView {
+                when: when(e.at),
+                what: EventKind::from_slug(&e.kind).map_or_else(|| e.kind.clone(), |k| k.words().to_owned()),
+                kind: e.kind.clone(),
+                subject: e.subject_name.clone().unwrap_or_default(),
+                subject_id: if deleted { None } else { e.subject_user_id },
+                actor,
+                ip: e.ip.clone().unwrap_or_default(),
+                client: e.client.clone().unwrap_or_default(),
+                detail: detail_text(&e.detail),
+            }
+        })
+        .collect()
+}
+
+/// `{"method":"password","reason":"invalid-credentials"}` → `method: password, reason: …`.
+fn detail_text(detail: &str) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(detail) else {
+        return String::new();
+    };
+    map.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}: {s}"),
+            other => format!("{k}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Serialize)]
+struct ResetPage<'a> {
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+/// A time as the console shows it: RFC 3339, UTC.
+fn when(unix: i64) -> String {
+    rfc3339(unix)
+}
+
+impl Layout<'_> {
+    pub fn admin_users(&self, q: &str, page: &UserPage) -> Template {
+        self.render(ADMIN_USERS, users_page(q, page))
+    }
+
+    pub fn admin_user(&self, overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> Template {
+        self.render(ADMIN_USER, user_page(overview, names, me))
+    }
+
+    pub fn admin_new_user(&self, form: NewUserView<'_>) -> Template {
+        self.render(ADMIN_NEW_USER, form)
+    }
+
+    pub fn admin_link(&self, user: &User, link: &str, expires_at: i64, created: bool) -> Template {
+        let page =
+            LinkPage { username: &user.username, user_id: user.id, link, expires: when(expires_at), created };
+        self.render(ADMIN_LINK, page)
+    }
+
+    pub fn admin_events(
+        &self,
+        filter: EventsFilterView<'_>,
+        events: &[EventRecord],
+        names: &HashMap<i64, String>,
+        older: Option<String>,
+    ) -> Template {
+        self.render(ADMIN_EVENTS, events_page(filter, events, names, older))
+    }
+
+    pub fn reset(&self, username: &str, error: Option<&str>) -> Template {
+        self.render(RESET, ResetPage { username, error })
+    }
+}
+
+fn events_page<'a>(
+    filter: EventsFilterView<'a>,
+    events: &[EventRecord],
+    names: &HashMap<i64, String>,
+    older: Option<String>,
+) -> EventsPage<'a> {
+    let kinds = ALL_KINDS.iter().map(|k| KindView { slug: k.slug(), words: k.words() }).collect();
+    EventsPage { filter, kinds, events: event_views(events, names), older }
+}
+
+/// Samples of every console page (empty and full, first and middle pages, errors), for the
+/// startup check and the tests.
+pub(crate) fn samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
+    use crate::store::LinkedIdentity;
+    let user = |id: i64, name: &str, admin: bool, disabled: bool| User {
+        id,
+        username: name.into(),
+        email: (id % 2 == 0).then(|| format!("{name}@example.com")),
+        is_admin: admin,
+        disabled,
+        created_at: 1_800_000_000,
+        last_login_at: (id % 3 != 0).then_some(1_800_000_600),
+    };
+    let rows = vec![
+        DirectoryRow {
+            user: user(1, "alice", true, false),
+            username_key: "alice".into(),
+            providers: vec!["github".into()],
+            live_sessions: 2,
+        },
+        DirectoryRow {
+            user: user(2, "bob", false, true),
+            username_key: "bob".into(),
+            providers: Vec::new(),
+            live_sessions: 0,
+        },
+        DirectoryRow {
+            user: user(3, "carol", false, false),
+            username_key: "carol".into(),
+            providers: vec!["github".into(), "google".into()],
+            live_sessions: 1,
+        },
+    ];
+    let full = UserPage { users: rows, next: Some("carol".into()), previous: Some("alice".into()) };
+    let empty = UserPage { users: Vec::new(), next: None, previous: None };
+    let event = |id: i64, kind: EventKind, actor: &str, detail: &str| EventRecord {
+        id,
+        at: 1_800_000_000 + id,
+        kind: kind.slug().into(),
+        actor: actor.into(),
+        subject_user_id: Some(2),
+        subject_name: Some("bob".into()),
+        ip: Some("192.0.2.7".into()),
+        client: Some("Firefox on Linux".into()),
+        detail: detail.into(),
+    };
+    let events = vec![
+        event(
+            1,
+            EventKind::SignInFailed,
+            "anonymous",
+            r#"{"method":"password","reason":"invalid-credentials"}"#,
+        ),
+        event(2, EventKind::UserDisabled, "1", r#"{"sessions_ended":true}"#),
+        event(3, EventKind::UserDeleted, "cli", r#"{"username":"bob"}"#),
+        event(4, EventKind::ResetLinkCreated, "9", "{}"),
+    ];
+    let names: HashMap<i64, String> = [(1, "alice".to_owned())].into_iter().collect();
+    let session = SessionRecord {
+        id: "s1".into(),
+        user_id: 2,
+        method: "github".into(),
+        created_at: 1_800_000_000,
+        last_seen_at: 1_800_000_100,
+        ended_at: None,
+        client: "Safari on iOS".into(),
+        ip: None,
+        persist: true,
+    };
+    let identity = LinkedIdentity {
+        provider: "github".into(),
+        subject: "42".into(),
+        email: Some("bob@users.example".into()),
+        created_at: 1_800_000_000,
+    };
+    let overview = |disabled: bool, admin: bool, full: bool| UserOverview {
+        user: user(2, "bob", admin, disabled),
+        has_password: full,
+        identities: if full { vec![identity.clone()] } else { Vec::new() },
+        sessions: if full { vec![session.clone()] } else { Vec::new() },
+        events: if full { events.clone() } else { Vec::new() },
+    };
+    let filter = |error: Option<&str>| EventsFilterView {
+        user: "bob",
+        kind: "sign_in_failed",
+        since: "2027-01-01",
+        until: "",
+        error: error.map(str::to_owned),
+    };
+    let mut out: Vec<(&'static str, Box<dyn erased::Page>)> = vec![
+        (ADMIN_USERS, Box::new(users_page("", &full))),
+        (ADMIN_USERS, Box::new(users_page("nobody", &empty))),
+        (ADMIN_NEW_USER, Box::new(NewUserView::default())),
+        (
+            ADMIN_NEW_USER,
+            Box::new(NewUserView {
+                username: "bob",
+                email: "bob@",
+                admin: true,
+                error: Some("that is not an email address".into()),
+            }),
+        ),
+        (
+            ADMIN_EVENTS,
+            Box::new(events_page(filter(None), &events, &names, Some("/admin/events?before=1.1".into()))),
+        ),
+        (ADMIN_EVENTS, Box::new(events_page(filter(Some("not a time")), &[], &names, None))),
+        (RESET, Box::new(ResetPage { username: "bob", error: None })),
+        (RESET, Box::new(ResetPage { username: "bob", error: Some("Use at least 8 characters.") })),
+    ];
+    for created in [true, false] {
+        let page = LinkPage {
+            username: "bob",
+            user_id: 2,
+            link: "https://portal.example/reset/t",
+            expires: when(1_800_086_400),
+            created,
+        };
+        out.push((ADMIN_LINK, Box::new(OwnedLink(page))));
+    }
+    for (disabled, admin, full, me) in
+        [(false, false, true, 1), (true, true, false, 2), (false, true, true, 2)]
+    {
+        out.push((ADMIN_USER, Box::new(user_page(&overview(disabled, admin, full), &names, me))));
+    }
+    out
+}
+
+/// A link page with 'static borrows, boxed for the samples.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct OwnedLink(LinkPage<'static>);
+
+pub(crate) use crate::web::pages::erased;
