@@ -382,7 +382,8 @@ fn driver_request(port: u16, method: &str, path: &str, body: &str) -> Option<Str
 /// The real binary, to be opened as `http://localhost:PORT`, with a temporary store, a fresh
 /// secret key, Google and GitHub pointed at the fakes on `127.0.0.1` (another site), and
 /// these users (created first through `portal users add`).
-pub fn start_portal(google: &FakeGoogle, github: &FakeGithub, users: &[&str]) -> Portal {
+/// `admins` are made administrators (`portal users admin NAME --on`).
+pub fn start_portal(google: &FakeGoogle, github: &FakeGithub, users: &[&str], admins: &[&str]) -> Portal {
     let home = tempfile::tempdir().expect("a temporary directory");
     let port = free_port();
     let site = format!("http://localhost:{port}");
@@ -392,6 +393,10 @@ pub fn start_portal(google: &FakeGoogle, github: &FakeGithub, users: &[&str]) ->
         .env("ROCKET_OAUTH", rocket_oauth(&site, Some(google), Some(github)));
     for user in users {
         launch.add_user(user);
+    }
+    for admin in admins {
+        let out = launch.run(&["users", "admin", admin, "--on"], "");
+        assert!(out.status.success(), "users admin {admin}: {}", String::from_utf8_lossy(&out.stderr));
     }
     launch.serve(home, port)
 }

@@ -35,12 +35,16 @@ struct World {
 
 impl World {
     async fn start(users: &[&str]) -> World {
+        World::start_with_admins(users, &[]).await
+    }
+
+    async fn start_with_admins(users: &[&str], admins: &[&str]) -> World {
         let driver = Driver::start().await;
         let google = FakeGoogle::start().await;
         google.serve_consent().await;
         let github = FakeGithub::start().await;
         github.serve_consent().await;
-        let portal = start_portal(&google, &github, users);
+        let portal = start_portal(&google, &github, users, admins);
         World { portal, _google: google, _github: github, driver }
     }
 
@@ -332,4 +336,85 @@ async fn signing_another_device_out_from_the_account_page() {
     assert!(page.text.contains(NEED_LOGIN), "{page:#?}");
     laptop.goto(&world.url("/welcome")).await;
     laptop.wait_for_text("Welcome, dora!").await;
+}
+
+/// The admin console: an administrator finds a user who is signed in in another browser and
+/// disables them; that user's next page is the login page, with the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_disables_a_user_who_is_signed_in_elsewhere() {
+    let world = World::start_with_admins(&["root", "bob", "carol"], &["root"]).await;
+    let bob = world.driver.browser().await;
+    sign_in_with_password(&world, &bob, "bob").await;
+
+    let admin = world.driver.browser().await;
+    sign_in_with_password(&world, &admin, "root").await;
+    assert!(admin.topbar().await.contains("Admin"), "the top bar links the console");
+    admin.click_link("Admin").await;
+    let page = admin.wait_for_path("/admin").await;
+    assert!(page.text.contains("carol") && page.text.contains("Live sessions"), "{page:#?}");
+    admin.screenshot("admin-users").await;
+    admin.type_into("#q", "BO").await;
+    admin.click_button("Search").await;
+    let page = admin.wait_for_path("/admin?q=BO").await;
+    assert!(page.text.contains("bob") && !page.text.contains("carol"), "{page:#?}");
+    admin.click_link("bob").await;
+    let page = admin.wait_for_text("Where bob is signed in").await;
+    assert!(page.text.contains("sign-in succeeded"), "bob's recent events: {page:#?}");
+    admin.click_button("Disable and sign out").await;
+    let page = admin.wait_for_text("bob is disabled and signed out everywhere.").await;
+    assert!(page.text.contains("Not signed in anywhere.") && page.text.contains("Disabled"), "{page:#?}");
+    admin.screenshot("admin-user").await;
+
+    bob.goto(&world.url("/welcome")).await;
+    let page = bob.wait_for_path("/login?next=%2Fwelcome").await;
+    assert!(page.text.contains(NEED_LOGIN), "{page:#?}");
+    bob.type_into("#username", "bob").await;
+    bob.type_into("#password", PASSWORD).await;
+    bob.click_button("Log in").await;
+    bob.wait_for_text("This account is disabled.").await;
+
+    admin.goto(&world.url("/admin/events")).await;
+    let page = admin.wait_for_text("Audit log").await;
+    assert!(page.text.contains("user disabled") && page.text.contains("root"), "{page:#?}");
+    admin.screenshot("admin-events").await;
+}
+
+/// An administrator creates a user and hands over the one-time link; opened in another
+/// browser, it lets that person choose a password, and they are signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_creates_a_user_who_follows_the_link_and_is_signed_in() {
+    let world = World::start_with_admins(&["root"], &["root"]).await;
+    let admin = world.driver.browser().await;
+    sign_in_with_password(&world, &admin, "root").await;
+    admin.goto(&world.url("/admin")).await;
+    admin.click_link("New user").await;
+    admin.wait_for_path("/admin/users/new").await;
+    admin.type_into("#username", "erin").await;
+    admin.type_into("#email", "erin@example.com").await;
+    admin.click_button("Create user").await;
+    admin.wait_for_text("erin is created").await;
+    let link = admin.prop("#link", "value").await.expect("the link field");
+    let expected = world.url("/reset/");
+    assert!(link.starts_with(&expected) && link.len() == expected.len() + 43, "{link}");
+    admin.screenshot("admin-link").await;
+
+    let erin = world.driver.browser().await;
+    erin.goto(&link).await;
+    let page = erin.wait_for_text("Choose a password").await;
+    assert!(page.text.contains("For erin."), "{page:#?}");
+    assert_eq!(erin.attr("#new_password", "autocomplete").await.as_deref(), Some("new-password"));
+    erin.screenshot("reset").await;
+    erin.type_into("#new_password", "erin's own passphrase").await;
+    erin.type_into("#confirm_password", "erin's own passphrase").await;
+    erin.click_button("Set password and sign in").await;
+    let page = erin.wait_for_text("Your password is set, and you are signed in.").await;
+    assert_eq!(page.path, "/");
+    assert!(erin.topbar().await.contains("Signed in as erin"));
+    erin.goto(&world.url("/welcome")).await;
+    erin.wait_for_text("Welcome, erin!").await;
+
+    // The link worked once.
+    let other = world.driver.browser().await;
+    other.goto(&link).await;
+    other.wait_for_text("This link does not work").await;
 }
