@@ -4,6 +4,7 @@
 //! (`SameOriginRequired`), like the rest of `/api`. The operations are
 //! [`crate::auth::admin`]'s, shared with the console and the command line.
 
+use rocket::http::uri::Origin;
 use rocket::http::Status;
 use rocket::serde::json::Json;
 use rocket::{delete, get, patch, post, FromForm, State};
@@ -14,7 +15,7 @@ use crate::auth::admin::{NewAccount, UserOverview, MAX_PAGE, MAX_SEARCH_BYTES};
 use crate::auth::audit::{Actor, EventKind};
 use crate::auth::Auth;
 use crate::store::{search_key, Cursor, EventCursor, EventFilter, EventRecord, Subject, User, UserSearch};
-use crate::web::api::ApiError;
+use crate::web::api::{ApiError, JsonObject};
 use crate::web::client::SiteOrigin;
 use crate::web::csrf::SameOriginRequired;
 use crate::web::guard::ApiActing;
@@ -114,6 +115,18 @@ fn too_long(values: &[Option<&str>]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Each query parameter at most once: Rocket reads an optional field given twice
+/// (`?limit=1&limit=2`) as absent, which would quietly drop a filter or a bound.
+fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    match uri.query() {
+        Some(query) if !query.segments().all(|(name, _)| seen.insert(name)) => {
+            Err(invalid("a parameter is given more than once"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Users, a page at a time, found by username or email prefix.
 #[utoipa::path(
     tag = "admin",
@@ -123,16 +136,18 @@ fn too_long(values: &[Option<&str>]) -> Result<(), ApiError> {
         (status = 200, description = "A page of users", body = UsersJson),
         (status = 401, description = "Not signed in", body = ErrorJson),
         (status = 403, description = "Not an administrator", body = ErrorJson),
-        (status = 422, description = "A parameter is out of range", body = ErrorJson),
+        (status = 422, description = "A parameter is out of range, or given twice", body = ErrorJson),
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[get("/api/admin/users?<params..>")]
 pub async fn users(
     params: UsersParams,
+    uri: &Origin<'_>,
     admin: ApiActing<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<UsersJson>, ApiError> {
+    once_each(uri)?;
     too_long(&[params.q.as_deref(), params.after.as_deref(), params.before.as_deref()])?;
     let limit = page_size(params.limit.as_deref(), 50)?;
     let cursor = match (params.after, params.before) {
@@ -160,9 +175,11 @@ pub async fn users(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserJson {
-    #[schema(min_length = 1, max_length = 64)]
+    /// 1 to 64 characters once trimmed and NFKC-normalised (the form it is stored in), with no
+    /// spaces or control characters; otherwise 422.
+    #[schema(min_length = 1)]
     username: String,
-    #[schema(max_length = 254)]
+    /// An address (one `@`, 254 bytes at most) once trimmed, otherwise 422; empty is none.
     email: Option<String>,
     #[serde(default)]
     admin: bool,
@@ -196,13 +213,13 @@ pub struct CreatedJson {
         (status = 409, description = "The username is taken", body = ErrorJson),
         (status = 413, description = "Too large", body = ErrorJson),
         (status = 415, description = "Not JSON", body = ErrorJson),
-        (status = 422, description = "An invalid username or email", body = ErrorJson),
+        (status = 422, description = "An invalid username or email, or unreadable fields", body = ErrorJson),
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[post("/api/admin/users", data = "<body>")]
 pub async fn create_user(
-    body: Json<NewUserJson>,
+    body: JsonObject<NewUserJson>,
     _same_origin: SameOriginRequired,
     admin: ApiActing<'_>,
     origin: SiteOrigin,
@@ -264,7 +281,7 @@ pub struct EventJson {
     client: Option<String>,
     /// Plain facts: the method, a reason, a provider, the name typed at a failed sign-in.
     #[schema(value_type = Object)]
-    detail: serde_json::Value,
+    detail: serde_json::Map<String, serde_json::Value>,
 }
 
 fn event_json(e: &EventRecord, names: &std::collections::HashMap<i64, String>) -> EventJson {
@@ -388,7 +405,7 @@ pub struct UserChangeJson {
 #[patch("/api/admin/users/<id>", data = "<body>")]
 pub async fn change_user(
     id: i64,
-    body: Json<UserChangeJson>,
+    body: JsonObject<UserChangeJson>,
     _same_origin: SameOriginRequired,
     admin: ApiActing<'_>,
     auth: &State<Auth>,
@@ -490,10 +507,16 @@ pub struct EndedJson {
 #[delete("/api/admin/users/<id>/sessions")]
 pub async fn end_sessions(
     id: i64,
+    uri: &Origin<'_>,
     _same_origin: SameOriginRequired,
     admin: ApiActing<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<EndedJson>, ApiError> {
+    // Rocket would route `…/sessions/` here too: a client that built `…/sessions/{id}` with
+    // an empty id must not end every session.
+    if uri.path().ends_with('/') {
+        return Err(ApiError::status(Status::NotFound));
+    }
     let by = admin.by();
     let ended = auth.end_user_sessions(&by, id, None).await?;
     Ok(Json(EndedJson { ended }))
@@ -573,16 +596,18 @@ pub struct EventsJson {
         (status = 200, description = "A page of events", body = EventsJson),
         (status = 401, description = "Not signed in", body = ErrorJson),
         (status = 403, description = "Not an administrator", body = ErrorJson),
-        (status = 422, description = "A parameter is invalid", body = ErrorJson),
+        (status = 422, description = "A parameter is invalid, or given twice", body = ErrorJson),
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[get("/api/admin/events?<params..>")]
 pub async fn events(
     params: EventsParams,
+    uri: &Origin<'_>,
     admin: ApiActing<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<EventsJson>, ApiError> {
+    once_each(uri)?;
     too_long(&[params.user.as_deref(), params.kind.as_deref(), params.before.as_deref()])?;
     let limit = page_size(params.limit.as_deref(), 50)?;
     let time = |text: Option<&str>| -> Result<Option<i64>, ApiError> {

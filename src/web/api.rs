@@ -3,10 +3,13 @@
 
 use std::borrow::Cow;
 
+use rocket::data::{self, Data, FromData};
 use rocket::http::Status;
 use rocket::response::{self, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, Catcher, Request};
+use serde::de::DeserializeOwned;
+use serde_json::Map;
 
 use crate::auth::admin::AdminError;
 use crate::auth::AuthError;
@@ -47,6 +50,37 @@ impl From<AdminError> for ApiError {
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
         (self.0, Json(json!({ "error": self.1 }))).respond_to(request)
+    }
+}
+
+/// A JSON body that must be an object, read into `T`. `Json<T>` alone would also read a
+/// struct from an array of its fields in order (`[true, null]`), a shape the OpenAPI document
+/// does not allow. Refused as `Json` refuses: 400 (not JSON), 413 (over `limits.json`), 422
+/// (not an object, or fields `T` does not take); the `/api` catcher answers in JSON.
+pub struct JsonObject<T>(pub T);
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned + Send> FromData<'r> for JsonObject<T> {
+    type Error = String;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let object = match Json::<Map<String, Value>>::from_data(request, data).await {
+            data::Outcome::Success(Json(object)) => object,
+            data::Outcome::Error((status, e)) => return data::Outcome::Error((status, e.to_string())),
+            data::Outcome::Forward(forward) => return data::Outcome::Forward(forward),
+        };
+        match serde_json::from_value(Value::Object(object)) {
+            Ok(value) => data::Outcome::Success(JsonObject(value)),
+            Err(e) => data::Outcome::Error((Status::UnprocessableEntity, e.to_string())),
+        }
     }
 }
 
