@@ -29,6 +29,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Users,
     },
+    /// The keys that sign forward-auth assertions (`forward_auth.assertion`).
+    Keys {
+        #[command(subcommand)]
+        action: Keys,
+    },
     /// The audit log, newest first: one line per event (time, what, user, address).
     Events {
         /// Only events about this user (a deleted user's too, by the name they had).
@@ -88,6 +93,15 @@ pub enum Users {
     },
 }
 
+#[derive(Subcommand)]
+pub enum Keys {
+    /// List the published keys (the first signs).
+    List,
+    /// Make a new signing key; the current one stays published for a day. Running servers
+    /// sign with the new key within a minute.
+    Rotate,
+}
+
 /// Runs a command; its output goes to stdout, an error to stderr with a failing status.
 pub fn run(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -117,6 +131,7 @@ async fn dispatch(command: Command) -> Result<String, String> {
     match command {
         Command::Users { action } => users(&auth, &settings, action).await.map_err(|e| e.to_string()),
         Command::Events { user, since, limit } => events(&auth, user, since, limit).await,
+        Command::Keys { action } => keys(&auth, action).await,
     }
 }
 
@@ -268,6 +283,31 @@ async fn events(
         }
     }
     Ok(lines.join("\n"))
+}
+
+async fn keys(auth: &Auth, action: Keys) -> Result<String, String> {
+    let signer = auth.signer();
+    let now = auth.now();
+    match action {
+        Keys::Rotate => {
+            let kid = signer.rotate(now).await.map_err(|e| e.to_string())?;
+            Ok(format!("new signing key {kid}; the previous one stays published for a day"))
+        }
+        Keys::List => {
+            let keys = signer.keys(now).await.map_err(|e| e.to_string())?;
+            let lines: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    let state = match k.retired_at {
+                        None => "signing".to_owned(),
+                        Some(at) => format!("retired {}", rfc3339(at)),
+                    };
+                    format!("{}  {}  created {}  {state}", k.kid, k.algorithm, rfc3339(k.created_at))
+                })
+                .collect();
+            Ok(lines.join("\n"))
+        }
+    }
 }
 
 /// Asks on a terminal; anywhere else the answer is no.

@@ -29,6 +29,8 @@ pub struct Settings {
     pub branding: BrandingSettings,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub forward_auth: crate::auth::forward::ForwardAuthSettings,
 }
 
 /// `[audit]`: how long the audit log keeps events.
@@ -268,7 +270,7 @@ impl Default for GithubSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct SessionSettings {
     /// Seconds without a request after which a session ends.
@@ -285,6 +287,28 @@ pub struct SessionSettings {
     pub retention: i64,
     /// Seconds between two sweeps.
     pub sweep_interval: u64,
+    /// The session cookie's `Domain` (`example.com`): one sign-in then covers every
+    /// subdomain (`wiki.example.com`, …). Unset: host-only, the portal's own host.
+    #[serde(deserialize_with = "cookie_domain")]
+    pub cookie_domain: Option<String>,
+}
+
+fn cookie_domain<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(de)? {
+        None => Ok(None),
+        Some(raw) if raw.trim().is_empty() => Ok(None),
+        Some(raw) => {
+            let bare = raw.trim().trim_start_matches('.');
+            match crate::auth::forward::normalize_host(bare) {
+                Some(host) if host.contains('.') && !host.chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                    Ok(Some(host))
+                }
+                _ => Err(serde::de::Error::custom(format!(
+                    "session.cookie_domain {raw:?} must be a domain name with a dot, such as example.com"
+                ))),
+            }
+        }
+    }
 }
 
 impl Default for SessionSettings {
@@ -296,6 +320,7 @@ impl Default for SessionSettings {
             cache_ttl: 2,
             retention: 7 * 24 * 60 * 60,
             sweep_interval: 10 * 60,
+            cookie_domain: None,
         }
     }
 }
@@ -374,6 +399,20 @@ impl Settings {
             return Err(format!(
                 "branding.name must be 1 to {MAX_BRAND_NAME_CHARS} characters, without control characters"
             ));
+        }
+        let forward = crate::auth::forward::Policy::from_settings(&self.forward_auth)?;
+        if forward.is_enabled() && self.public_url.is_none() {
+            return Err(
+                "forward_auth.allowed_domains needs public_url: the login page the proxies send people to"
+                    .into(),
+            );
+        }
+        if let (Some(domain), Some(public)) = (&self.session.cookie_domain, &self.public_url) {
+            let host = url::Url::parse(public.origin()).ok().and_then(|u| u.host_str().map(str::to_owned));
+            let covered = host.is_some_and(|h| h == *domain || h.ends_with(&format!(".{domain}")));
+            if !covered {
+                return Err(format!("session.cookie_domain {domain:?} does not cover public_url's host"));
+            }
         }
         if self.databases.portal.url.trim().is_empty() {
             return Err("databases.portal.url is empty".into());

@@ -127,7 +127,12 @@ pub async fn auth_service(settings: &Settings, clock: Arc<dyn Clock>) -> Result<
         Hasher::new(settings.hashing.permits(), settings.hashing.queue_len()).map_err(|e| e.to_string())?;
     let providers = Providers::from_settings(&settings.oauth)?;
     let throttle = Throttle::new(settings.throttle);
-    Ok(Auth::new(store, hasher, throttle, providers, clock, settings))
+    let auth = Auth::new(store, hasher, throttle, providers, clock, settings)?;
+    auth.signer()
+        .ensure_key(auth.now())
+        .await
+        .map_err(|e| format!("could not make the forward-auth signing key: {e}"))?;
+    Ok(auth)
 }
 
 /// `cargo run` on an empty store: the tutorial's admin/admin, in debug builds only.

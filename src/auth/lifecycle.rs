@@ -181,7 +181,7 @@ impl Auth {
         Sweeper {
             store: self.store.clone(),
             clock: Arc::clone(&self.clock),
-            session: self.session,
+            session: self.session.clone(),
             audit_retention: self.audit_retention,
         }
     }

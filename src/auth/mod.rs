@@ -5,9 +5,12 @@
 //! and errors; the web layer turns those into pages, cookies and redirects.
 
 pub mod admin;
+pub mod assertion;
 pub mod audit;
+mod authz;
 pub mod device;
 mod errors;
+pub mod forward;
 mod lifecycle;
 pub mod next;
 pub mod oauth;
@@ -29,6 +32,7 @@ const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 use crate::store::Store;
 use crate::throttle::Throttle;
 
+pub use self::authz::Gate;
 pub use self::errors::{ArrivalError, AuthError, PasswordChangeError, SignInError, StartError};
 pub use self::lifecycle::{PasswordChange, SessionCheck, Sweeper, FRESH_SIGN_IN_SECS, SWEEP_BATCH};
 pub use self::providers::{Account, Arrival, Callback};
@@ -64,9 +68,16 @@ pub struct Auth {
     session: SessionSettings,
     /// Seconds audit events are kept.
     audit_retention: i64,
+    /// Forward-auth's rules.
+    forward: self::forward::Policy,
+    /// Signs forward-auth assertions.
+    signer: self::assertion::Signer,
+    /// The assertions' `iss`: `public_url`'s origin (empty without one).
+    issuer: String,
 }
 
 impl Auth {
+    /// The service; `settings` were validated (a bad forward-auth policy never gets here).
     pub fn new(
         store: Store,
         hasher: Hasher,
@@ -74,9 +85,23 @@ impl Auth {
         providers: Providers,
         clock: Arc<dyn Clock>,
         settings: &Settings,
-    ) -> Auth {
+    ) -> Result<Auth, String> {
         let audit_retention = settings.audit.retention_days.saturating_mul(SECONDS_PER_DAY);
-        Auth { store, hasher, throttle, providers, clock, session: settings.session, audit_retention }
+        let forward = self::forward::Policy::from_settings(&settings.forward_auth)?;
+        let signer = self::assertion::Signer::new(store.clone());
+        let issuer = settings.public_url.as_ref().map(|p| p.origin().to_owned()).unwrap_or_default();
+        Ok(Auth {
+            store,
+            hasher,
+            throttle,
+            providers,
+            clock,
+            session: settings.session.clone(),
+            audit_retention,
+            forward,
+            signer,
+            issuer,
+        })
     }
 
     pub fn now(&self) -> i64 {

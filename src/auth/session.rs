@@ -139,6 +139,7 @@ mod tests {
         cache_ttl: 2,
         retention: 0,
         sweep_interval: 1,
+        cookie_domain: None,
     };
 
     #[test]

@@ -7,14 +7,19 @@ use crate::auth::next::safe_next;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordSignIn, SignInError};
 use crate::routes::pages::rocket_uri_macro_index;
 use crate::web::cookies::Jar;
-use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected, FormRefused};
+use crate::web::csrf::{Checked, CsrfProtected, FormRefused};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
 use crate::web::pages::{Layout, LoginForm, Reply};
 
-#[get("/login?<next>")]
-pub fn login_page(next: Option<&str>, layout: Layout<'_>, auth: &State<Auth>) -> Reply {
-    let form = LoginForm { next: next.and_then(safe_next), ..LoginForm::default() };
+#[get("/login?<next>&<rd>")]
+pub fn login_page(next: Option<&str>, rd: Option<&str>, layout: Layout<'_>, auth: &State<Auth>) -> Reply {
+    let rd = rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
+    // Already signed in, sent here by a proxy: straight back to the application.
+    if let (Some(rd), Some(_), None) = (&rd, layout.me(), next) {
+        return Reply::to(rd.clone());
+    }
+    let form = LoginForm { next: next.and_then(safe_next), rd: rd.as_deref(), ..LoginForm::default() };
     Reply::page(Status::Ok, layout.login(auth.providers(), form))
 }
 
@@ -23,6 +28,8 @@ pub struct Credentials<'r> {
     username: Option<&'r str>,
     password: Option<&'r str>,
     next: Option<&'r str>,
+    /// An application's URL to return to (forward-auth), followed only to allowed hosts.
+    rd: Option<&'r str>,
     csrf_token: Option<&'r str>,
     /// "Keep me signed in" (a checkbox: absent means no).
     remember: bool,
@@ -55,12 +62,14 @@ pub async fn login(
         Err(refused) => return Ok(Reply::Error(refused.status())),
     };
     let next = form.next.and_then(safe_next);
+    let rd = form.rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
     let username = form.username.unwrap_or("");
     let attempt = PasswordSignIn { username, password: form.password.unwrap_or(""), remember: form.remember };
     let (status, error, shown) = match auth.sign_in_with_password(attempt, &client).await {
         Ok(signed_in) => {
             jar.sign_in(&signed_in, auth.session_settings());
-            return Ok(Reply::to(next.map_or_else(|| uri!(index).to_string(), str::to_owned)));
+            let after = next.map(str::to_owned).or(rd);
+            return Ok(Reply::to(after.unwrap_or_else(|| uri!(index).to_string())));
         }
         Err(SignInError::TooLong) => (Status::PayloadTooLarge, "That username or password is too long.", ""),
         Err(SignInError::Unreadable) => {
@@ -73,22 +82,39 @@ pub async fn login(
         Err(SignInError::Disabled) => (Status::Forbidden, "This account is disabled.", username),
         Err(SignInError::Failed(e)) => return Err(e),
     };
-    let again = LoginForm { error: Some(error), username: shown, next };
+    let again = LoginForm { error: Some(error), username: shown, next, rd: rd.as_deref() };
     Ok(Reply::page(status, layout.login(auth.providers(), again)))
 }
 
-#[get("/logout")]
-pub fn logout_page(me: Option<&LoggedIn>, layout: Layout<'_>) -> Reply {
-    match me {
-        Some(_) => Reply::page(Status::Ok, layout.logout()),
-        None => Reply::to(uri!(index)),
+/// The logout page; `rd` (an application's URL on an allowed host) is where the buttons
+/// send the person afterwards.
+#[get("/logout?<rd>")]
+pub fn logout_page(rd: Option<&str>, me: Option<&LoggedIn>, layout: Layout<'_>, auth: &State<Auth>) -> Reply {
+    let rd = rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
+    match (me, rd) {
+        (Some(_), rd) => Reply::page(Status::Ok, layout.logout(rd.as_deref())),
+        (None, Some(rd)) => Reply::to(rd),
+        (None, None) => Reply::to(uri!(index)),
+    }
+}
+
+/// The logout forms: the token, and where to go afterwards.
+#[derive(FromForm)]
+pub struct Logout<'r> {
+    csrf_token: Option<&'r str>,
+    rd: Option<&'r str>,
+}
+
+impl CsrfProtected for Logout<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
     }
 }
 
 /// Ends this session only: the person's other devices stay signed in.
-#[post("/logout", data = "<_form>")]
+#[post("/logout", data = "<form>")]
 pub async fn logout(
-    _form: Checked<CsrfOnly<'_>>,
+    form: Checked<Logout<'_>>,
     me: Option<&LoggedIn>,
     jar: Jar<'_>,
     auth: &State<Auth>,
@@ -96,13 +122,13 @@ pub async fn logout(
     if let Some(me) = me {
         auth.sign_out(me.user(), me.session()).await?;
     }
-    Ok(signed_out(&jar, "You were signed out."))
+    Ok(signed_out(&jar, "You were signed out.", auth.destination(None, form.0.rd)))
 }
 
 /// Ends every session of the person, on every device.
-#[post("/logout/everywhere", data = "<_form>")]
+#[post("/logout/everywhere", data = "<form>")]
 pub async fn logout_everywhere(
-    _form: Checked<CsrfOnly<'_>>,
+    form: Checked<Logout<'_>>,
     me: Option<&LoggedIn>,
     jar: Jar<'_>,
     auth: &State<Auth>,
@@ -110,12 +136,18 @@ pub async fn logout_everywhere(
     if let Some(me) = me {
         auth.sign_out_everywhere(me.user()).await?;
     }
-    Ok(signed_out(&jar, "You were signed out on every device."))
+    Ok(signed_out(&jar, "You were signed out on every device.", auth.destination(None, form.0.rd)))
 }
 
-/// The browser forgets its session, and the home page says so.
-fn signed_out(jar: &Jar<'_>, message: &str) -> Reply {
+/// The browser forgets its session; the home page says so, or the application `rd` names
+/// is next.
+fn signed_out(jar: &Jar<'_>, message: &str, rd: Option<String>) -> Reply {
     jar.end_session();
-    jar.flash(Kind::Success, message);
-    Reply::to(uri!(index))
+    match rd {
+        Some(rd) => Reply::to(rd),
+        None => {
+            jar.flash(Kind::Success, message);
+            Reply::to(uri!(index))
+        }
+    }
 }

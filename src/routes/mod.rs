@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_api;
 pub mod api;
+pub mod authz;
 pub mod health;
 pub mod login;
 pub mod oauth;
@@ -60,6 +61,9 @@ pub fn stage() -> AdHoc {
                 admin_api::end_session,
                 admin_api::events,
                 openapi::document,
+                authz::auth_request,
+                authz::forward_auth,
+                authz::jwks,
                 reset::reset_page,
                 reset::reset,
             ],

@@ -3,7 +3,6 @@
 use rocket::http::Status;
 use rocket::{get, uri, FromForm, State};
 
-use crate::auth::next::safe_next;
 use crate::auth::oauth::ProviderKind;
 use crate::auth::{Arrival, ArrivalError, Auth, AuthError, Callback, ClientInfo, StartError};
 use crate::routes::account::rocket_uri_macro_account;
@@ -15,16 +14,18 @@ use crate::web::pages::{message_page_reply, Reply};
 
 const TRY_AGAIN: &str = "Sign-in failed, please try again.";
 
-#[get("/login/<provider>?<next>")]
+#[get("/login/<provider>?<next>&<rd>")]
 pub async fn start(
     provider: Result<ProviderKind, &str>,
     next: Option<&str>,
+    rd: Option<&str>,
     client: ClientInfo,
     jar: Jar<'_>,
     auth: &State<Auth>,
 ) -> Result<Reply, AuthError> {
     let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
-    let started = auth.start_provider_sign_in(provider, next.and_then(safe_next), &client).await;
+    let after = auth.destination(next, rd);
+    let started = auth.start_provider_sign_in(provider, after.as_deref(), &client).await;
     leave_for(provider, started, &jar)
 }
 
@@ -46,7 +47,7 @@ pub fn leave_for(
                 Kind::Error,
                 format!("Sign-in with {name} is not available right now. Please try again later."),
             );
-            Ok(Reply::to(uri!(login_page(_))))
+            Ok(Reply::to(uri!(login_page(_, _))))
         }
         Err(StartError::Failed(e)) => Err(e),
     }
@@ -114,5 +115,5 @@ pub async fn callback(
         Err(ArrivalError::Disabled) => (Kind::Error, "This account is disabled.".to_owned()),
     };
     jar.flash(kind, message);
-    Ok(Reply::to(uri!(login_page(_))))
+    Ok(Reply::to(uri!(login_page(_, _))))
 }

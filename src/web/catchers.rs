@@ -32,7 +32,7 @@ fn unauthorized(request: &Request<'_>) -> Redirect {
         Some(next) if !request.method().supports_payload() => {
             Redirect::to(format!("/login?next={}", RawStr::new(next).percent_encode()))
         }
-        _ => Redirect::to(uri!(login_page(_))),
+        _ => Redirect::to(uri!(login_page(_, _))),
     }
 }
 

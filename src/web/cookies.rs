@@ -3,6 +3,11 @@
 //! Rocket serves TLS or `secure_cookies` says a TLS proxy is in front. Behind TLS every name
 //! takes the `__Host-` prefix, so the browser itself refuses a copy set without `Secure`,
 //! for another path, or by a sibling subdomain (OWASP's session management cheat sheet).
+//!
+//! With `session.cookie_domain`, the session cookie (and only it) is set for that domain, so
+//! one sign-in covers every subdomain; `__Host-` forbids a `Domain`, so behind TLS it is
+//! named with the `__Secure-` prefix instead (the browser still refuses it without
+//! `Secure`).
 
 use rocket::http::{Cookie, CookieJar, SameSite};
 use rocket::request::{FromRequest, Outcome, Request};
@@ -16,12 +21,30 @@ use crate::config::Settings;
 pub struct CookieName {
     plain: &'static str,
     host_only: &'static str,
+    /// For the one cookie that may be shared with subdomains: its name behind TLS then
+    /// (`__Secure-` prefixed).
+    domain_wide: Option<&'static str>,
 }
 
 impl CookieName {
     /// `host_only` must be `plain` with the `__Host-` prefix (a unit test checks each).
     pub const fn new(plain: &'static str, host_only: &'static str) -> CookieName {
-        CookieName { plain, host_only }
+        CookieName { plain, host_only, domain_wide: None }
+    }
+
+    /// A cookie that `session.cookie_domain` shares with subdomains; `domain_wide` is
+    /// `plain` with the `__Secure-` prefix.
+    pub const fn shareable(
+        plain: &'static str,
+        host_only: &'static str,
+        domain_wide: &'static str,
+    ) -> CookieName {
+        CookieName { plain, host_only, domain_wide: Some(domain_wide) }
+    }
+
+    /// The name under a domain-wide deployment, behind TLS.
+    pub fn domain_wide(self) -> Option<&'static str> {
+        self.domain_wide
     }
 
     /// The name this deployment uses.
@@ -38,17 +61,35 @@ impl CookieName {
 pub struct Jar<'r> {
     cookies: &'r CookieJar<'r>,
     secure: bool,
+    /// `session.cookie_domain`.
+    domain: Option<&'r str>,
 }
 
 impl<'r> Jar<'r> {
     pub fn of(request: &'r Request<'_>) -> Jar<'r> {
-        let secure = request.rocket().state::<Settings>().is_some_and(|s| s.secure_cookies);
-        Jar { cookies: request.cookies(), secure }
+        let settings = request.rocket().state::<Settings>();
+        let secure = settings.is_some_and(|s| s.secure_cookies);
+        let domain = settings.and_then(|s| s.session.cookie_domain.as_deref());
+        Jar { cookies: request.cookies(), secure, domain }
+    }
+
+    /// The domain a cookie is set for: `session.cookie_domain` for a shareable cookie, else
+    /// none (host-only).
+    fn domain_of(&self, name: CookieName) -> Option<&'r str> {
+        name.domain_wide.and(self.domain)
+    }
+
+    /// The name this deployment gives a cookie.
+    pub fn name(&self, name: CookieName) -> &'static str {
+        match (self.domain_of(name), name.domain_wide) {
+            (Some(_), Some(wide)) if self.secure => wide,
+            _ => name.get(self.secure),
+        }
     }
 
     /// Adds an encrypted cookie. `max_age: None` makes it a browser-session cookie.
     pub fn set(&self, name: CookieName, value: String, max_age: Option<Duration>) {
-        let mut cookie = Cookie::build((name.get(self.secure), value))
+        let mut cookie = Cookie::build((self.name(name), value))
             .path("/")
             .same_site(SameSite::Lax)
             .http_only(true)
@@ -66,23 +107,29 @@ impl<'r> Jar<'r> {
             // Left unset otherwise, so Rocket still adds `Secure` when it serves TLS itself.
             cookie.set_secure(true);
         }
+        if let Some(domain) = self.domain_of(name) {
+            cookie.set_domain(domain.to_owned());
+        }
         self.cookies.add_private(cookie);
     }
 
     /// The decrypted value, or `None` when absent, tampered with, or sealed with another key.
     pub fn get(&self, name: CookieName) -> Option<String> {
-        self.cookies.get_private(name.get(self.secure)).map(|c| c.value().to_owned())
+        self.cookies.get_private(self.name(name)).map(|c| c.value().to_owned())
     }
 
     /// Whether the browser sent the cookie at all (without decrypting it).
     pub fn has(&self, name: CookieName) -> bool {
-        self.cookies.get(name.get(self.secure)).is_some()
+        self.cookies.get(self.name(name)).is_some()
     }
 
     pub fn remove(&self, name: CookieName) {
-        let mut removal = Cookie::build(name.get(self.secure)).path("/").same_site(SameSite::Lax).build();
+        let mut removal = Cookie::build(self.name(name)).path("/").same_site(SameSite::Lax).build();
         if self.secure {
             removal.set_secure(true);
+        }
+        if let Some(domain) = self.domain_of(name) {
+            removal.set_domain(domain.to_owned());
         }
         self.cookies.remove_private(removal);
     }
@@ -113,6 +160,9 @@ mod tests {
             let name: CookieName = name;
             assert_eq!(name.get(true), format!("__Host-{}", name.get(false)));
             assert!(name.get(false).starts_with("portal_"));
+            if let Some(wide) = name.domain_wide() {
+                assert_eq!(wide, format!("__Secure-{}", name.get(false)));
+            }
         }
     }
 }

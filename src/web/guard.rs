@@ -196,3 +196,24 @@ impl<'r> FromRequest<'r> for ApiActing<'r> {
         Outcome::Success(ApiActing { me: admin.0, client })
     }
 }
+
+/// Whether the request carries a valid session, without failing or forwarding: what the
+/// forward-auth endpoints ask (they answer 401 themselves, and 503 when the store is down).
+pub enum Presence<'r> {
+    In(&'r LoggedIn),
+    Out,
+    StoreDown,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Presence<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(match request.local_cache_async(load(request)).await {
+            Loaded::Yes(me) => Presence::In(me),
+            Loaded::No => Presence::Out,
+            Loaded::StoreDown => Presence::StoreDown,
+        })
+    }
+}

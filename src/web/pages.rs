@@ -126,8 +126,8 @@ impl<'r> Layout<'r> {
         self.render(WELCOME, WelcomePage { method: method.as_str(), method_name: method.display_name() })
     }
 
-    pub fn logout(&self) -> Template {
-        self.render(LOGOUT, Empty {})
+    pub fn logout(&self, rd: Option<&str>) -> Template {
+        self.render(LOGOUT, LogoutPage { rd })
     }
 
     pub fn login(&self, providers: &Providers, form: LoginForm<'_>) -> Template {
@@ -153,6 +153,12 @@ impl<'r> Layout<'r> {
 struct Empty {}
 
 #[derive(Serialize)]
+struct LogoutPage<'a> {
+    /// Where the buttons send the person afterwards (an allowed application URL), or none.
+    rd: Option<&'a str>,
+}
+
+#[derive(Serialize)]
 struct WelcomePage {
     /// `password`, `google` or `github`.
     method: &'static str,
@@ -167,6 +173,8 @@ pub struct LoginForm<'a> {
     pub username: &'a str,
     /// A safe path to return to (already checked).
     pub next: Option<&'a str>,
+    /// An application's URL to return to (already checked against `allowed_domains`).
+    pub rd: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -174,6 +182,7 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
     username: &'a str,
     next: Option<&'a str>,
+    rd: Option<&'a str>,
     providers: Vec<ProviderButton>,
 }
 
@@ -187,7 +196,11 @@ struct ProviderButton {
 }
 
 fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
-    let next = form.next.map(|next| format!("?next={}", RawStr::new(next).percent_encode()));
+    let next = match (form.next, form.rd) {
+        (Some(next), _) => Some(format!("?next={}", RawStr::new(next).percent_encode())),
+        (None, Some(rd)) => Some(format!("?rd={}", RawStr::new(rd).percent_encode())),
+        (None, None) => None,
+    };
     let providers = providers
         .enabled()
         .into_iter()
@@ -197,7 +210,7 @@ fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
             href: format!("/login/{}{}", p.slug(), next.as_deref().unwrap_or("")),
         })
         .collect();
-    LoginPage { error: form.error, username: form.username, next: form.next, providers }
+    LoginPage { error: form.error, username: form.username, next: form.next, rd: form.rd, providers }
 }
 
 #[derive(Serialize)]
@@ -437,6 +450,7 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
                 error: Some("Invalid username or password."),
                 username: "al",
                 next: Some("/welcome"),
+                rd: None,
             };
             for providers in [&both, &none] {
                 out.push(value(LOGIN, me, flash, &login_page(providers, form)));
@@ -448,7 +462,8 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
                 let page = WelcomePage { method: method.as_str(), method_name: method.display_name() };
                 out.push(value(WELCOME, Some(me), flash, &page));
             }
-            out.push(value(LOGOUT, Some(me), flash, &Empty {}));
+            out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: None }));
+            out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: Some("https://app.example.com/") }));
             for account in [&linked, &unlinked] {
                 for providers in [&both, &none] {
                     let mut page = account_page(providers, account);
@@ -582,8 +597,12 @@ mod tests {
     #[test]
     fn the_login_page_shows_its_error_its_buttons_and_next() {
         let site = Site::new("Portal", None);
-        let form =
-            LoginForm { error: Some("Invalid username or password."), username: "al", next: Some("/a b") };
+        let form = LoginForm {
+            error: Some("Invalid username or password."),
+            username: "al",
+            next: Some("/a b"),
+            rd: None,
+        };
         let both = erased::Page::context(&login_page(&Providers::sample(true), form), &site, None, None);
         let html = render(LOGIN, &both);
         assert!(html.contains("<strong>Error:</strong> Invalid username or password."));
@@ -634,7 +653,8 @@ mod tests {
             last_login_at: None,
         };
         let flash = Flash { kind: crate::web::flash::Kind::Error, message: "<img src=x>".into() };
-        let form = LoginForm { error: None, username: "<script>x</script>", next: Some("/\"><script>") };
+        let form =
+            LoginForm { error: None, username: "<script>x</script>", next: Some("/\"><script>"), rd: None };
         let pages: Vec<(&str, minijinja::Value)> = vec![
             (INDEX, erased::Page::context(&Empty {}, &site, Some(Me::from(&user)), Some(&flash))),
             (
@@ -646,7 +666,7 @@ mod tests {
                     None,
                 ),
             ),
-            (LOGOUT, erased::Page::context(&Empty {}, &site, Some(Me::from(&user)), None)),
+            (LOGOUT, erased::Page::context(&LogoutPage { rd: None }, &site, Some(Me::from(&user)), None)),
             (
                 WELCOME,
                 erased::Page::context(

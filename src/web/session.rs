@@ -11,7 +11,8 @@ use crate::web::cookies::{CookieName, Jar};
 use crate::web::csrf::CsrfToken;
 use crate::web::flash::Kind;
 
-pub const SESSION_COOKIE: CookieName = CookieName::new("portal_session", "__Host-portal_session");
+pub const SESSION_COOKIE: CookieName =
+    CookieName::shareable("portal_session", "__Host-portal_session", "__Secure-portal_session");
 pub const FLOW_COOKIE: CookieName = CookieName::new("portal_oauth", "__Host-portal_oauth");
 
 impl Jar<'_> {

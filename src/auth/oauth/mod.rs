@@ -290,7 +290,8 @@ pub struct Flow {
     pub state: String,
     pub verifier: String,
     pub nonce: Option<String>,
-    /// Where to go afterwards (already checked by `safe_next`).
+    /// Where to go afterwards: a path on this site, or an `rd` URL on an allowed host
+    /// (checked before the flow starts; the cookie is sealed, so it cannot change on the way).
     pub next: Option<String>,
     /// Set when a signed-in user is connecting another provider to their account.
     pub link_user: Option<i64>,

@@ -1,0 +1,72 @@
+//! The forward-auth check: may the request a proxy asks about go through, and who is it?
+//! The session is checked as the `LoggedIn` guard checks it (cached the same way); the rules
+//! are [`Policy`]'s; an assertion is signed only when `forward_auth.assertion` is on.
+
+use crate::auth::assertion::Claims;
+use crate::auth::forward::{Policy, Target, Verdict};
+use crate::auth::{Auth, AuthError};
+use crate::store::User;
+
+/// What a check comes to, for a request with a valid session.
+#[derive(Debug)]
+pub enum Gate {
+    /// Through, as this user (with an assertion when configured).
+    Allowed { assertion: Option<String> },
+    /// Signed in, but the rules (or a host outside `allowed_domains`, or a request the
+    /// proxy did not describe) refuse it.
+    Refused,
+}
+
+impl Auth {
+    /// The forward-auth policy.
+    pub fn forward_policy(&self) -> &Policy {
+        &self.forward
+    }
+
+    /// Decides for a signed-in user. `target` is `None` when the proxy sent neither
+    /// `X-Original-URL` nor `X-Forwarded-Host`: refused, and logged, since the proxy's
+    /// configuration is wrong.
+    pub async fn gate(&self, user: &User, target: Option<&Target>) -> Result<Gate, AuthError> {
+        let Some(target) = target else {
+            log::warn!(
+                "forward-auth: the proxy sent neither X-Original-URL nor X-Forwarded-Proto/Host/Uri; refused"
+            );
+            return Ok(Gate::Refused);
+        };
+        if self.forward.decide(target, user) == Verdict::Deny {
+            return Ok(Gate::Refused);
+        }
+        let assertion = if self.forward.assertion {
+            let now = self.now();
+            let claims = Claims::new(&self.issuer, user, &target.host, now);
+            let signed =
+                self.signer.sign(&claims, now).await.map_err(|e| AuthError::Internal(e.to_string()))?;
+            Some(signed)
+        } else {
+            None
+        };
+        Ok(Gate::Allowed { assertion })
+    }
+
+    /// The JWK Set of the assertion keys.
+    pub async fn jwks(&self) -> Result<std::sync::Arc<str>, AuthError> {
+        self.signer.jwks(self.now()).await.map_err(|e| match e {
+            crate::auth::assertion::KeyError::Store(e) => AuthError::Store(e),
+            other => AuthError::Internal(other.to_string()),
+        })
+    }
+
+    /// Where to go after signing in (or out): `next` when it is a path on this site, else
+    /// `rd` when it is an absolute URL on a host in `forward_auth.allowed_domains`, else
+    /// `None` (the caller's own default).
+    pub fn destination(&self, next: Option<&str>, rd: Option<&str>) -> Option<String> {
+        next.and_then(crate::auth::next::safe_next)
+            .map(str::to_owned)
+            .or_else(|| rd.and_then(|rd| self.forward.redirect_target(rd)))
+    }
+
+    /// The signer (for `portal keys`).
+    pub fn signer(&self) -> &crate::auth::assertion::Signer {
+        &self.signer
+    }
+}

@@ -1,0 +1,171 @@
+//! Forward-auth for reverse proxies: `GET /authz/auth-request` (nginx `auth_request`) and
+//! `GET /authz/forward-auth` (Caddy `forward_auth`, Traefik `ForwardAuth`), and the
+//! assertion keys at `/.well-known/jwks.json`.
+//!
+//! Both answer `200` with the identity headers when the session is valid and the rules allow
+//! the original request, `403` when they refuse it, and without a session `401`, except that
+//! `forward-auth` sends a browser navigation (`Accept: text/html`) to the login page with
+//! `rd` = the original URL (Caddy and Traefik pass the answer on; nginx wants no redirects).
+//! No template and nothing heavier than the guard's cached session read on the way to a 200.
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
+use rocket::{get, State};
+
+use crate::auth::assertion::groups;
+use crate::auth::forward::Target;
+use crate::auth::{Auth, AuthError, Gate};
+use crate::config::Settings;
+use crate::web::guard::Presence;
+use crate::web::pages::error_page;
+
+/// The request the proxy asks about, from its headers.
+pub struct Original(Option<Target>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Original {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let h = request.headers();
+        Outcome::Success(Original(Target::from_headers(
+            h.get_one("X-Original-URL"),
+            h.get_one("X-Forwarded-Proto"),
+            h.get_one("X-Forwarded-Host"),
+            h.get_one("X-Forwarded-Uri"),
+        )))
+    }
+}
+
+/// What a check answers.
+pub enum Answer {
+    /// 200, with the identity headers.
+    Through { user: String, email: Option<String>, groups: &'static str, assertion: Option<String> },
+    /// 401, empty.
+    SignIn,
+    /// 302 to the login page, coming back to the original URL.
+    ToLogin(String),
+    /// 403: an empty body for nginx, the error page for the others (which show it).
+    Refused { page: bool },
+    /// 503.
+    Unavailable,
+}
+
+impl<'r> Responder<'r, 'static> for Answer {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            Answer::Through { user, email, groups, assertion } => {
+                let mut response = Response::build();
+                response.status(Status::Ok);
+                let email = email.unwrap_or_default();
+                response.header(Header::new("Remote-User", user.clone()));
+                response.header(Header::new("Remote-Email", email.clone()));
+                response.header(Header::new("Remote-Groups", groups));
+                response.header(Header::new("X-Auth-Request-User", user));
+                response.header(Header::new("X-Auth-Request-Email", email));
+                if let Some(assertion) = assertion {
+                    response.header(Header::new("X-Portal-Assertion", assertion));
+                }
+                Ok(response.finalize())
+            }
+            Answer::SignIn => Response::build().status(Status::Unauthorized).ok(),
+            Answer::ToLogin(location) => {
+                Response::build().status(Status::Found).header(Header::new("Location", location)).ok()
+            }
+            Answer::Refused { page: true } => error_page(request, Status::Forbidden).respond_to(request),
+            Answer::Refused { page: false } => Response::build().status(Status::Forbidden).ok(),
+            Answer::Unavailable => Response::build()
+                .status(Status::ServiceUnavailable)
+                .header(Header::new("Retry-After", "2"))
+                .ok(),
+        }
+    }
+}
+
+/// For nginx `auth_request`: 200, 401 or 403; never a redirect.
+#[get("/authz/auth-request")]
+pub async fn auth_request(presence: Presence<'_>, original: Original, auth: &State<Auth>) -> Answer {
+    check(presence, original, auth, None).await
+}
+
+/// For Caddy `forward_auth` and Traefik `ForwardAuth`: a browser without a session is sent
+/// to the login page.
+#[get("/authz/forward-auth")]
+pub async fn forward_auth(
+    presence: Presence<'_>,
+    original: Original,
+    navigation: Navigation,
+    settings: &State<Settings>,
+    auth: &State<Auth>,
+) -> Answer {
+    let login = navigation.0.then(|| login_url(settings, original.0.as_ref()));
+    check(presence, original, auth, Some(login)).await
+}
+
+/// `login`: `None` for nginx (no redirects, bare statuses); `Some(None)` for Caddy and
+/// Traefik when the caller is not a browser navigation; `Some(Some(url))` when it is.
+async fn check(
+    presence: Presence<'_>,
+    original: Original,
+    auth: &Auth,
+    login: Option<Option<String>>,
+) -> Answer {
+    let page = login.is_some();
+    let me = match presence {
+        Presence::In(me) => me,
+        Presence::Out => {
+            return match login.flatten() {
+                Some(url) => Answer::ToLogin(url),
+                None => Answer::SignIn,
+            }
+        }
+        Presence::StoreDown => return Answer::Unavailable,
+    };
+    let user = me.user();
+    match auth.gate(user, original.0.as_ref()).await {
+        Ok(Gate::Allowed { assertion }) => Answer::Through {
+            user: user.username.clone(),
+            email: user.email.clone(),
+            groups: groups(user).first().copied().unwrap_or(""),
+            assertion,
+        },
+        Ok(Gate::Refused) => Answer::Refused { page },
+        Err(e @ (AuthError::Store(_) | AuthError::Busy)) => {
+            log::warn!("forward-auth: {e}");
+            Answer::Unavailable
+        }
+        Err(e) => {
+            log::error!("forward-auth: {e}");
+            Answer::Unavailable
+        }
+    }
+}
+
+/// Whether the caller is a browser navigating (its `Accept` names `text/html`).
+pub struct Navigation(bool);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Navigation {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let html = request.headers().get("Accept").any(|accept| accept.contains("text/html"));
+        Outcome::Success(Navigation(html))
+    }
+}
+
+/// `{public_url}/login`, with `rd` = the original URL when there is one.
+fn login_url(settings: &Settings, original: Option<&Target>) -> String {
+    let base = settings.public_url.as_ref().map_or_else(|| "/login".to_owned(), |p| p.join("/login"));
+    match original {
+        Some(target) => format!("{base}?rd={}", rocket::http::RawStr::new(&target.url).percent_encode()),
+        None => base,
+    }
+}
+
+/// The public keys that verify `X-Portal-Assertion`, as a JWK Set.
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(auth: &State<Auth>) -> Result<(ContentType, String), AuthError> {
+    Ok((ContentType::JSON, auth.jwks().await?.to_string()))
+}

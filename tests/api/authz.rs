@@ -1,0 +1,442 @@
+//! Forward-auth: `/authz/auth-request` and `/authz/forward-auth`, their statuses and identity
+//! headers, the access rules, revocation, `rd` (the open-redirect corpus included), the
+//! signed assertion and its JWK Set, and the session cookie's domain.
+
+use rocket::figment::Figment;
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::LocalResponse;
+use serde_json::json;
+
+use crate::common::fakes::{query, FakeGithub};
+use crate::common::PASSWORD;
+use crate::helpers::*;
+
+const PORTAL: &str = "https://auth.example.com";
+
+/// Forward-auth for `*.example.com` and `wiki.other.test`: `admin.example.com` for admins,
+/// `/finance` on any example.com host for alice only.
+fn gated(f: Figment) -> Figment {
+    f.merge(("public_url", PORTAL)).merge((
+        "forward_auth",
+        json!({
+            "allowed_domains": ["*.example.com", "wiki.other.test"],
+            "rules": [
+                { "host": "admin.example.com", "allow": "admins" },
+                { "host": "*.example.com", "path": "/finance", "allow": ["Alice"] },
+            ],
+        }),
+    ))
+}
+
+async fn app() -> TestApp {
+    let app = TestApp::spawn_with(gated).await;
+    let hash = app.auth().hasher().hash(PASSWORD.to_owned()).await.unwrap();
+    let alice = portal::store::NewUser {
+        username: "alice",
+        email: Some("alice@example.com"),
+        password_hash: Some(&hash),
+        is_admin: false,
+    };
+    app.store().create_user(alice, START).await.unwrap();
+    app.create_user("bob", PASSWORD).await;
+    app
+}
+
+/// `GET /authz/auth-request` about `url`, as nginx asks.
+async fn ask<'a>(app: &'a TestApp, url: &str) -> LocalResponse<'a> {
+    app.client
+        .get("/authz/auth-request")
+        .header(Header::new("X-Original-URL", url.to_owned()))
+        .dispatch()
+        .await
+}
+
+fn header<'a>(response: &'a LocalResponse<'_>, name: &str) -> Option<&'a str> {
+    response.headers().get_one(name)
+}
+
+#[rocket::async_test]
+async fn each_status_and_the_identity_headers() {
+    let app = app().await;
+
+    // Nobody signed in: 401 for nginx; for Caddy and Traefik, a browser goes to the login
+    // page with rd, anything else gets 401.
+    let none = ask(&app, "https://app.example.com/x").await;
+    assert_eq!(none.status(), Status::Unauthorized);
+    assert!(header(&none, "Location").is_none() && header(&none, "Remote-User").is_none());
+    let browser = app
+        .client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("X-Forwarded-Host", "app.example.com"))
+        .header(Header::new("X-Forwarded-Uri", "/docs/a%20b?x=1&y=2"))
+        .header(Header::new("Accept", "text/html,application/xhtml+xml"))
+        .dispatch()
+        .await;
+    assert_eq!(browser.status(), Status::Found);
+    let location = header(&browser, "Location").unwrap().to_owned();
+    assert!(location.starts_with(&format!("{PORTAL}/login?rd=")), "{location}");
+    assert_eq!(query(&location)["rd"], "https://app.example.com/docs/a%20b?x=1&y=2");
+    let script = app
+        .client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Forwarded-Host", "app.example.com"))
+        .header(Header::new("Accept", "application/json"))
+        .dispatch()
+        .await;
+    assert_eq!(script.status(), Status::Unauthorized);
+
+    app.sign_in("alice", PASSWORD).await;
+    let ok = ask(&app, "https://app.example.com/x").await;
+    assert_eq!(ok.status(), Status::Ok);
+    assert_eq!(header(&ok, "Remote-User"), Some("alice"));
+    assert_eq!(header(&ok, "Remote-Email"), Some("alice@example.com"));
+    assert_eq!(header(&ok, "Remote-Groups"), Some(""));
+    assert_eq!(header(&ok, "X-Auth-Request-User"), Some("alice"));
+    assert_eq!(header(&ok, "X-Auth-Request-Email"), Some("alice@example.com"));
+    assert!(header(&ok, "X-Portal-Assertion").is_none(), "off by default");
+    assert!(header(&ok, "Set-Cookie").is_none(), "a check sets no cookie");
+
+    // The rules: admins only; alice's path; segment boundaries; outside allowed_domains.
+    assert_eq!(ask(&app, "https://admin.example.com/").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "https://app.example.com/finance/q3").await.status(), Status::Ok);
+    assert_eq!(ask(&app, "https://wiki.other.test/").await.status(), Status::Ok, "the default: allow");
+    assert_eq!(ask(&app, "https://evil.test/").await.status(), Status::Forbidden, "not an allowed domain");
+    assert_eq!(
+        ask(&app, "https://example.com/").await.status(),
+        Status::Forbidden,
+        "*.example.com is subdomains"
+    );
+    let no_target = app.client.get("/authz/auth-request").dispatch().await;
+    assert_eq!(no_target.status(), Status::Forbidden, "a proxy that says nothing gets nothing");
+    let refused = app
+        .client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Forwarded-Host", "admin.example.com"))
+        .header(Header::new("Accept", "text/html"))
+        .dispatch()
+        .await;
+    assert_eq!(refused.status(), Status::Forbidden);
+    assert!(
+        refused.into_string().await.unwrap().contains("That is not open to you."),
+        "Caddy shows the page"
+    );
+
+    app.sign_in("bob", PASSWORD).await;
+    assert_eq!(ask(&app, "https://app.example.com/finance").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "https://app.example.com/financement").await.status(), Status::Ok);
+    for sneaky in [
+        "https://app.example.com/public/../finance",
+        "https://app.example.com/%66inance/x",
+        "https://app.example.com/public/%2e%2e/finance",
+        "https://APP.Example.com./finance",
+    ] {
+        assert_eq!(ask(&app, sneaky).await.status(), Status::Forbidden, "{sneaky}");
+    }
+
+    let root = app.create_user("root", PASSWORD).await;
+    app.auth().set_user_admin(&portal::auth::admin::Operator::cli(), root.id, true).await.unwrap();
+    app.sign_in("root", PASSWORD).await;
+    let admin = ask(&app, "https://admin.example.com/").await;
+    assert_eq!(admin.status(), Status::Ok);
+    assert_eq!(header(&admin, "Remote-Groups"), Some("admins"));
+}
+
+#[rocket::async_test]
+async fn forged_forwarded_headers_do_not_reach_another_hosts_rule() {
+    let app = app().await;
+    app.sign_in("bob", PASSWORD).await;
+    // nginx's documented snippet sets X-Original-URL itself: whatever the client put in
+    // X-Forwarded-Host, the rule for the URL nginx names decides.
+    let response = app
+        .client
+        .get("/authz/auth-request")
+        .header(Header::new("X-Original-URL", "https://admin.example.com/"))
+        .header(Header::new("X-Forwarded-Host", "app.example.com"))
+        .header(Header::new("X-Forwarded-Uri", "/"))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Forbidden);
+    // A list of hosts (a client's value before the proxy's): the first one counts, as the
+    // proxy's own value comes first when it overwrites and only it is trusted.
+    let response = app
+        .client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Forwarded-Host", "admin.example.com, app.example.com"))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Forbidden);
+    // Userinfo, a bare path, another scheme: not a request the portal can decide on.
+    for url in
+        ["https://app.example.com@admin.example.com/", "/finance", "ftp://app.example.com/", "https://"]
+    {
+        let answer = ask(&app, url).await;
+        assert_ne!(answer.status(), Status::Ok, "{url}");
+    }
+    assert_eq!(ask(&app, "https://app.example.com@admin.example.com/").await.status(), Status::Forbidden);
+}
+
+#[rocket::async_test]
+async fn revocation_takes_effect_on_the_very_next_check() {
+    let app = app().await;
+    let url = "https://app.example.com/";
+
+    let cookie = app.sign_in("alice", PASSWORD).await;
+    assert_eq!(ask(&app, url).await.status(), Status::Ok);
+    app.post_logout().await;
+    let replay = app
+        .client
+        .get("/authz/auth-request")
+        .header(Header::new("X-Original-URL", url))
+        .cookie(cookie)
+        .dispatch()
+        .await;
+    assert_eq!(replay.status(), Status::Unauthorized, "logout");
+
+    let other_device = app.sign_in("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    let page = app.get("/logout").await.into_string().await.unwrap();
+    let token = extract_hidden(&page, "csrf_token").unwrap();
+    app.client
+        .post("/logout/everywhere")
+        .header(ContentType::Form)
+        .body(form_body(&[("csrf_token", &token)]))
+        .dispatch()
+        .await;
+    let replay = app
+        .client
+        .get("/authz/auth-request")
+        .header(Header::new("X-Original-URL", url))
+        .cookie(other_device)
+        .dispatch()
+        .await;
+    assert_eq!(replay.status(), Status::Unauthorized, "sign out everywhere");
+
+    let cookie = app.sign_in("bob", PASSWORD).await;
+    assert_eq!(ask(&app, url).await.status(), Status::Ok);
+    let bob = app.store().user_by_username("bob").await.unwrap().unwrap();
+    app.auth().set_user_disabled(&portal::auth::admin::Operator::cli(), bob.id, true).await.unwrap();
+    let replay = app
+        .client
+        .get("/authz/auth-request")
+        .header(Header::new("X-Original-URL", url))
+        .cookie(cookie)
+        .dispatch()
+        .await;
+    assert_eq!(replay.status(), Status::Unauthorized, "disabled");
+}
+
+/// Signs in through the form with `rd` (and the token of the login page for `rd`); the
+/// response's Location.
+async fn sign_in_with_rd(app: &TestApp, rd: &str) -> String {
+    let page = app.get(&format!("/login?rd={}", rocket::http::RawStr::new(rd).percent_encode())).await;
+    let html = page.into_string().await.unwrap();
+    let token = extract_hidden(&html, "csrf_token").unwrap();
+    let fields = [("csrf_token", token.as_str()), ("username", "alice"), ("password", PASSWORD), ("rd", rd)];
+    let response =
+        app.client.post("/login").header(ContentType::Form).body(form_body(&fields)).dispatch().await;
+    assert_eq!(response.status(), Status::SeeOther, "{rd:?}");
+    let location = location(&response).unwrap().to_owned();
+    app.post_logout().await;
+    location
+}
+
+#[rocket::async_test]
+async fn rd_returns_to_allowed_applications_only() {
+    let app = app().await;
+    let url = "https://app.example.com/docs?page=2";
+    let page = app.get(&format!("/login?rd={}", rocket::http::RawStr::new(url).percent_encode())).await;
+    let html = page.into_string().await.unwrap();
+    assert_eq!(extract_hidden(&html, "rd").as_deref(), Some(url), "the form carries rd");
+    assert_eq!(sign_in_with_rd(&app, url).await, url);
+    assert_eq!(sign_in_with_rd(&app, "https://evil.test/").await, "/", "the portal's own page instead");
+
+    // Already signed in: straight back.
+    app.sign_in("alice", PASSWORD).await;
+    let again = app.get(&format!("/login?rd={}", rocket::http::RawStr::new(url).percent_encode())).await;
+    assert_is_redirect_to(&again, url);
+    // Logout with rd: the page carries it, and the form goes there afterwards.
+    let page = app.get("/logout?rd=https%3A%2F%2Fwiki.other.test%2F").await.into_string().await.unwrap();
+    assert_eq!(extract_hidden(&page, "rd").as_deref(), Some("https://wiki.other.test/"));
+    let token = extract_hidden(&page, "csrf_token").unwrap();
+    let fields = [("csrf_token", token.as_str()), ("rd", "https://wiki.other.test/")];
+    let out = app.client.post("/logout").header(ContentType::Form).body(form_body(&fields)).dispatch().await;
+    assert_is_redirect_to(&out, "https://wiki.other.test/");
+    assert_eq!(ask(&app, url).await.status(), Status::Unauthorized, "signed out");
+    let fields = [("csrf_token", token.as_str()), ("rd", "https://evil.test/")];
+    let out = app.client.post("/logout").header(ContentType::Form).body(form_body(&fields)).dispatch().await;
+    assert_is_redirect_to(&out, "/");
+}
+
+#[rocket::async_test]
+async fn the_open_redirect_corpus_never_leaves_the_allowed_domains_as_rd() {
+    let app = TestApp::spawn_with(|f| {
+        f.merge(("public_url", PORTAL))
+            .merge(("forward_auth.allowed_domains", vec!["www.whitelisteddomain.tld"]))
+    })
+    .await;
+    app.create_user("alice", PASSWORD).await;
+    let corpus: Vec<String> = include_str!("../data/openredirects.txt").lines().map(str::to_owned).collect();
+    assert!(corpus.len() > 500);
+    let policy = app.auth().forward_policy();
+    let mut followed = 0;
+    for attack in &corpus {
+        // Each as rd, as typed and once more decoded (as a proxy or browser might).
+        for rd in [attack.clone(), rocket::http::RawStr::new(attack).percent_decode_lossy().into_owned()] {
+            if let Some(to) = policy.redirect_target(&rd) {
+                let parsed = url::Url::parse(&to).unwrap();
+                assert_eq!(parsed.host_str(), Some("www.whitelisteddomain.tld"), "{rd:?} → {to}");
+                assert!(parsed.username().is_empty() && parsed.password().is_none(), "{rd:?} → {to}");
+                assert!(matches!(parsed.scheme(), "http" | "https"), "{rd:?} → {to}");
+                followed += 1;
+            }
+        }
+    }
+    // And through the real form, for a sample of them (every tenth).
+    for attack in corpus.iter().step_by(10) {
+        let to = sign_in_with_rd(&app, attack).await;
+        let stays = to == "/"
+            || url::Url::parse(&to).is_ok_and(|u| u.host_str() == Some("www.whitelisteddomain.tld"));
+        assert!(stays, "{attack:?} → {to}");
+    }
+    eprintln!("{followed} corpus entries were URLs on the allowed host itself");
+}
+
+#[rocket::async_test]
+async fn rd_survives_the_oauth_round_trip() {
+    let github = FakeGithub::start().await;
+    let app = TestApp::spawn_with(|f| gated(github.figment(f))).await;
+    let url = "https://app.example.com/after?x=1";
+    let start =
+        app.get(&format!("/login/github?rd={}", rocket::http::RawStr::new(url).percent_encode())).await;
+    assert_eq!(start.status(), Status::SeeOther);
+    let state = query(location(&start).unwrap())["state"].clone();
+    github.token_ok().await;
+    let back = app.get(&format!("/auth/github?code=c&state={state}")).await;
+    assert_is_redirect_to(&back, url);
+    let start = app.get("/login/github?rd=https%3A%2F%2Fevil.test%2F").await;
+    let state = query(location(&start).unwrap())["state"].clone();
+    let back = app.get(&format!("/auth/github?code=c&state={state}")).await;
+    assert_is_redirect_to(&back, "/welcome");
+    // The login page's provider buttons carry rd.
+    app.post_logout().await;
+    let page = app.get(&format!("/login?rd={}", rocket::http::RawStr::new(url).percent_encode())).await;
+    let html = unescape_html(&page.into_string().await.unwrap());
+    assert!(html.contains("href=\"/login/github?rd=https:%2F%2Fapp.example.com%2Fafter%3Fx%3D1\""), "{html}");
+}
+
+#[rocket::async_test]
+async fn the_assertion_verifies_with_the_published_keys_and_only_as_issued() {
+    use jsonwebtoken::{decode, decode_header, jwk::JwkSet, Algorithm, DecodingKey, Validation};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (dir, db) = temp_db();
+    // The clock an hour behind: the first assertion is already expired by the wall clock.
+    let app =
+        TestApp::spawn_at(dir, db, now - 3600, |f| gated(f).merge(("forward_auth.assertion", true))).await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    let first = ask(&app, "https://app.example.com/").await;
+    assert_eq!(first.status(), Status::Ok);
+    let stale = header(&first, "X-Portal-Assertion").expect("an assertion").to_owned();
+    app.clock.advance(3600);
+    app.sign_in("alice", PASSWORD).await;
+    let fresh =
+        header(&ask(&app, "https://app.example.com/").await, "X-Portal-Assertion").unwrap().to_owned();
+
+    let jwks = app.get("/.well-known/jwks.json").await;
+    assert_eq!(jwks.content_type(), Some(ContentType::JSON));
+    let set: JwkSet = serde_json::from_str(&jwks.into_string().await.unwrap()).unwrap();
+    assert_eq!(set.keys.len(), 1);
+    let verify = |token: &str, audience: &str| {
+        let kid = decode_header(token).unwrap().kid.unwrap();
+        let jwk = set.find(&kid).expect("the key is published");
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[PORTAL]);
+        validation.leeway = 0;
+        decode::<serde_json::Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+    };
+    let claims = verify(&fresh, "app.example.com").expect("verifies").claims;
+    assert_eq!(claims["name"], "alice");
+    assert_eq!(claims["groups"], json!([]));
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 60);
+    assert!(verify(&stale, "app.example.com").is_err(), "expired");
+    assert!(verify(&fresh, "other.example.com").is_err(), "another audience");
+    let mut parts: Vec<String> = fresh.split('.').map(str::to_owned).collect();
+    let payload = String::from_utf8(base64_url(&parts[1])).unwrap().replace("alice", "admin");
+    parts[1] = base64_url_encode(payload.as_bytes());
+    assert!(verify(&parts.join("."), "app.example.com").is_err(), "tampered");
+
+    // Rotation: a new key signs; the old one stays published, so earlier tokens verify.
+    let kid = app.auth().signer().rotate(app.auth().now()).await.unwrap();
+    app.clock.advance(61);
+    let rotated =
+        header(&ask(&app, "https://app.example.com/").await, "X-Portal-Assertion").unwrap().to_owned();
+    assert_eq!(decode_header(&rotated).unwrap().kid.as_deref(), Some(kid.as_str()));
+    let set2: JwkSet =
+        serde_json::from_str(&app.get("/.well-known/jwks.json").await.into_string().await.unwrap()).unwrap();
+    assert_eq!(set2.keys.len(), 2, "the retired key is still published");
+    assert!(set2.find(&decode_header(&fresh).unwrap().kid.unwrap()).is_some());
+}
+
+fn base64_url(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
+}
+
+fn base64_url_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[rocket::async_test]
+async fn the_session_cookie_covers_the_cookie_domain_and_the_rest_stay_host_only() {
+    let app = TestApp::spawn_with(|f| {
+        gated(f).merge(("session.cookie_domain", "Example.COM")).merge(("secure_cookies", true))
+    })
+    .await;
+    app.create_user("alice", PASSWORD).await;
+    let response = app.post_login("alice", PASSWORD).await;
+    let cookies: Vec<String> = response.headers().get("Set-Cookie").map(str::to_owned).collect();
+    let session = cookies.iter().find(|c| c.starts_with("__Secure-portal_session=")).expect("{cookies:?}");
+    assert!(session.contains("Domain=example.com") && session.contains("Secure"), "{session}");
+    let csrf = cookies.iter().find(|c| c.starts_with("__Host-portal_csrf=")).expect("{cookies:?}");
+    assert!(!csrf.contains("Domain="), "{csrf}");
+    // The shared cookie is the one the guard reads.
+    assert_eq!(ask(&app, "https://app.example.com/").await.status(), Status::Ok);
+
+    let plain = TestApp::spawn_with(|f| gated(f).merge(("session.cookie_domain", "example.com"))).await;
+    plain.create_user("alice", PASSWORD).await;
+    let response = plain.post_login("alice", PASSWORD).await;
+    let set: Vec<String> = response.headers().get("Set-Cookie").map(str::to_owned).collect();
+    assert!(
+        set.iter().any(|c| c.starts_with("portal_session=") && c.contains("Domain=example.com")),
+        "{set:?}"
+    );
+}
+
+#[rocket::async_test]
+async fn bad_forward_auth_settings_stop_startup_with_one_line() {
+    for configure in [
+        (|f: Figment| f.merge(("forward_auth.allowed_domains", vec!["*.example.com"])))
+            as fn(Figment) -> Figment,
+        |f| f.merge(("public_url", PORTAL)).merge(("forward_auth.allowed_domains", vec!["a b"])),
+        |f| {
+            f.merge(("public_url", PORTAL))
+                .merge(("forward_auth", json!({ "rules": [{ "host": "x.*.com" }] })))
+        },
+        |f| f.merge(("public_url", PORTAL)).merge(("session.cookie_domain", "elsewhere.test")),
+        |f| f.merge(("session.cookie_domain", "localhost")),
+    ] {
+        let (_dir, db) = temp_db();
+        let figment = configure(test_figment(&db, &crate::common::secret_key()));
+        let started =
+            rocket::local::asynchronous::Client::untracked(portal::rocket_with(figment, Default::default()))
+                .await;
+        match started {
+            Ok(_) => panic!("startup should stop"),
+            // Rocket's error panics on drop unless looked at.
+            Err(e) => assert!(matches!(e.kind(), rocket::error::ErrorKind::FailedFairings(_)), "{e:?}"),
+        }
+    }
+}
