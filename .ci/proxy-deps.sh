@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # What the proxy suite (`cargo test --features proxy --test proxy`) needs from outside:
-# Debian's `nginx`, and nothing else. Idempotent: does nothing when /usr/sbin/nginx is there.
-# The package's postinst would start a system nginx on port 80; a policy-rc.d answering 101
-# ("action forbidden") stops that for the length of the install, and is removed afterwards
-# unless it was there before.
+# Debian's `nginx` and `caddy`, and nothing else. Idempotent: installs only what is missing.
+# The packages' postinst would start a system nginx on port 80 (and a Caddy service); a
+# policy-rc.d answering 101 ("action forbidden") stops that for the length of the install,
+# and is removed afterwards unless it was there before.
 set -euo pipefail
 
 NGINX=/usr/sbin/nginx
+CADDY=/usr/bin/caddy
 POLICY=/usr/sbin/policy-rc.d
 
-if [ -x "$NGINX" ]; then
-  echo "nginx is already installed: $("$NGINX" -v 2>&1)"
+missing=()
+[ -x "$NGINX" ] || missing+=(nginx)
+[ -x "$CADDY" ] || missing+=(caddy)
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "nginx and caddy are installed: $("$NGINX" -v 2>&1); caddy $("$CADDY" version | cut -d' ' -f1)"
   exit 0
 fi
 
@@ -28,5 +32,5 @@ fi
 
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y -qq --no-install-recommends nginx >/dev/null
-echo "installed: $("$NGINX" -v 2>&1)"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installed ${missing[*]}: $("$NGINX" -v 2>&1); caddy $("$CADDY" version | cut -d' ' -f1)"

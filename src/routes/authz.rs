@@ -5,7 +5,9 @@
 //! Both answer `200` with the identity headers when the session is valid and the rules allow
 //! the original request, `403` when they refuse it, and without a session `401`, except that
 //! `forward-auth` sends a browser navigation (`Accept: text/html`) to the login page with
-//! `rd` = the original URL (Caddy and Traefik pass the answer on; nginx wants no redirects).
+//! `rd` = the original URL (Caddy and Traefik pass the answer on), and `auth-request` puts
+//! that URL in the 401's `Location` for nginx to redirect to (nginx wants no redirects
+//! from an `auth_request`, and cannot percent-encode `rd` itself).
 //! No template and nothing heavier than the guard's cached session read on the way to a 200.
 
 use rocket::http::{ContentType, Header, Status};
@@ -42,8 +44,9 @@ impl<'r> FromRequest<'r> for Original {
 pub enum Answer {
     /// 200, with the identity headers.
     Through { user: String, email: Option<String>, groups: &'static str, assertion: Option<String> },
-    /// 401, empty.
-    SignIn,
+    /// 401, empty; with the login page's URL (and `rd`) in `Location` for nginx to send
+    /// the browser to (`auth_request_set` + `error_page 401 =302`): a 401 is no redirect.
+    SignIn(Option<String>),
     /// 302 to the login page, coming back to the original URL.
     ToLogin(String),
     /// 403: an empty body for nginx, the error page for the others (which show it).
@@ -69,7 +72,14 @@ impl<'r> Responder<'r, 'static> for Answer {
                 }
                 Ok(response.finalize())
             }
-            Answer::SignIn => Response::build().status(Status::Unauthorized).ok(),
+            Answer::SignIn(login) => {
+                let mut response = Response::build();
+                response.status(Status::Unauthorized);
+                if let Some(login) = login {
+                    response.header(Header::new("Location", login));
+                }
+                Ok(response.finalize())
+            }
             Answer::ToLogin(location) => {
                 Response::build().status(Status::Found).header(Header::new("Location", location)).ok()
             }
@@ -85,8 +95,14 @@ impl<'r> Responder<'r, 'static> for Answer {
 
 /// For nginx `auth_request`: 200, 401 or 403; never a redirect.
 #[get("/authz/auth-request")]
-pub async fn auth_request(presence: Presence<'_>, original: Original, auth: &State<Auth>) -> Answer {
-    check(presence, original, auth, None).await
+pub async fn auth_request(
+    presence: Presence<'_>,
+    original: Original,
+    settings: &State<Settings>,
+    auth: &State<Auth>,
+) -> Answer {
+    let login = login_url(settings, original.0.as_ref());
+    check(presence, original, auth, Login::Header(login)).await
 }
 
 /// For Caddy `forward_auth` and Traefik `ForwardAuth`: a browser without a session is sent
@@ -99,25 +115,30 @@ pub async fn forward_auth(
     settings: &State<Settings>,
     auth: &State<Auth>,
 ) -> Answer {
-    let login = navigation.0.then(|| login_url(settings, original.0.as_ref()));
-    check(presence, original, auth, Some(login)).await
+    let login =
+        if navigation.0 { Login::Redirect(login_url(settings, original.0.as_ref())) } else { Login::None };
+    check(presence, original, auth, login).await
 }
 
-/// `login`: `None` for nginx (no redirects, bare statuses); `Some(None)` for Caddy and
-/// Traefik when the caller is not a browser navigation; `Some(Some(url))` when it is.
-async fn check(
-    presence: Presence<'_>,
-    original: Original,
-    auth: &Auth,
-    login: Option<Option<String>>,
-) -> Answer {
-    let page = login.is_some();
+/// How a check without a session points to the login page.
+enum Login {
+    /// nginx: a 401 carrying the URL in `Location`; refusals are bare statuses.
+    Header(String),
+    /// Caddy and Traefik, a browser navigation: a 302 there.
+    Redirect(String),
+    /// Caddy and Traefik, anything else: a bare 401.
+    None,
+}
+
+async fn check(presence: Presence<'_>, original: Original, auth: &Auth, login: Login) -> Answer {
+    let page = !matches!(login, Login::Header(_));
     let me = match presence {
         Presence::In(me) => me,
         Presence::Out => {
-            return match login.flatten() {
-                Some(url) => Answer::ToLogin(url),
-                None => Answer::SignIn,
+            return match login {
+                Login::Redirect(url) => Answer::ToLogin(url),
+                Login::Header(url) => Answer::SignIn(Some(url)),
+                Login::None => Answer::SignIn(None),
             }
         }
         Presence::StoreDown => return Answer::Unavailable,

@@ -10,17 +10,23 @@ use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfProtected, FormRefused};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
+use crate::web::headers::FormsTo;
 use crate::web::pages::{Layout, LoginForm, Reply};
 
 #[get("/login?<next>&<rd>")]
-pub fn login_page(next: Option<&str>, rd: Option<&str>, layout: Layout<'_>, auth: &State<Auth>) -> Reply {
+pub fn login_page(
+    next: Option<&str>,
+    rd: Option<&str>,
+    layout: Layout<'_>,
+    auth: &State<Auth>,
+) -> FormsTo<Reply> {
     let rd = rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
     // Already signed in, sent here by a proxy: straight back to the application.
     if let (Some(rd), Some(_), None) = (&rd, layout.me(), next) {
-        return Reply::to(rd.clone());
+        return FormsTo(Reply::to(rd.clone()), None);
     }
     let form = LoginForm { next: next.and_then(safe_next), rd: rd.as_deref(), ..LoginForm::default() };
-    Reply::page(Status::Ok, layout.login(auth.providers(), form))
+    FormsTo(Reply::page(Status::Ok, layout.login(auth.providers(), form)), rd)
 }
 
 #[derive(FromForm)]
@@ -48,18 +54,16 @@ pub async fn login(
     client: ClientInfo,
     jar: Jar<'_>,
     auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     let form = match form {
         Ok(Checked(form)) => form,
         // An expired or forged token gets the form again, with a fresh token to retry with.
         Err(FormRefused::Forged) => {
             let error = Some("This form had expired. Please try again.");
-            return Ok(Reply::page(
-                Status::Forbidden,
-                layout.login(auth.providers(), LoginForm { error, ..LoginForm::default() }),
-            ));
+            let page = layout.login(auth.providers(), LoginForm { error, ..LoginForm::default() });
+            return Ok(FormsTo(Reply::page(Status::Forbidden, page), None));
         }
-        Err(refused) => return Ok(Reply::Error(refused.status())),
+        Err(refused) => return Ok(FormsTo(Reply::Error(refused.status()), None)),
     };
     let next = form.next.and_then(safe_next);
     let rd = form.rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
@@ -69,7 +73,7 @@ pub async fn login(
         Ok(signed_in) => {
             jar.sign_in(&signed_in, auth.session_settings());
             let after = next.map(str::to_owned).or(rd);
-            return Ok(Reply::to(after.unwrap_or_else(|| uri!(index).to_string())));
+            return Ok(FormsTo(Reply::to(after.unwrap_or_else(|| uri!(index).to_string())), None));
         }
         Err(SignInError::TooLong) => (Status::PayloadTooLarge, "That username or password is too long.", ""),
         Err(SignInError::Unreadable) => {
@@ -83,18 +87,27 @@ pub async fn login(
         Err(SignInError::Failed(e)) => return Err(e),
     };
     let again = LoginForm { error: Some(error), username: shown, next, rd: rd.as_deref() };
-    Ok(Reply::page(status, layout.login(auth.providers(), again)))
+    let page = Reply::page(status, layout.login(auth.providers(), again));
+    Ok(FormsTo(page, rd))
 }
 
 /// The logout page; `rd` (an application's URL on an allowed host) is where the buttons
 /// send the person afterwards.
 #[get("/logout?<rd>")]
-pub fn logout_page(rd: Option<&str>, me: Option<&LoggedIn>, layout: Layout<'_>, auth: &State<Auth>) -> Reply {
+pub fn logout_page(
+    rd: Option<&str>,
+    me: Option<&LoggedIn>,
+    layout: Layout<'_>,
+    auth: &State<Auth>,
+) -> FormsTo<Reply> {
     let rd = rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
     match (me, rd) {
-        (Some(_), rd) => Reply::page(Status::Ok, layout.logout(rd.as_deref())),
-        (None, Some(rd)) => Reply::to(rd),
-        (None, None) => Reply::to(uri!(index)),
+        (Some(_), rd) => {
+            let page = Reply::page(Status::Ok, layout.logout(rd.as_deref()));
+            FormsTo(page, rd)
+        }
+        (None, Some(rd)) => FormsTo(Reply::to(rd), None),
+        (None, None) => FormsTo(Reply::to(uri!(index)), None),
     }
 }
 

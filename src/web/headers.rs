@@ -41,6 +41,28 @@ fn csp(form_action: &str) -> String {
 /// The policy of every page but the account page, built once so that no response has to.
 static DEFAULT_CSP: LazyLock<String> = LazyLock::new(|| csp("'self'"));
 
+/// A page whose forms may end up at an application's URL (`rd`): the form is posted to the
+/// portal, but Chromium applies `form-action` to the redirect that follows too, so the
+/// page's CSP names that URL's origin (already checked against `allowed_domains`).
+pub struct FormsTo<R>(pub R, pub Option<String>);
+
+impl<'r, R: rocket::response::Responder<'r, 'static>> rocket::response::Responder<'r, 'static>
+    for FormsTo<R>
+{
+    fn respond_to(self, request: &'r Request<'_>) -> rocket::response::Result<'static> {
+        let mut response = self.0.respond_to(request)?;
+        let origin = self
+            .1
+            .as_deref()
+            .and_then(|url| url::Url::parse(url).ok())
+            .map(|u| u.origin().ascii_serialization());
+        if let Some(origin) = origin {
+            response.set_header(content_security_policy(&format!("'self' {origin}")));
+        }
+        Ok(response)
+    }
+}
+
 /// Two years, subdomains included: what the HSTS preload list asks for.
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 

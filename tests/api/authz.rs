@@ -63,7 +63,11 @@ async fn each_status_and_the_identity_headers() {
     // page with rd, anything else gets 401.
     let none = ask(&app, "https://app.example.com/x").await;
     assert_eq!(none.status(), Status::Unauthorized);
-    assert!(header(&none, "Location").is_none() && header(&none, "Remote-User").is_none());
+    assert!(header(&none, "Remote-User").is_none());
+    // A 401 with the way to the login page, for nginx's `error_page 401 =302`.
+    let login = header(&none, "Location").unwrap();
+    assert_eq!(query(login)["rd"], "https://app.example.com/x");
+    assert!(login.starts_with(&format!("{PORTAL}/login?rd=")), "{login}");
     let browser = app
         .client
         .get("/authz/forward-auth")
@@ -246,8 +250,13 @@ async fn rd_returns_to_allowed_applications_only() {
     let app = app().await;
     let url = "https://app.example.com/docs?page=2";
     let page = app.get(&format!("/login?rd={}", rocket::http::RawStr::new(url).percent_encode())).await;
+    // Chromium applies form-action to the redirect after the POST: the page allows rd's origin.
+    let csp = header(&page, "Content-Security-Policy").unwrap().to_owned();
+    assert!(csp.contains("form-action 'self' https://app.example.com;"), "{csp}");
     let html = page.into_string().await.unwrap();
     assert_eq!(extract_hidden(&html, "rd").as_deref(), Some(url), "the form carries rd");
+    let plain = app.get("/login?rd=https%3A%2F%2Fevil.test%2F").await;
+    assert!(header(&plain, "Content-Security-Policy").unwrap().contains("form-action 'self';"));
     assert_eq!(sign_in_with_rd(&app, url).await, url);
     assert_eq!(sign_in_with_rd(&app, "https://evil.test/").await, "/", "the portal's own page instead");
 

@@ -128,8 +128,13 @@ impl Driver {
 
     /// A new headless Chromium with an empty profile.
     pub async fn browser(&self) -> Browser {
+        self.browser_with(&[]).await
+    }
+
+    /// A new headless Chromium with an empty profile and these extra command-line flags.
+    pub async fn browser_with(&self, extra: &[&str]) -> Browser {
         let profile = tempfile::tempdir().expect("a profile directory");
-        let args = [
+        let mut args = vec![
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -141,6 +146,7 @@ impl Driver {
             "--window-size=1200,900".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let capabilities = json!({
             "browserName": "chrome",
             "pageLoadStrategy": "normal",

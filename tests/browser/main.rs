@@ -7,7 +7,8 @@
 //! provider and coming back is a genuinely cross-site trip.
 //!
 //! Run with `cargo test --features browser --test browser` (needs `/usr/bin/chromium` and
-//! `/usr/bin/chromedriver`). Screenshots land in `target/browser-artifacts/`.
+//! `/usr/bin/chromedriver`, and for single sign-on across subdomains Debian's nginx:
+//! `bash .ci/proxy-deps.sh`). Screenshots land in `target/browser-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 #[path = "../common/mod.rs"]
@@ -15,6 +16,10 @@ mod common;
 
 mod elsewhere;
 mod harness;
+// nginx and the gated portal, as the proxy suite starts them (the same shipped files).
+#[path = "../proxy/harness.rs"]
+#[allow(dead_code)]
+mod proxy;
 
 use crate::common::fakes::{FakeGithub, FakeGoogle, GITHUB_EMAIL, GITHUB_LOGIN, GOOGLE_EMAIL};
 use crate::common::process::Portal;
@@ -417,4 +422,52 @@ async fn an_admin_creates_a_user_who_follows_the_link_and_is_signed_in() {
     let other = world.driver.browser().await;
     other.goto(&link).await;
     other.wait_for_text("This link does not work").await;
+}
+
+/// Single sign-on across subdomains: nginx with the shipped forward-auth snippets gates
+/// `app.portal.test` and `other.portal.test` (Chromium resolves `*.portal.test` to
+/// loopback); one sign-in at `auth.portal.test` opens both (the session cookie's domain is
+/// `portal.test`), and one logout closes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sign_in_opens_every_gated_application_and_one_logout_closes_them() {
+    proxy::nginx_binary();
+    let driver = Driver::start().await;
+    let echo = proxy::Echo::start();
+    let port = crate::common::process::free_port();
+    let portal = proxy::gated_portal(port);
+    let nginx = proxy::Nginx::with_config(
+        port,
+        &proxy::gate_http_body(port, portal.port, echo.port),
+        &format!("auth.portal.test:{port}"),
+    );
+    let browser = driver.browser_with(&["--host-resolver-rules=MAP *.portal.test 127.0.0.1"]).await;
+    let app = format!("http://app.portal.test:{port}/notes?id=7");
+    let other = format!("http://other.portal.test:{port}/");
+
+    browser.goto(&app).await;
+    let page = browser.wait_for_text("Log in").await;
+    assert!(page.url.starts_with(&format!("http://auth.portal.test:{port}/login?rd=")), "{page:#?}");
+    browser.type_into("#username", "alice").await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click_button("Log in").await;
+    let page = browser.wait_for_text("Remote-User: alice").await;
+    assert_eq!(page.url, app, "back at the application: {page:#?}\n{}", nginx.log());
+    browser.screenshot("sso-app").await;
+    let cookie = browser.cookie("portal_session").await.expect("the session cookie");
+    assert_eq!(cookie.domain(), Some("portal.test"), "for every subdomain: {cookie:?}");
+
+    browser.goto(&other).await;
+    let page = browser.wait_for_text("Remote-User: alice").await;
+    assert_eq!(page.url, other, "no second sign-in: {page:#?}");
+
+    browser.goto(&format!("http://auth.portal.test:{port}/logout")).await;
+    browser.wait_for_text("Log out").await;
+    browser.click_button("Log out").await;
+    browser.wait_for_text("You were signed out.").await;
+    for gated in [&app, &other] {
+        browser.goto(gated).await;
+        let page = browser.wait_for_text("Log in").await;
+        assert!(page.url.starts_with(&format!("http://auth.portal.test:{port}/login?rd=")), "{page:#?}");
+    }
+    drop(portal);
 }

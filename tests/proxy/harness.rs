@@ -270,9 +270,15 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(portal: &Portal) -> Nginx {
-        let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
-        let conf = wrapper_conf(dir.path(), &proxy_http_body(port, portal.port));
+        Nginx::with_config(port, &proxy_http_body(port, portal.port), &format!("127.0.0.1:{port}"))
+    }
+
+    /// nginx on `port` with `http_body` in its `http {}` block; ready once `GET /health`
+    /// with this Host answers 200.
+    pub fn with_config(port: u16, http_body: &str, health_host: &str) -> Nginx {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let conf = wrapper_conf(dir.path(), http_body);
         let log = fs::File::create(dir.path().join("nginx.out")).expect("a log file");
         let child = nginx_command(dir.path(), &conf)
             .stdout(log.try_clone().expect("the log file"))
@@ -280,8 +286,8 @@ impl Nginx {
             .spawn()
             .expect("nginx starts");
         let mut nginx = Nginx { child, port, dir, conf };
-        let (host, dir) = (nginx.host(), nginx.dir.path().to_owned());
-        wait_for_health(&mut nginx.child, port, &host, "nginx", || nginx_log(&dir));
+        let dir = nginx.dir.path().to_owned();
+        wait_for_health(&mut nginx.child, port, health_host, "nginx", || nginx_log(&dir));
         nginx
     }
 
@@ -322,4 +328,177 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Caddy
+
+/// The caddy binary: `$CADDY`, or Debian's `/usr/bin/caddy`; missing, the test fails with one
+/// line saying how to get it.
+pub fn caddy_binary() -> PathBuf {
+    let path = std::env::var_os("CADDY").map_or_else(|| PathBuf::from("/usr/bin/caddy"), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "the proxy suite needs caddy at {} (Debian package `caddy`: run `bash .ci/proxy-deps.sh`, or set CADDY to its path)",
+        path.display()
+    );
+    path
+}
+
+/// `deploy/caddy/` in this checkout.
+pub fn caddy_deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join("caddy")
+}
+
+/// Caddy running `caddyfile` (its admin API off, its data in a temporary directory), with
+/// these environment variables for the `{$VAR}` placeholders; ready once `GET /health` with
+/// `health_host` answers 200 on `port`. Killed on drop.
+pub struct Caddy {
+    child: Child,
+    dir: TempDir,
+}
+
+impl Caddy {
+    pub fn start(port: u16, caddyfile: &str, env: &[(&str, String)], health_host: &str) -> Caddy {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join("Caddyfile");
+        fs::write(&file, caddyfile).expect("the Caddyfile is written");
+        let log = fs::File::create(dir.path().join("caddy.out")).expect("a log file");
+        let mut command = Command::new(caddy_binary());
+        command
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("caddy starts");
+        let mut caddy = Caddy { child, dir };
+        let dir = caddy.dir.path().to_owned();
+        wait_for_health(&mut caddy.child, port, health_host, "caddy", || {
+            fs::read_to_string(dir.join("caddy.out")).unwrap_or_default()
+        });
+        caddy
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("caddy.out")).unwrap_or_default()
+    }
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// An application behind the gate
+
+/// A tiny HTTP application on a free port that answers every request with the path and the
+/// identity headers it received, one per line (`Remote-User: alice`). Runs until the test
+/// process ends.
+pub struct Echo {
+    pub port: u16,
+}
+
+/// The headers the echo reports.
+pub const IDENTITY_HEADERS: [&str; 6] = [
+    "Remote-User",
+    "Remote-Email",
+    "Remote-Groups",
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Portal-Assertion",
+];
+
+impl Echo {
+    pub fn start() -> Echo {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port for the echo");
+        let port = listener.local_addr().expect("its address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || echo(stream));
+            }
+        });
+        Echo { port }
+    }
+}
+
+fn echo(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let path = head.split_whitespace().nth(1).unwrap_or("?").to_owned();
+    let mut body = format!("path: {path}\n");
+    for name in IDENTITY_HEADERS {
+        let values: Vec<&str> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect();
+        body.push_str(&format!("{name}: {}\n", values.join(" | ")));
+    }
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes());
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward-auth
+
+/// The portal, configured for forward-auth on `*.portal.test` with its login page at
+/// `http://auth.portal.test:PROXY_PORT`, sharing its session cookie with `portal.test`;
+/// `alice` is a user, `root` an administrator; `admin.portal.test` is for administrators.
+pub fn gated_portal(proxy_port: u16) -> Portal {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let launch = Launch::in_dir(home.path())
+        .test_config(home.path())
+        .env("ROCKET_IP_HEADER", "X-Real-IP")
+        .env("ROCKET_LOG_LEVEL", "normal")
+        .env("ROCKET_PUBLIC_URL", format!("http://auth.portal.test:{proxy_port}"))
+        .env(
+            "ROCKET_FORWARD_AUTH",
+            r#"{allowed_domains=["*.portal.test"], rules=[{host="admin.portal.test", allow="admins"}]}"#,
+        )
+        .env("ROCKET_SESSION", r#"{cookie_domain="portal.test"}"#);
+    launch.add_user("alice");
+    launch.add_user("root");
+    let out = launch.run(&["users", "admin", "root", "--on"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    launch.serve(home, free_port())
+}
+
+/// The `http {}` part for forward-auth: the portal at `auth.portal.test`, and the echo
+/// application at `app.`, `other.` and `admin.portal.test`, gated by the shipped snippets
+/// (`portal-auth-location.conf`, `portal-auth.conf`): the README's layout.
+pub fn gate_http_body(port: u16, portal_port: u16, echo_port: u16) -> String {
+    let deploy = deploy_dir();
+    let deploy = deploy.display();
+    format!(
+        "include {deploy}/portal-http.conf;\n\
+         upstream portal {{ server 127.0.0.1:{portal_port}; }}\n\
+         server {{\n listen 127.0.0.1:{port};\n server_name auth.portal.test;\n\
+           location / {{\n include {deploy}/portal-proxy.conf;\n proxy_pass http://portal;\n }}\n}}\n\
+         server {{\n listen 127.0.0.1:{port};\n server_name app.portal.test other.portal.test admin.portal.test;\n\
+           include {deploy}/portal-auth-location.conf;\n\
+           location / {{\n include {deploy}/portal-auth.conf;\n proxy_pass http://127.0.0.1:{echo_port};\n }}\n}}"
+    )
 }

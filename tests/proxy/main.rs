@@ -15,6 +15,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod forward;
 mod harness;
 
 use std::io::{Read, Write};
