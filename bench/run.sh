@@ -307,10 +307,12 @@ SECRET_KEY=$(head -c 32 /dev/urandom | base64)
 DB="$TMP/portal.sqlite"
 PORT=$PORT_BASE
 BASE="http://$HOST:$PORT"
+# Forward-auth on (for the /authz rows): the gated host is app.bench.test.
 PORTAL_ENV=(
     ROCKET_CONFIG="$ROOT/Rocket.toml"
     ROCKET_SECRET_KEY="$SECRET_KEY" ROCKET_LOG_LEVEL=off ROCKET_ADDRESS=$HOST ROCKET_PORT=$PORT
     ROCKET_DATABASES="{portal={url=\"sqlite://$DB?mode=rwc\"}}"
+    ROCKET_PUBLIC_URL="http://$HOST:$PORT" ROCKET_FORWARD_AUTH='{allowed_domains=["app.bench.test"]}'
 )
 # shellcheck disable=SC2206 # word splitting wanted: VAR=value words
 PORTAL_ENV+=(${BENCH_PORTAL_ENV:-})
@@ -380,6 +382,84 @@ serving floor
 
 # --- the GET rows, interleaved ----------------------------------------------------------
 get_rows
+
+# --- forward-auth -----------------------------------------------------------------------
+# The check nginx makes on every request of a gated application, signed in and not: twice
+# each, the better run reported (as for the GET rows), against the floor's signed-in row.
+AUTHZ_URL="X-Original-URL: http://app.bench.test/page"
+authz_rows() {
+    local pass
+    COOKIES[portal]=$(portal_sign_in "${BASES[portal]}")
+    for pass in 1 2; do
+        wrk_row portal "authz_in.$pass" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: ${COOKIES[portal]}" \
+            -H "$AUTHZ_URL" "${BASES[portal]}/authz/auth-request"
+        wrk_row portal "authz_out.$pass" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "$AUTHZ_URL" \
+            "${BASES[portal]}/authz/auth-request"
+    done
+    for row in authz_in authz_out; do
+        best=$(awk -v a="${R[portal,$row.1,rps]}" -v b="${R[portal,$row.2,rps]}" 'BEGIN { print (b > a ? 2 : 1) }')
+        for field in rps p50 p99 failed; do R[portal,$row,$field]=${R[portal,$row.$best,$field]}; done
+        R[portal,$row,other]=${R[portal,$row.$((3 - best)),rps]}
+    done
+    [[ $(status_of -H "Cookie: ${COOKIES[portal]}" -H "$AUTHZ_URL" "${BASES[portal]}/authz/auth-request") == 200 ]] ||
+        { echo "bench: the forward-auth check did not answer 200 signed in" >&2; exit 1; }
+}
+authz_rows
+
+# Through a real nginx (one worker) with the shipped forward-auth snippets, in front of a
+# static upstream (an nginx location answering "ok"): with the portal in the path, and the
+# same proxy without it. Skipped, with a line saying so, when nginx is not installed.
+NGINX=${NGINX:-/usr/sbin/nginx}
+nginx_rows() {
+    local dir="$TMP/nginx" gate=$((PORT_BASE + 5)) plain=$((PORT_BASE + 6)) static=$((PORT_BASE + 7))
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX_CONF
+$( [[ $(id -u) == 0 ]] && echo "user root;" )
+daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fcgi;
+    uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+    upstream portal { server $HOST:$PORT_BASE; keepalive 32; }
+    upstream static { server $HOST:$static; keepalive 32; }
+    server { listen $HOST:$static; location / { return 200 "ok\n"; } }
+    server {
+        listen $HOST:$gate;
+        include $ROOT/deploy/nginx/portal-auth-location.conf;
+        location / {
+            include $ROOT/deploy/nginx/portal-auth.conf;
+            proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_pass http://static;
+        }
+    }
+    server {
+        listen $HOST:$plain;
+        location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://static; }
+    }
+}
+NGINX_CONF
+    (exec "$NGINX" -p "$dir" -c "$dir/nginx.conf") >"$TMP/nginx.log" 2>&1 &
+    PIDS+=("$!")
+    local nginx_pid=$!
+    until [[ $(status_of -H "Host: app.bench.test" -H "Cookie: ${COOKIES[portal]}" "http://$HOST:$gate/page") == 200 ]]; do
+        kill -0 "$nginx_pid" 2>/dev/null || { cat "$TMP/nginx.log" "$dir/error.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    [[ $(status_of -H "Host: app.bench.test" "http://$HOST:$gate/page") == 302 ]] ||
+        { echo "bench: nginx did not send a signed-out request to the login page" >&2; exit 1; }
+    wrk_row nginx gated -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Host: app.bench.test" \
+        -H "Cookie: ${COOKIES[portal]}" "http://$HOST:$gate/page"
+    wrk_row nginx plain -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Host: app.bench.test" "http://$HOST:$plain/page"
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -s stop 2>/dev/null || kill "$nginx_pid"
+    wait "$nginx_pid" 2>/dev/null || true
+}
+if [[ -x $NGINX ]]; then
+    nginx_rows
+else
+    log "no nginx at $NGINX: the nginx auth_request rows are skipped (install Debian's nginx, or set NGINX)"
+fi
+
 [[ $(status_of -H "Cookie: ${COOKIES[portal]}" "${BASES[portal]}/welcome") == 200 ]] || { echo "bench: the portal session stopped working" >&2; exit 1; }
 stop "${PIDS_OF[portal]}"
 
@@ -489,6 +569,10 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | GET /welcome signed in | $(cell portal welcome_in) | $(cell flask welcome_in) | $(cell floor welcome_in) | $(pr welcome_in flask) | $(pr welcome_in floor) |
 | GET /welcome signed in, session.cache_ttl=0 (a store read per request) | $(cell portal welcome_nocache) | | | $(ratio "${R[portal,welcome_nocache,rps]}" "${R[flask,welcome_in,rps]}") | $(ratio "${R[portal,welcome_nocache,rps]}" "${R[floor,welcome_in,rps]}") |
 | GET /welcome signed out (redirect) | $(cell portal welcome_out) | $(cell flask welcome_out) | $(cell floor welcome_out) | $(pr welcome_out flask) | $(pr welcome_out floor) |
+| GET /authz/auth-request signed in (200 + identity headers) | $(cell portal authz_in) | | | | $(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}") (of the floor's signed-in row) |
+| GET /authz/auth-request signed out (401) | $(cell portal authz_out) | | | | $(ratio "${R[portal,authz_out,rps]}" "${R[floor,welcome_in,rps]}") |
+| nginx (1 worker) + auth_request → portal, then a static upstream, signed in | ${R[nginx,gated,rps]:-skipped} req/s · p50 ${R[nginx,gated,p50]:--} · p99 ${R[nginx,gated,p99]:--} ms | | | | $(ratio "${R[nginx,gated,rps]:-0}" "${R[nginx,plain,rps]:-0}") of nginx alone |
+| the same nginx without the portal in the path | ${R[nginx,plain,rps]:-skipped} req/s · p50 ${R[nginx,plain,p50]:--} · p99 ${R[nginx,plain,p99]:--} ms | | | | |
 | POST /login wrong password, $CONNS clients | $(post_cell portal post_wrong) | $(post_cell flask post_wrong) | $(post_cell floor post_wrong) | (Flask compares plain text) | (the floor does not hash) |
 | GET /welcome signed in during a $FLOOD-client POST /login flood | $(flood_cell portal) | $(flood_cell flask) | $(flood_cell floor) | | |
 | RSS right after start (MiB) | $(mib "${R[portal,start_kib]}") | | | | |
@@ -504,6 +588,7 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | GET /login ≥ 60% of floor | $(pr login floor) | $(verdict "$(pr login floor)" ">=" 0.60) |
 | GET /welcome signed out ≥ 12× Flask | $(pr welcome_out flask)× | $(verdict "$(pr welcome_out flask)" ">=" 12) |
 | GET /welcome signed out ≥ 60% of floor | $(pr welcome_out floor) | $(verdict "$(pr welcome_out floor)" ">=" 0.60) |
+| GET /authz/auth-request signed in ≥ 70% of the floor's signed-in route | $(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}") | $(verdict "$(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}")" ">=" 0.70) |
 | POST /login wrong password ≥ 85% of the hash limit, $CONNS clients (the median of $POST_ROUNDS rounds: round $MEDIAN_ROUND, limit $HASH_LIMIT/s) | $(rate portal post_wrong 200) answered/s = $HASH_SHARE | $(verdict "$HASH_SHARE" ">=" 0.85) |
 | GET /welcome p99 ≤ 25 ms during the flood | ${R[portal,welcome_flood,p99]} ms | $(verdict "${R[portal,welcome_flood,p99]}" "<=" 25) |
 | no failed requests during the flood (GET /welcome + POST /login other than 503; $SHED POSTs were shed with 503) | ${R[portal,welcome_flood,failed]} + $FLOOD_FAILED | $(verdict "$FAILED_FLOOD" "==" 0) |

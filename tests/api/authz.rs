@@ -449,3 +449,35 @@ async fn bad_forward_auth_settings_stop_startup_with_one_line() {
         }
     }
 }
+
+#[rocket::async_test]
+async fn with_a_shared_cookie_only_the_portals_own_origin_may_post_its_forms() {
+    let app = TestApp::spawn_with(|f| gated(f).merge(("session.cookie_domain", "example.com"))).await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    let page = app.get("/logout").await.into_string().await.unwrap();
+    let token = extract_hidden(&page, "csrf_token").unwrap();
+    // A sibling subdomain receives the session cookie, but its pages cannot post the
+    // portal's forms: same-site is not same-origin.
+    for origin in ["https://app.example.com", "https://evil.example.com", "http://auth.example.com"] {
+        let response = app
+            .client
+            .post("/logout")
+            .header(ContentType::Form)
+            .header(Header::new("Origin", origin))
+            .body(form_body(&[("csrf_token", &token)]))
+            .dispatch()
+            .await;
+        assert_eq!(response.status(), Status::Forbidden, "{origin}");
+    }
+    assert_eq!(ask(&app, "https://app.example.com/").await.status(), Status::Ok, "still signed in");
+    let response = app
+        .client
+        .post("/logout")
+        .header(ContentType::Form)
+        .header(Header::new("Origin", PORTAL))
+        .body(form_body(&[("csrf_token", &token)]))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::SeeOther);
+}
