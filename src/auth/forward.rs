@@ -102,6 +102,19 @@ pub fn normalize_host(raw: &str) -> Option<String> {
     if raw.is_empty() || raw.contains([':', '/', '@', '\\', ' ', '%']) {
         return None;
     }
+    // The common case, on every check: a plain ASCII name needs no IDNA mapping.
+    let plain = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && !label.starts_with("xn--")
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if raw.len() <= 253 && raw.split('.').all(plain) && !raw.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return Some(raw.to_ascii_lowercase());
+    }
     match url::Host::parse(raw).ok()? {
         url::Host::Domain(domain) => Some(domain.trim_end_matches('.').to_owned()),
         // Addresses are allowed as exact hosts (a test setup on 127.0.0.1).
@@ -191,9 +204,18 @@ impl Target {
         {
             return None;
         }
-        let host = normalize_host(url.host_str()?)?;
+        // The URL parser has already lowercased the host and put an IDN in its `xn--` form;
+        // what is left is the trailing dot (and refusing addresses `normalize_host` refuses).
+        let host = match url.host()? {
+            url::Host::Domain(domain) => domain.strip_suffix('.').unwrap_or(domain).to_owned(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(_) => return None,
+        };
+        if host.is_empty() {
+            return None;
+        }
         let path = RawStr::new(url.path()).percent_decode_lossy().into_owned();
-        Some(Target { url: url.to_string(), host, path })
+        Some(Target { url: String::from(url), host, path })
     }
 }
 
@@ -327,6 +349,16 @@ mod tests {
     fn hosts_compare_in_one_form() {
         assert_eq!(normalize_host("App.Example.COM."), Some("app.example.com".into()));
         assert_eq!(normalize_host("bücher.example"), Some("xn--bcher-kva.example".into()));
+        assert_eq!(
+            normalize_host("XN--BCHER-KVA.example"),
+            Some("xn--bcher-kva.example".into()),
+            "IDNA path"
+        );
+        assert_eq!(normalize_host("127.0.0.1"), Some("127.0.0.1".into()));
+        assert_eq!(
+            Target::parse("https://Bücher.Example./a").map(|t| t.host),
+            Some("xn--bcher-kva.example".into())
+        );
         for bad in ["", "a b", "a:80", "user@a", "a/b", "[::1]", "a%2eb"] {
             assert_eq!(normalize_host(bad), None, "{bad:?}");
         }

@@ -88,7 +88,14 @@ impl Fairing for Defaults {
         Ok(rocket)
     }
 
-    async fn on_response<'r>(&self, _: &'r Request<'_>, response: &mut Response<'r>) {
+    async fn on_response<'r>(&self, request: &'r Request<'_>, response: &mut Response<'r>) {
+        // A forward-auth answer without a body (200, 401) is read by a proxy, never
+        // rendered: it needs no page headers, and the check runs on every request of every
+        // gated application. Its 403 page and 302 get them all.
+        if matches!(response.status().code, 200 | 401) && request.uri().path().starts_with("/authz/") {
+            response.set_header(Header::new("Cache-Control", "no-store"));
+            return;
+        }
         for (name, value) in ALWAYS {
             response.set_header(Header::new(name, value));
         }
