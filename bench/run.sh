@@ -42,7 +42,13 @@ PIDS=()
 
 # Ends every process this script started (and gunicorn's workers), then removes the temp dir.
 cleanup() {
-    local pid child
+    local status=$? pid child
+    # A failed run keeps the servers' logs (errors and warnings: log_level = critical).
+    if ((status != 0)) && [[ -d $TMP ]]; then
+        mkdir -p "$ROOT/bench/results/failed"
+        cp "$TMP"/*.log "$ROOT/bench/results/failed/" 2>/dev/null || true
+        echo "bench: the servers' logs are in bench/results/failed/" >&2
+    fi
     for pid in "${PIDS[@]}"; do
         if kill -0 "$pid" 2>/dev/null; then
             for child in $(pgrep -P "$pid" || true); do kill "$child" 2>/dev/null || true; done
@@ -310,7 +316,7 @@ BASE="http://$HOST:$PORT"
 # Forward-auth on (for the /authz rows): the gated host is app.bench.test.
 PORTAL_ENV=(
     ROCKET_CONFIG="$ROOT/Rocket.toml"
-    ROCKET_SECRET_KEY="$SECRET_KEY" ROCKET_LOG_LEVEL=off ROCKET_ADDRESS=$HOST ROCKET_PORT=$PORT
+    ROCKET_SECRET_KEY="$SECRET_KEY" ROCKET_LOG_LEVEL=critical ROCKET_ADDRESS=$HOST ROCKET_PORT=$PORT
     ROCKET_DATABASES="{portal={url=\"sqlite://$DB?mode=rwc\"}}"
     ROCKET_PUBLIC_URL="http://$HOST:$PORT" ROCKET_FORWARD_AUTH='{allowed_domains=["app.bench.test"]}'
 )
