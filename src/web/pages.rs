@@ -347,7 +347,7 @@ fn explain(status: Status) -> &'static str {
     match status.code {
         400 => "The request could not be understood.",
         403 => {
-            "That is not open to you. If you were submitting a form, go back, reload the page and try again."
+            "That request was refused. If you were submitting a form, go back, reload the page and try again."
         }
         404 => "There is no page at this address.",
         405 => "That action is not available here.",

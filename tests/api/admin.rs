@@ -111,7 +111,7 @@ async fn the_console_is_for_administrators_only() {
     for page in pages {
         let response = app.get(page).await;
         assert_eq!(response.status(), Status::Forbidden, "{page}");
-        assert!(body(response).await.contains("That is not open to you."), "{page}");
+        assert!(body(response).await.contains("That request was refused."), "{page}");
     }
     let refused = post(&app, "/admin/users/1/disable", &[]).await;
     assert_eq!(refused.status(), Status::Forbidden);

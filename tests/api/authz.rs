@@ -122,7 +122,7 @@ async fn each_status_and_the_identity_headers() {
         .await;
     assert_eq!(refused.status(), Status::Forbidden);
     assert!(
-        refused.into_string().await.unwrap().contains("That is not open to you."),
+        refused.into_string().await.unwrap().contains("That request was refused."),
         "Caddy shows the page"
     );
 
