@@ -25,18 +25,40 @@ use crate::web::pages::error_page;
 /// The request the proxy asks about, from its headers.
 pub struct Original(Option<Target>);
 
+/// The headers that describe it, read as each proxy sets them.
+pub struct Described<'r> {
+    original_url: Option<&'r str>,
+    proto: Option<&'r str>,
+    host: Option<&'r str>,
+    uri: Option<&'r str>,
+}
+
+impl Described<'_> {
+    /// nginx: `X-Original-URL` (the shipped snippet sets it, overwriting the client's), or
+    /// the `X-Forwarded-*` trio for a configuration that sets those instead.
+    fn for_nginx(&self) -> Original {
+        Original(Target::from_headers(self.original_url, self.proto, self.host, self.uri))
+    }
+
+    /// Caddy and Traefik set `X-Forwarded-Proto/Host/Uri` themselves and pass every other
+    /// header of the client's on: an `X-Original-URL` here is the client's, and ignored.
+    fn for_forward_auth(&self) -> Original {
+        Original(Target::from_headers(None, self.proto, self.host, self.uri))
+    }
+}
+
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for Original {
+impl<'r> FromRequest<'r> for Described<'r> {
     type Error = std::convert::Infallible;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let h = request.headers();
-        Outcome::Success(Original(Target::from_headers(
-            h.get_one("X-Original-URL"),
-            h.get_one("X-Forwarded-Proto"),
-            h.get_one("X-Forwarded-Host"),
-            h.get_one("X-Forwarded-Uri"),
-        )))
+        Outcome::Success(Described {
+            original_url: h.get_one("X-Original-URL"),
+            proto: h.get_one("X-Forwarded-Proto"),
+            host: h.get_one("X-Forwarded-Host"),
+            uri: h.get_one("X-Forwarded-Uri"),
+        })
     }
 }
 
@@ -97,10 +119,11 @@ impl<'r> Responder<'r, 'static> for Answer {
 #[get("/authz/auth-request")]
 pub async fn auth_request(
     presence: Presence<'_>,
-    original: Original,
+    described: Described<'_>,
     settings: &State<Settings>,
     auth: &State<Auth>,
 ) -> Answer {
+    let original = described.for_nginx();
     let login = login_url(settings, original.0.as_ref());
     check(presence, original, auth, Login::Header(login)).await
 }
@@ -110,11 +133,12 @@ pub async fn auth_request(
 #[get("/authz/forward-auth")]
 pub async fn forward_auth(
     presence: Presence<'_>,
-    original: Original,
+    described: Described<'_>,
     navigation: Navigation,
     settings: &State<Settings>,
     auth: &State<Auth>,
 ) -> Answer {
+    let original = described.for_forward_auth();
     let login =
         if navigation.0 { Login::Redirect(login_url(settings, original.0.as_ref())) } else { Login::None };
     check(presence, original, auth, login).await

@@ -161,6 +161,25 @@ async fn forged_forwarded_headers_do_not_reach_another_hosts_rule() {
         .dispatch()
         .await;
     assert_eq!(response.status(), Status::Forbidden);
+    // Caddy and Traefik never set X-Original-URL and pass the client's headers on: for
+    // them it is the client's claim, and ignored. The host Caddy names decides.
+    let response = app
+        .client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Original-URL", "https://app.example.com/"))
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("X-Forwarded-Host", "admin.example.com"))
+        .header(Header::new("X-Forwarded-Uri", "/"))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Forbidden);
+    let response = app
+        .client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Original-URL", "https://app.example.com/"))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Forbidden, "nothing Caddy would set: no decision to allow");
     // A list of hosts (a client's value before the proxy's): the first one counts, as the
     // proxy's own value comes first when it overwrites and only it is trusted.
     let response = app
