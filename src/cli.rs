@@ -12,7 +12,7 @@ use crate::auth::audit::{Actor, EventKind};
 use crate::auth::Auth;
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::store::{EventFilter, Subject, UserSearch};
+use crate::store::{EventFilter, UserSearch};
 use crate::when::{parse_moment, rfc3339};
 
 #[derive(Parser)]
@@ -244,10 +244,7 @@ async fn events(
 ) -> Result<String, String> {
     let by = Operator::cli();
     let subject = match user {
-        Some(name) => Some(match auth.store().user_by_username(&name).await.map_err(|e| e.to_string())? {
-            Some(user) => Subject::Id(user.id),
-            None => Subject::Name(name),
-        }),
+        Some(name) => Some(auth.events_subject(&name).await.map_err(|e| e.to_string())?),
         None => None,
     };
     let since = since.map(|s| parse_moment(&s, auth.now())).transpose()?;

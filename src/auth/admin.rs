@@ -10,7 +10,6 @@
 use base64::Engine as _;
 use rand::RngCore as _;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::auth::audit::{Actor, Event, EventKind};
 use crate::auth::password::{check_policy, HashError, PolicyError, MAX_PASSWORD_BYTES};
@@ -18,7 +17,7 @@ use crate::auth::session::freshness;
 use crate::auth::{Auth, AuthError, ClientInfo};
 use crate::store::{
     CreateUserError, EventFilter, EventRecord, Guarded, LinkedIdentity, LiveCutoffs, NewResetLink, NewUser,
-    SessionRecord, User, UserPage, UserSearch, UsernameError,
+    SessionRecord, Subject, User, UserPage, UserSearch, UsernameError,
 };
 
 /// How long a one-time password link works.
@@ -120,16 +119,8 @@ impl ResetLink {
     }
 }
 
-/// How a token is stored and looked up.
-pub(crate) fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{byte:02x}");
-    }
-    hex
-}
+/// How a token is stored and looked up: as a session's secret is (SHA-256, hex).
+pub(crate) use crate::auth::session::hash_secret as token_hash;
 
 /// Whether text could be a token this portal made (43 base64url characters: 256 bits).
 pub fn looks_like_token(token: &str) -> bool {
@@ -386,6 +377,15 @@ impl Auth {
             log::info!("{ended} session(s) of user {user_id} ended by {}", by.actor.text());
         }
         Ok(ended)
+    }
+
+    /// Whose events a filter by name means: the user's id while they exist, else the name
+    /// the log kept for a deleted one.
+    pub async fn events_subject(&self, name: &str) -> Result<Subject, AuthError> {
+        Ok(match self.store.user_by_username(name).await? {
+            Some(user) => Subject::Id(user.id),
+            None => Subject::Name(name.to_owned()),
+        })
     }
 
     /// A page of the audit log, newest first, and whether there is more.

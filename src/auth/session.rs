@@ -74,8 +74,9 @@ impl SessionToken {
 }
 
 /// SHA-256, hex: the secret is 256 random bits, so a fast hash is enough (no guessing).
-/// Runs on every signed-in request, so it writes the hex without a string per byte.
-fn hash_secret(secret: &str) -> String {
+/// Runs on every signed-in request, so it writes the hex without a string per byte. Also
+/// what a one-time password link's token is stored as.
+pub(crate) fn hash_secret(secret: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(secret.as_bytes());
     let mut hex = String::with_capacity(digest.len() * 2);

@@ -11,7 +11,7 @@ use rocket::{get, post, uri, State};
 
 use crate::auth::admin::{AdminError, NewAccount, MAX_SEARCH_BYTES};
 use crate::auth::Auth;
-use crate::store::{search_key, Cursor, EventFilter, Subject, UserSearch};
+use crate::store::{search_key, Cursor, EventFilter, UserSearch};
 use crate::web::admin_pages::{EventsFilterView, NewUserView};
 use crate::web::client::SiteOrigin;
 use crate::web::cookies::Jar;
@@ -346,9 +346,8 @@ async fn event_filter(
     let moment = |text: &str| if text.is_empty() { Ok(None) } else { parse_moment(text, now).map(Some) };
     let subject = match view.user {
         "" => None,
-        name => match auth.store().user_by_username(name).await {
-            Ok(Some(user)) => Some(Subject::Id(user.id)),
-            Ok(None) => Some(Subject::Name(name.to_owned())),
+        name => match auth.events_subject(name).await {
+            Ok(subject) => Some(subject),
             Err(e) => {
                 log::error!("could not look a user up for the events filter: {e}");
                 return Err("The store did not answer. Try again.".into());

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::admin::{NewAccount, UserOverview, MAX_PAGE, MAX_SEARCH_BYTES};
 use crate::auth::audit::{Actor, EventKind};
 use crate::auth::Auth;
-use crate::store::{search_key, Cursor, EventCursor, EventFilter, EventRecord, Subject, User, UserSearch};
+use crate::store::{search_key, Cursor, EventCursor, EventFilter, EventRecord, User, UserSearch};
 use crate::web::api::{ApiError, JsonObject};
 use crate::web::client::SiteOrigin;
 use crate::web::csrf::SameOriginRequired;
@@ -624,12 +624,7 @@ pub async fn events(
     };
     let subject = match params.user.as_deref() {
         None => None,
-        Some(name) => {
-            Some(match auth.store().user_by_username(name).await.map_err(crate::auth::AuthError::from)? {
-                Some(user) => Subject::Id(user.id),
-                None => Subject::Name(name.to_owned()),
-            })
-        }
+        Some(name) => Some(auth.events_subject(name).await?),
     };
     let filter = EventFilter {
         subject,
