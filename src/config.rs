@@ -31,6 +31,54 @@ pub struct Settings {
     pub audit: AuditSettings,
     #[serde(default)]
     pub forward_auth: crate::auth::forward::ForwardAuthSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+    /// A key derived from `secret_key` (the same on every instance that shares it): keys
+    /// the throttle's shared counters. Random per process when `secret_key` is unset.
+    #[serde(skip)]
+    pub instance_key: InstanceKey,
+}
+
+/// 32 bytes derived from `secret_key` with HMAC-SHA256 under a fixed label; never the key
+/// itself.
+#[derive(Clone)]
+pub struct InstanceKey(pub [u8; 32]);
+
+impl Default for InstanceKey {
+    fn default() -> Self {
+        InstanceKey(rand::random())
+    }
+}
+
+impl std::fmt::Debug for InstanceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstanceKey(…)")
+    }
+}
+
+impl InstanceKey {
+    fn derive(secret: &[u8]) -> InstanceKey {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let tag = ring::hmac::sign(&key, b"portal: throttle counter keys, v1");
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        InstanceKey(out)
+    }
+}
+
+/// `[metrics]`: `GET /metrics` (Prometheus text), off until `token` is set.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// The bearer token a scraper sends (`Authorization: Bearer <token>`); unset: `/metrics`
+    /// answers `404`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings").field("token", &self.token.as_ref().map(|_| "…")).finish()
+    }
 }
 
 /// `[audit]`: how long the audit log keeps events.
@@ -122,16 +170,8 @@ const MIN_DISTINCT_KEY_BYTES: usize = 16;
 /// is left to Rocket (a debug build generates one; a release build refuses to start).
 pub fn check_secret_key(figment: &Figment) -> Result<(), String> {
     use base64::Engine;
-    let Ok(value) = figment.find_value("secret_key") else { return Ok(()) };
-    let bytes = match &value {
-        rocket::figment::value::Value::String(_, text) => decode_key(text),
-        rocket::figment::value::Value::Array(_, items) => {
-            items.iter().map(|item| item.to_u128().and_then(|n| u8::try_from(n).ok())).collect()
-        }
-        _ => None,
-    };
     // Rocket itself refuses a key it cannot read, with its own message.
-    let Some(bytes) = bytes else { return Ok(()) };
+    let Some(bytes) = secret_key_bytes(figment) else { return Ok(()) };
     if bytes.iter().all(|b| *b == 0) {
         return Ok(());
     }
@@ -157,6 +197,18 @@ pub fn check_secret_key(figment: &Figment) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `secret_key`'s bytes as Rocket reads them, when it is set and readable.
+pub fn secret_key_bytes(figment: &Figment) -> Option<Vec<u8>> {
+    let value = figment.find_value("secret_key").ok()?;
+    match &value {
+        rocket::figment::value::Value::String(_, text) => decode_key(text),
+        rocket::figment::value::Value::Array(_, items) => {
+            items.iter().map(|item| item.to_u128().and_then(|n| u8::try_from(n).ok())).collect()
+        }
+        _ => None,
+    }
 }
 
 /// The key's bytes, read as Rocket reads them: 44 or 88 characters of base64, or 64 of hex.
@@ -357,6 +409,8 @@ pub struct Databases {
 #[derive(Clone, Deserialize)]
 pub struct Database {
     pub url: String,
+    #[serde(flatten)]
+    pub pool: crate::store::PoolSettings,
 }
 
 impl std::fmt::Debug for Databases {
@@ -370,8 +424,11 @@ impl std::fmt::Debug for Databases {
 impl Settings {
     /// Reads and checks the settings; the error is one line fit to stop startup with.
     pub fn from_figment(figment: &Figment) -> Result<Settings, String> {
-        let settings: Settings =
+        let mut settings: Settings =
             figment.extract().map_err(|e| format!("invalid portal configuration: {e}"))?;
+        if let Some(secret) = secret_key_bytes(figment).filter(|b| b.iter().any(|b| *b != 0)) {
+            settings.instance_key = InstanceKey::derive(&secret);
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -413,6 +470,19 @@ impl Settings {
             if !covered {
                 return Err(format!("session.cookie_domain {domain:?} does not cover public_url's host"));
             }
+        }
+        if let Some(token) = &self.metrics.token {
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(
+                    "metrics.token must be at least 16 characters without spaces (generate one with `openssl rand -hex 32`)"
+                        .into(),
+                );
+            }
+        }
+        let pool = &self.databases.portal.pool;
+        if pool.connect_timeout == 0 || pool.idle_timeout == 0 || pool.max_connections.is_some_and(|n| n < 2)
+        {
+            return Err("databases.portal.connect_timeout and idle_timeout must be positive and max_connections at least 2".into());
         }
         if self.databases.portal.url.trim().is_empty() {
             return Err("databases.portal.url is empty".into());

@@ -107,8 +107,17 @@ fn state(clock: Arc<dyn Clock>) -> AdHoc {
 async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings, Auth), String> {
     config::check_secret_key(rocket.figment())?;
     let settings = Settings::from_figment(rocket.figment())?;
-    let auth = auth_service(&settings, clock).await?;
-    if cfg!(debug_assertions) && rocket.figment().profile() == Config::DEBUG_PROFILE {
+    let store = open_store(&settings)?;
+    let auth = build_auth(store.clone(), &settings, clock.clone())?;
+    // PostgreSQL may come up after the portal: then it serves 503 until it does.
+    store
+        .keep_bringing_up(move |store| {
+            let clock = clock.clone();
+            async move { first_start(&store, clock.now()).await }
+        })
+        .await
+        .map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?;
+    if cfg!(debug_assertions) && rocket.figment().profile() == Config::DEBUG_PROFILE && store.is_up() {
         seed_debug_admin(auth.store(), auth.now())
             .await
             .map_err(|e| format!("could not create the debug admin user: {e}"))?;
@@ -116,22 +125,43 @@ async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings
     Ok((settings, auth))
 }
 
-/// The auth service over the configured store, hasher, throttle and providers: what the
-/// server manages and what the command line acts through.
-pub async fn auth_service(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Auth, String> {
-    let store = Store::connect(&settings.databases.portal.url)
-        .await
+fn open_store(settings: &Settings) -> Result<Store, String> {
+    let db = &settings.databases.portal;
+    Ok(Store::open(&db.url, db.pool)
         .map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?
-        .with_session_cache(settings.session.cache_ttl);
+        .with_session_cache(settings.session.cache_ttl))
+}
+
+/// The auth service over `store`: on PostgreSQL the throttle's counters are in the store
+/// too, so every instance shares one budget.
+fn build_auth(store: Store, settings: &Settings, clock: Arc<dyn Clock>) -> Result<Auth, String> {
     let hasher =
         Hasher::new(settings.hashing.permits(), settings.hashing.queue_len()).map_err(|e| e.to_string())?;
     let providers = Providers::from_settings(&settings.oauth)?;
-    let throttle = Throttle::new(settings.throttle);
-    let auth = Auth::new(store, hasher, throttle, providers, clock, settings)?;
-    auth.signer()
-        .ensure_key(auth.now())
+    let throttle = match store.backend() {
+        store::Backend::Sqlite => Throttle::new(settings.throttle),
+        store::Backend::Postgres => {
+            Throttle::shared(settings.throttle, store.clone(), &settings.instance_key)
+        }
+    };
+    Auth::new(store, hasher, throttle, providers, clock, settings)
+}
+
+/// What a store needs once its schema is current: the forward-auth signing key.
+async fn first_start(store: &Store, now: i64) -> Result<(), String> {
+    auth::assertion::Signer::new(store.clone())
+        .ensure_key(now)
         .await
-        .map_err(|e| format!("could not make the forward-auth signing key: {e}"))?;
+        .map_err(|e| format!("could not make the forward-auth signing key: {e}"))
+}
+
+/// The auth service over the configured store, hasher, throttle and providers, for the
+/// command line: waits for the store and fails at once when it does not answer.
+pub async fn auth_service(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Auth, String> {
+    let store = open_store(settings)?;
+    store.bring_up().await.map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?;
+    let auth = build_auth(store.clone(), settings, clock)?;
+    first_start(&store, auth.now()).await?;
     Ok(auth)
 }
 

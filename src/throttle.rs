@@ -1,5 +1,5 @@
 //! Failed-login and OAuth-start throttling: fixed windows per key (account+IP, IP), in
-//! bounded memory.
+//! bounded memory, or, on PostgreSQL, in the store, so every instance draws on one budget.
 //!
 //! Keys are hashed with a per-process random key, so an entry costs a few dozen bytes
 //! whatever was typed, and nobody can aim collisions. When the table is full, expired
@@ -13,6 +13,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use serde::Deserialize;
+
+use crate::config::InstanceKey;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default)]
@@ -63,6 +66,22 @@ pub struct Throttle {
     settings: ThrottleSettings,
     hasher: RandomState,
     windows: Mutex<HashMap<u64, Window>>,
+    /// Set when the counters live in the store (several instances).
+    shared: Option<Shared>,
+}
+
+/// Counters in the store, under buckets named by an HMAC keyed with a key derived from
+/// `secret_key`, so every instance names the same bucket the same way and the store never
+/// holds what was typed.
+struct Shared {
+    store: Store,
+    key: ring::hmac::Key,
+}
+
+/// The buckets an attempt was counted in.
+enum Counted {
+    Memory(u64, u64),
+    Shared(String, String),
 }
 
 /// Seconds until the caller may try again.
@@ -71,7 +90,36 @@ pub struct RetryAfter(pub i64);
 
 impl Throttle {
     pub fn new(settings: ThrottleSettings) -> Throttle {
-        Throttle { settings, hasher: RandomState::new(), windows: Mutex::new(HashMap::new()) }
+        Throttle { settings, hasher: RandomState::new(), windows: Mutex::new(HashMap::new()), shared: None }
+    }
+
+    /// Counters kept in `store`, shared by every instance that uses it with the same
+    /// `secret_key`.
+    pub fn shared(settings: ThrottleSettings, store: Store, key: &InstanceKey) -> Throttle {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key.0);
+        Throttle { shared: Some(Shared { store, key }), ..Throttle::new(settings) }
+    }
+
+    /// `throttle.window`, in seconds.
+    pub fn window(&self) -> i64 {
+        self.settings.window
+    }
+
+    /// Whether the counters are in the store.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    fn bucket(shared: &Shared, scope: Scope, account: &str, ip: Option<IpAddr>) -> String {
+        let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let mut message = Vec::with_capacity(account.len() + ip.len() + 16);
+        message.extend_from_slice(format!("{scope:?}").as_bytes());
+        for part in [account, &ip] {
+            message.push(0);
+            message.extend_from_slice(part.as_bytes());
+        }
+        let tag = ring::hmac::sign(&shared.key, &message);
+        tag.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn key(&self, scope: Scope, account: &str, ip: Option<IpAddr>) -> u64 {
@@ -122,15 +170,37 @@ impl Throttle {
     /// and IP) before its hash runs, or says how long to wait. Check and count are one step
     /// under the lock, so a burst of concurrent guesses can never run more hashes than the
     /// limits allow: the attempt counts as a failure unless [`Attempt::refund`] gives it back.
-    pub fn reserve_login(
+    ///
+    /// With shared counters the same happens in one store transaction; a store that does
+    /// not answer is an error (no hash runs).
+    pub async fn reserve_login(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Result<Attempt<'_>, RetryAfter>, sqlx::Error> {
+        if !self.settings.enabled {
+            return Ok(Ok(Attempt { throttle: self, keys: None }));
+        }
+        let Some(shared) = &self.shared else { return Ok(self.reserve_in_memory(account, ip, now)) };
+        let pair = Throttle::bucket(shared, Scope::AccountIp, account, ip);
+        let wide = Throttle::bucket(shared, Scope::Ip, "", ip);
+        let limits = [
+            (pair.as_str(), i64::from(self.settings.account_ip_failures)),
+            (wide.as_str(), i64::from(self.settings.ip_failures)),
+        ];
+        Ok(match shared.store.throttle_take(&limits, self.settings.window, now).await? {
+            Ok(()) => Ok(Attempt { throttle: self, keys: Some(Counted::Shared(pair, wide)) }),
+            Err(wait) => Err(RetryAfter(wait)),
+        })
+    }
+
+    fn reserve_in_memory(
         &self,
         account: &str,
         ip: Option<IpAddr>,
         now: i64,
     ) -> Result<Attempt<'_>, RetryAfter> {
-        if !self.settings.enabled {
-            return Ok(Attempt { throttle: self, keys: None });
-        }
         let pair = self.key(Scope::AccountIp, account, ip);
         let wide = self.key(Scope::Ip, "", ip);
         let mut windows = self.lock();
@@ -141,13 +211,24 @@ impl Throttle {
         }
         self.count(&mut windows, pair, now);
         self.count(&mut windows, wide, now);
-        Ok(Attempt { throttle: self, keys: Some((pair, wide)) })
+        Ok(Attempt { throttle: self, keys: Some(Counted::Memory(pair, wide)) })
     }
 
     /// After a refusal: whether it is the first one for this account and address (or this
     /// address) in the current window. The audit log records that one, not every refused
     /// attempt, so a flood of refused guesses costs the store nothing.
-    pub fn first_refusal(&self, account: &str, ip: Option<IpAddr>) -> bool {
+    pub async fn first_refusal(&self, account: &str, ip: Option<IpAddr>) -> bool {
+        if let Some(shared) = &self.shared {
+            let pair = Throttle::bucket(shared, Scope::AccountIp, account, ip);
+            let wide = Throttle::bucket(shared, Scope::Ip, "", ip);
+            return match shared.store.throttle_first_refusal(&[&pair, &wide]).await {
+                Ok(first) => first,
+                Err(e) => {
+                    log::warn!("throttle: could not mark a refusal as reported: {e}");
+                    false
+                }
+            };
+        }
         let mut windows = self.lock();
         let mut first = false;
         for key in [self.key(Scope::AccountIp, account, ip), self.key(Scope::Ip, "", ip)] {
@@ -160,10 +241,27 @@ impl Throttle {
     }
 
     /// Counts an OAuth start from `ip`, or says how long to wait.
-    pub fn oauth_start(&self, ip: Option<IpAddr>, now: i64) -> Result<(), RetryAfter> {
+    pub async fn oauth_start(
+        &self,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Result<(), RetryAfter>, sqlx::Error> {
         if !self.settings.enabled {
-            return Ok(());
+            return Ok(Ok(()));
         }
+        if let Some(shared) = &self.shared {
+            let bucket = Throttle::bucket(shared, Scope::OAuthStart, "", ip);
+            let limit = [(bucket.as_str(), i64::from(self.settings.oauth_starts))];
+            return Ok(shared
+                .store
+                .throttle_take(&limit, self.settings.window, now)
+                .await?
+                .map_err(RetryAfter));
+        }
+        Ok(self.oauth_start_in_memory(ip, now))
+    }
+
+    fn oauth_start_in_memory(&self, ip: Option<IpAddr>, now: i64) -> Result<(), RetryAfter> {
         let key = self.key(Scope::OAuthStart, "", ip);
         let mut windows = self.lock();
         if let Some(retry) = self.blocked(&windows, key, self.settings.oauth_starts, now) {
@@ -190,14 +288,24 @@ impl Throttle {
 pub struct Attempt<'t> {
     throttle: &'t Throttle,
     /// (account+IP, IP); `None` when throttling is off.
-    keys: Option<(u64, u64)>,
+    keys: Option<Counted>,
 }
 
 impl Attempt<'_> {
     /// The password was right, or no hash could run (busy, store down): a success clears
     /// the account+IP counter and the IP's counter loses this attempt again.
-    pub fn refund(self) {
-        let Some((pair, wide)) = self.keys else { return };
+    pub async fn refund(self) {
+        let (pair, wide) = match self.keys {
+            None => return,
+            Some(Counted::Memory(pair, wide)) => (pair, wide),
+            Some(Counted::Shared(pair, wide)) => {
+                let Some(shared) = &self.throttle.shared else { return };
+                if let Err(e) = shared.store.throttle_refund(&pair, &wide).await {
+                    log::warn!("throttle: could not give an attempt back (it stays counted): {e}");
+                }
+                return;
+            }
+        };
         let mut windows = self.throttle.lock();
         windows.remove(&pair);
         if let Some(window) = windows.get_mut(&wide) {
@@ -224,13 +332,41 @@ mod tests {
         }
     }
 
+    /// The in-memory counters, synchronously.
+    impl Throttle {
+        fn reserve(&self, account: &str, ip: Option<IpAddr>, now: i64) -> Result<Attempt<'_>, RetryAfter> {
+            ready(self.reserve_login(account, ip, now)).unwrap_or_else(|e| panic!("memory counters: {e}"))
+        }
+    }
+
+    impl Attempt<'_> {
+        fn give_back(self) {
+            ready(self.refund());
+        }
+    }
+
+    /// Memory counters never wait: polls the future once.
+    fn ready<F: std::future::Future>(future: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("an in-memory throttle call waited"),
+        }
+    }
+
+    fn oauth(t: &Throttle, ip: Option<IpAddr>) -> Result<(), RetryAfter> {
+        ready(t.oauth_start(ip, 0)).unwrap_or_else(|e| panic!("memory counters: {e}"))
+    }
+
     /// A guess that turned out wrong: the reservation stays counted.
     fn fail(t: &Throttle, account: &str, ip: Option<IpAddr>, now: i64) {
-        drop(t.reserve_login(account, ip, now).expect("within the limit"));
+        drop(t.reserve(account, ip, now).expect("within the limit"));
     }
 
     fn allowed(t: &Throttle, account: &str, ip: Option<IpAddr>, now: i64) -> Result<(), RetryAfter> {
-        t.reserve_login(account, ip, now).map(Attempt::refund)
+        t.reserve(account, ip, now).map(Attempt::give_back)
     }
 
     #[test]
@@ -247,10 +383,10 @@ mod tests {
     #[test]
     fn attempts_in_flight_count_before_their_hash_has_run() {
         let t = Throttle::new(small());
-        let in_flight: Vec<_> = (0..3).map(|_| t.reserve_login("alice", ip(1), 0).unwrap()).collect();
-        assert!(t.reserve_login("alice", ip(1), 0).is_err(), "a fourth concurrent guess is refused");
+        let in_flight: Vec<_> = (0..3).map(|_| t.reserve("alice", ip(1), 0).unwrap()).collect();
+        assert!(t.reserve("alice", ip(1), 0).is_err(), "a fourth concurrent guess is refused");
         drop(in_flight);
-        assert!(t.reserve_login("alice", ip(1), 0).is_err(), "dropped attempts stay counted");
+        assert!(t.reserve("alice", ip(1), 0).is_err(), "dropped attempts stay counted");
     }
 
     #[test]
@@ -258,13 +394,13 @@ mod tests {
         let t = Throttle::new(small());
         fail(&t, "alice", ip(1), 0);
         fail(&t, "alice", ip(1), 0);
-        t.reserve_login("alice", ip(1), 0).unwrap().refund();
+        t.reserve("alice", ip(1), 0).unwrap().give_back();
         for n in 0..2 {
             fail(&t, &format!("user{n}"), ip(1), 0);
         }
         assert_eq!(allowed(&t, "alice", ip(1), 0), Ok(()), "success cleared alice's counter");
-        drop(t.reserve_login("bob", ip(1), 0).expect("the IP has 4 failures, not 5"));
-        assert!(t.reserve_login("carol", ip(1), 0).is_err(), "now the IP's limit is reached");
+        drop(t.reserve("bob", ip(1), 0).expect("the IP has 4 failures, not 5"));
+        assert!(t.reserve("carol", ip(1), 0).is_err(), "now the IP's limit is reached");
     }
 
     #[test]
@@ -283,7 +419,7 @@ mod tests {
         for _ in 0..2 {
             fail(&t, "alice", ip(1), 0);
         }
-        t.reserve_login("alice", ip(1), 0).unwrap().refund();
+        t.reserve("alice", ip(1), 0).unwrap().give_back();
         assert_eq!(allowed(&t, "alice", ip(1), 1), Ok(()));
         fail(&t, "alice", ip(1), 1);
         fail(&t, "alice", ip(1), 1);
@@ -297,23 +433,23 @@ mod tests {
         for _ in 0..3 {
             fail(&t, "alice", ip(1), 0);
         }
-        assert!(t.reserve_login("alice", ip(1), 1).is_err());
-        assert!(t.first_refusal("alice", ip(1)));
-        assert!(!t.first_refusal("alice", ip(1)), "the next refusals are not");
-        assert!(t.reserve_login("alice", ip(1), 200).is_ok(), "a new window");
+        assert!(t.reserve("alice", ip(1), 1).is_err());
+        assert!(ready(t.first_refusal("alice", ip(1))));
+        assert!(!ready(t.first_refusal("alice", ip(1))), "the next refusals are not");
+        assert!(t.reserve("alice", ip(1), 200).is_ok(), "a new window");
         for _ in 0..2 {
             fail(&t, "alice", ip(1), 200);
         }
-        assert!(t.first_refusal("alice", ip(1)), "reported again in the new window");
+        assert!(ready(t.first_refusal("alice", ip(1))), "reported again in the new window");
     }
 
     #[test]
     fn oauth_starts_are_limited_per_ip() {
         let t = Throttle::new(small());
-        assert!(t.oauth_start(ip(1), 0).is_ok());
-        assert!(t.oauth_start(ip(1), 0).is_ok());
-        assert!(t.oauth_start(ip(1), 0).is_err());
-        assert!(t.oauth_start(ip(2), 0).is_ok());
+        assert!(oauth(&t, ip(1)).is_ok());
+        assert!(oauth(&t, ip(1)).is_ok());
+        assert!(oauth(&t, ip(1)).is_err());
+        assert!(oauth(&t, ip(2)).is_ok());
     }
 
     #[test]

@@ -144,12 +144,13 @@ impl Auth {
             if current.is_empty() {
                 return Err(PasswordChangeError::Missing);
             }
-            let attempt = match self.throttle.reserve_login(&account_key(&user.username), client.ip, now) {
+            let reserved = self.throttle.reserve_login(&account_key(&user.username), client.ip, now).await;
+            let attempt = match reserved.map_err(AuthError::from)? {
                 Ok(attempt) => attempt,
                 Err(RetryAfter(seconds)) => return Err(AuthError::Throttled(seconds).into()),
             };
             match self.verify(&user.username, current).await {
-                Ok(Verdict::Valid(_)) => attempt.refund(),
+                Ok(Verdict::Valid(_)) => attempt.refund().await,
                 Ok(_) => {
                     log_attempt(now, &user.username, client, "invalid-current-password");
                     let detail = json!({ "method": "password", "reason": "wrong-current-password" });
@@ -157,7 +158,7 @@ impl Auth {
                     return Err(PasswordChangeError::WrongCurrent);
                 }
                 Err(e) => {
-                    attempt.refund();
+                    attempt.refund().await;
                     return Err(e.into());
                 }
             }
@@ -183,6 +184,7 @@ impl Auth {
             clock: Arc::clone(&self.clock),
             session: self.session.clone(),
             audit_retention: self.audit_retention,
+            throttle_window: self.throttle.window(),
         }
     }
 }
@@ -194,6 +196,8 @@ pub struct Sweeper {
     session: SessionSettings,
     /// Seconds events are kept (`audit.retention_days`).
     audit_retention: i64,
+    /// `throttle.window`: stored throttle windows older than this have passed.
+    throttle_window: i64,
 }
 
 impl Sweeper {
@@ -235,6 +239,8 @@ impl Sweeper {
         if events > 0 {
             log::info!("swept {events} audit event(s) older than the retention");
         }
+        // Throttle windows in the store (PostgreSQL) that have passed.
+        self.store.sweep_throttle(now - self.throttle_window).await?;
         Ok((deleted, batches))
     }
 

@@ -56,7 +56,8 @@ impl Auth {
         if !self.providers.is_enabled(kind) {
             return Err(StartError::NotConfigured);
         }
-        if let Err(RetryAfter(seconds)) = self.throttle.oauth_start(client.ip, self.now()) {
+        let started = self.throttle.oauth_start(client.ip, self.now()).await.map_err(AuthError::from)?;
+        if let Err(RetryAfter(seconds)) = started {
             log::warn!("{}: throttled sign-in starts from {}", kind.slug(), client.ip_text());
             return Err(AuthError::Throttled(seconds).into());
         }

@@ -54,22 +54,23 @@ impl Auth {
         }
         let now = self.now();
         let account = account_key(username);
-        let attempt = match self.throttle.reserve_login(&account, client.ip, now) {
-            Ok(attempt) => attempt,
-            Err(RetryAfter(seconds)) => {
-                log_attempt(now, username, client, "throttled");
-                if self.throttle.first_refusal(&account, client.ip) {
-                    let detail = json!({ "method": "password", "username": typed_name(username) });
-                    self.attempt_failed(EventKind::SignInThrottled, None, client, detail).await;
+        let attempt =
+            match self.throttle.reserve_login(&account, client.ip, now).await.map_err(AuthError::from)? {
+                Ok(attempt) => attempt,
+                Err(RetryAfter(seconds)) => {
+                    log_attempt(now, username, client, "throttled");
+                    if self.throttle.first_refusal(&account, client.ip).await {
+                        let detail = json!({ "method": "password", "username": typed_name(username) });
+                        self.attempt_failed(EventKind::SignInThrottled, None, client, detail).await;
+                    }
+                    return Err(AuthError::Throttled(seconds).into());
                 }
-                return Err(AuthError::Throttled(seconds).into());
-            }
-        };
+            };
         let verdict = match self.verify(username, password).await {
             Ok(verdict) => verdict,
             Err(e) => {
                 // No answer was learned: the attempt was not a guess.
-                attempt.refund();
+                attempt.refund().await;
                 return Err(e.into());
             }
         };
@@ -90,14 +91,14 @@ impl Auth {
                 Err(SignInError::Invalid)
             }
             Verdict::Disabled(id) => {
-                attempt.refund();
+                attempt.refund().await;
                 log_attempt(now, username, client, "disabled-account");
                 let detail = json!({ "method": "password", "reason": "disabled-account" });
                 self.attempt_failed(EventKind::SignInFailed, Some(id), client, detail).await;
                 Err(SignInError::Disabled)
             }
             Verdict::Valid(user) => {
-                attempt.refund();
+                attempt.refund().await;
                 log_attempt(now, username, client, "success");
                 Ok(self.start_session(user, Method::Password, remember, client, now).await?)
             }

@@ -8,10 +8,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Sqlite};
-
 use super::users::USER_COLUMNS;
-use super::{Store, StoreResult, User};
+use super::{Built, Pool, Store, StoreResult, User};
 
 /// Which page of users.
 #[derive(Debug, Clone, Default)]
@@ -74,8 +72,9 @@ impl Store {
     /// A page of users, in username order.
     pub async fn search_users(&self, search: &UserSearch, live: LiveCutoffs) -> StoreResult<UserPage> {
         let backwards = matches!(search.cursor, Some(Cursor::Before(_)));
-        let mut query = search_query(search, "");
-        let mut rows: Vec<Keyed> = query.build_query_as().fetch_all(&self.pool).await?;
+        let query = search_query(search, "");
+        let mut rows: Vec<Keyed> =
+            on_pool!(&self.pool, p => bind_all!(sqlx::query_as(&query.sql), query).fetch_all(p).await)?;
         let more = rows.len() as i64 > search.limit;
         rows.truncate(usize::try_from(search.limit).unwrap_or(0));
         if backwards {
@@ -109,14 +108,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(out);
         }
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT user_id, provider FROM identities WHERE user_id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        query.push(") ORDER BY provider");
-        let rows: Vec<(i64, String)> = query.build_query_as().fetch_all(&self.pool).await?;
+        let mut query = Built::new("SELECT user_id, provider FROM identities WHERE user_id IN ");
+        query.push_list(ids.iter().copied()).push(" ORDER BY provider");
+        let rows: Vec<(i64, String)> =
+            on_pool!(&self.pool, p => bind_all!(sqlx::query_as(&query.sql), query).fetch_all(p).await)?;
         for (id, provider) in rows {
             out.entry(id).or_default().push(provider);
         }
@@ -128,17 +123,12 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT user_id, COUNT(*) FROM sessions WHERE ended_at IS NULL AND last_seen_at > ",
-        );
+        let mut query =
+            Built::new("SELECT user_id, COUNT(*) FROM sessions WHERE ended_at IS NULL AND last_seen_at > ");
         query.push_bind(live.seen_after).push(" AND created_at > ").push_bind(live.created_after);
-        query.push(" AND user_id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        query.push(") GROUP BY user_id");
-        let rows: Vec<(i64, i64)> = query.build_query_as().fetch_all(&self.pool).await?;
+        query.push(" AND user_id IN ").push_list(ids.iter().copied()).push(" GROUP BY user_id");
+        let rows: Vec<(i64, i64)> =
+            on_pool!(&self.pool, p => bind_all!(sqlx::query_as(&query.sql), query).fetch_all(p).await)?;
         Ok(rows.into_iter().collect())
     }
 
@@ -147,56 +137,64 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT id, username FROM users WHERE id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        query.push(")");
-        let rows: Vec<(i64, String)> = query.build_query_as().fetch_all(&self.pool).await?;
+        let mut query = Built::new("SELECT id, username FROM users WHERE id IN ");
+        query.push_list(ids.iter().copied());
+        let rows: Vec<(i64, String)> =
+            on_pool!(&self.pool, p => bind_all!(sqlx::query_as(&query.sql), query).fetch_all(p).await)?;
         Ok(rows.into_iter().collect())
     }
 
     /// Fills `email_key` where it is missing (rows written before it existed): the
     /// lowercasing is Rust's (Unicode), the same as on every write.
     pub(super) async fn fill_email_keys(&self) -> StoreResult<()> {
-        let missing: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, email FROM users WHERE email_key IS NULL AND email IS NOT NULL")
-                .fetch_all(&self.pool)
-                .await?;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for (id, email) in missing {
-            sqlx::query("UPDATE users SET email_key = $1 WHERE id = $2")
-                .bind(super::email_key(&email))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
+        on_pool!(&self.pool, p => {
+            let missing: Vec<(i64, String)> =
+                sqlx::query_as("SELECT id, email FROM users WHERE email_key IS NULL AND email IS NOT NULL")
+                    .fetch_all(p)
+                    .await?;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let mut tx = p.begin().await?;
+            for (id, email) in missing {
+                sqlx::query("UPDATE users SET email_key = $1 WHERE id = $2")
+                    .bind(super::email_key(&email))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
     }
 
     /// The query plan of a users search, one line per step (for the test that shows every
-    /// step uses an index).
+    /// step uses an index): SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`.
     pub async fn explain_search_users(&self, search: &UserSearch) -> StoreResult<Vec<String>> {
-        let mut query = search_query(search, "EXPLAIN QUERY PLAN ");
-        let rows: Vec<(i64, i64, i64, String)> = query.build_query_as().fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(.., detail)| detail).collect())
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let query = search_query(search, "EXPLAIN QUERY PLAN ");
+                let rows: Vec<(i64, i64, i64, String)> =
+                    bind_all!(sqlx::query_as(&query.sql), query).fetch_all(p).await?;
+                Ok(rows.into_iter().map(|(.., detail)| detail).collect())
+            }
+            Pool::Postgres(p) => {
+                let query = search_query(search, "EXPLAIN ");
+                bind_all!(sqlx::query_scalar(&query.sql), query).fetch_all(p).await
+            }
+        }
     }
 }
 
 /// The one users search statement: one index range (or two, merged, with a prefix), the
 /// keyset cursor, the order and one row more than a page (to know whether there is more).
-fn search_query<'a>(search: &'a UserSearch, lead: &str) -> QueryBuilder<'a, Sqlite> {
+fn search_query(search: &UserSearch, lead: &str) -> Built {
     let backwards = matches!(search.cursor, Some(Cursor::Before(_)));
-    let mut query = QueryBuilder::<Sqlite>::new(lead);
-    let select = |query: &mut QueryBuilder<'a, Sqlite>, range: Option<(&str, &'a str, String)>| {
-        query.push(format!("SELECT {USER_COLUMNS}, username_key FROM users WHERE 1 = 1"));
+    let mut query = Built::new(lead);
+    let select = |query: &mut Built, range: Option<(&str, &str, String)>| {
+        query.push(&format!("SELECT {USER_COLUMNS}, username_key FROM users WHERE 1 = 1"));
         if let Some((column, low, high)) = range {
-            query.push(format!(" AND {column} >= ")).push_bind(low);
-            query.push(format!(" AND {column} < ")).push_bind(high);
+            query.push(&format!(" AND {column} >= ")).push_bind(low);
+            query.push(&format!(" AND {column} < ")).push_bind(high);
         }
         match &search.cursor {
             Some(Cursor::After(key)) => {

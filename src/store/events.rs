@@ -1,10 +1,8 @@
 //! The `events` table: the audit log. Rows are written once and deleted by the sweep after
 //! `audit.retention_days`.
 
+use super::{skip_locked, Built, Store, StoreResult};
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
-
-use super::{Store, StoreResult};
 
 /// An event about to be recorded.
 pub struct NewEvent<'a> {
@@ -69,7 +67,7 @@ pub struct EventCursor {
 
 impl Store {
     pub async fn record_event(&self, event: NewEvent<'_>) -> StoreResult<()> {
-        sqlx::query(
+        on_pool!(&self.pool, p => sqlx::query(
             "INSERT INTO events (at, kind, actor, subject_user_id, subject_name, ip, client, detail)
              VALUES ($1, $2, $3, $4, COALESCE($5, (SELECT username FROM users WHERE id = $4)), $6, $7, $8)",
         )
@@ -81,8 +79,9 @@ impl Store {
         .bind(event.ip)
         .bind(event.client)
         .bind(event.detail)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -95,25 +94,24 @@ impl Store {
              ORDER BY at DESC, id DESC LIMIT $2",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query_as(&sql).bind(user_id).bind(limit);
-        for kind in kinds {
-            query = query.bind(*kind);
-        }
-        query.fetch_all(&self.pool).await
+        on_pool!(&self.pool, p => {
+            let mut query = sqlx::query_as(&sql).bind(user_id).bind(limit);
+            for kind in kinds {
+                query = query.bind(*kind);
+            }
+            query.fetch_all(p).await
+        })
     }
 
     /// Every event, newest first (for tests and, later, the console).
     pub async fn recent_events(&self, limit: i64) -> StoreResult<Vec<EventRecord>> {
-        sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY at DESC, id DESC LIMIT $1"))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY at DESC, id DESC LIMIT $1");
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(limit).fetch_all(p).await)
     }
 
     /// A page of events matching `filter`, newest first, and whether there are more.
     pub async fn find_events(&self, filter: &EventFilter) -> StoreResult<(Vec<EventRecord>, bool)> {
-        let mut query =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+        let mut query = Built::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
         match &filter.subject {
             Some(Subject::Id(id)) => {
                 query.push(" AND subject_user_id = ").push_bind(*id);
@@ -137,7 +135,8 @@ impl Store {
             query.push(" OR (at = ").push_bind(at).push(" AND id < ").push_bind(id).push("))");
         }
         query.push(" ORDER BY at DESC, id DESC LIMIT ").push_bind(filter.limit + 1);
-        let mut events: Vec<EventRecord> = query.build_query_as().fetch_all(&self.pool).await?;
+        let mut events: Vec<EventRecord> =
+            on_pool!(&self.pool, p => bind_all!(sqlx::query_as(&query.sql), query).fetch_all(p).await)?;
         let more = events.len() as i64 > filter.limit;
         events.truncate(usize::try_from(filter.limit).unwrap_or(0));
         Ok((events, more))
@@ -145,13 +144,13 @@ impl Store {
 
     /// Deletes at most `batch` events older than `before`; returns how many went.
     pub async fn sweep_events(&self, before: i64, batch: i64) -> StoreResult<u64> {
-        let deleted =
-            sqlx::query("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 LIMIT $2)")
-                .bind(before)
-                .bind(batch)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        let deleted = on_pool!(&self.pool, p => {
+            let sql = format!(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 LIMIT $2{})",
+                skip_locked(p)
+            );
+            sqlx::query(&sql).bind(before).bind(batch).execute(p).await?.rows_affected()
+        });
         Ok(deleted)
     }
 }

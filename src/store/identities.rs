@@ -4,7 +4,10 @@
 use serde::Serialize;
 
 use super::users::USER_COLUMNS;
-use super::{email_key, is_unique_violation, CreateUserError, Store, StoreResult, User, Username};
+use super::{
+    email_key, is_unique_violation, ConnDialect, CreateUserError, PoolDialect, Store, StoreResult, User,
+    Username,
+};
 
 /// A provider identity linked to a user.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -33,22 +36,32 @@ pub enum Unlinked {
     LastWayIn,
 }
 
-/// SQLite's way to take the write lock when the transaction starts, so the rule's read and
-/// the write that follows cannot interleave with another writer's.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+/// Inserts an identity row inside a caller's transaction.
+macro_rules! insert_identity {
+    ($tx:expr, $user_id:expr, $provider:expr, $subject:expr, $email:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($provider)
+        .bind($subject)
+        .bind($user_id)
+        .bind($email)
+        .bind($now)
+        .execute($tx)
+        .await
+        .map(|_| ())
+    };
+}
 
 impl Store {
     /// The user a provider identity belongs to.
     pub async fn user_by_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<User>> {
         let columns = USER_COLUMNS.replace(", ", ", u.");
-        sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT u.{columns} FROM users u JOIN identities i ON i.user_id = u.id
              WHERE i.provider = $1 AND i.subject = $2"
-        ))
-        .bind(provider)
-        .bind(subject)
-        .fetch_optional(&self.pool)
-        .await
+        );
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(provider).bind(subject).fetch_optional(p).await)
     }
 
     /// Creates a password-less user for a first sign-in through a provider, with a username
@@ -62,32 +75,37 @@ impl Store {
         now: i64,
     ) -> Result<User, CreateUserError> {
         let username = Username::parse(&self.free_username(hint).await?)?;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let user: User = sqlx::query_as(&format!(
+        let sql = format!(
             "INSERT INTO users (username, username_key, email, email_key, created_at)
              VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
-        ))
-        .bind(username.display())
-        .bind(username.key())
-        .bind(email)
-        .bind(email.map(email_key))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { CreateUserError::Taken } else { e.into() })?;
-        insert_identity(&mut tx, user.id, provider, subject, email, now).await?;
-        tx.commit().await?;
-        Ok(user)
+        );
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin_write().await?;
+            let user: User = sqlx::query_as(&sql)
+                .bind(username.display())
+                .bind(username.key())
+                .bind(email)
+                .bind(email.map(email_key))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| if is_unique_violation(&e) { CreateUserError::Taken } else { e.into() })?;
+            insert_identity!(&mut *tx, user.id, provider, subject, email, now)?;
+            tx.commit().await?;
+            Ok(user)
+        })
     }
 
     async fn free_username(&self, hint: &str) -> StoreResult<String> {
         for n in 1..=100 {
             let candidate = if n == 1 { hint.to_owned() } else { format!("{hint}{n}") };
             let Ok(username) = Username::parse(&candidate) else { break };
-            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
-                .bind(username.key())
-                .fetch_optional(&self.pool)
-                .await?;
+            let taken: Option<i64> = on_pool!(&self.pool, p => {
+                sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
+                    .bind(username.key())
+                    .fetch_optional(p)
+                    .await?
+            });
             if taken.is_none() {
                 return Ok(candidate);
             }
@@ -106,92 +124,76 @@ impl Store {
         email: Option<&str>,
         now: i64,
     ) -> Result<(), LinkError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let owner: Option<i64> =
-            sqlx::query_scalar("SELECT user_id FROM identities WHERE provider = $1 AND subject = $2")
-                .bind(provider)
-                .bind(subject)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match owner {
-            Some(owner) if owner == user_id => return Ok(()),
-            Some(_) => return Err(LinkError::TakenByAnother),
-            None => {}
-        }
-        insert_identity(&mut tx, user_id, provider, subject, email, now).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                LinkError::TakenByAnother
-            } else {
-                e.into()
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin_write().await?;
+            let owner: Option<i64> =
+                sqlx::query_scalar("SELECT user_id FROM identities WHERE provider = $1 AND subject = $2")
+                    .bind(provider)
+                    .bind(subject)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match owner {
+                Some(owner) if owner == user_id => return Ok(()),
+                Some(_) => return Err(LinkError::TakenByAnother),
+                None => {}
             }
-        })?;
-        tx.commit().await?;
-        Ok(())
+            insert_identity!(&mut *tx, user_id, provider, subject, email, now).map_err(|e| {
+                if is_unique_violation(&e) {
+                    LinkError::TakenByAnother
+                } else {
+                    e.into()
+                }
+            })?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn identities(&self, user_id: i64) -> StoreResult<Vec<LinkedIdentity>> {
-        sqlx::query_as(
+        on_pool!(&self.pool, p => sqlx::query_as(
             "SELECT provider, subject, email, created_at FROM identities WHERE user_id = $1 ORDER BY provider",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(p)
+        .await)
     }
 
     /// Removes the user's identities from `provider`, unless that would leave them no way
     /// to sign in (no password and no other identity). Rule and delete are one transaction.
     pub async fn unlink_identity(&self, user_id: i64, provider: &str) -> StoreResult<Unlinked> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        let (this, others): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN provider = $2 THEN 1 ELSE 0 END), 0),
-                    COALESCE(SUM(CASE WHEN provider <> $2 THEN 1 ELSE 0 END), 0)
-             FROM identities WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .bind(provider)
-        .fetch_one(&mut *tx)
-        .await?;
-        if this == 0 {
-            return Ok(Unlinked::NotLinked);
-        }
-        let has_password: bool =
-            sqlx::query_scalar("SELECT password_hash IS NOT NULL FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(false);
-        if others == 0 && !has_password {
-            return Ok(Unlinked::LastWayIn);
-        }
-        sqlx::query("DELETE FROM identities WHERE user_id = $1 AND provider = $2")
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin_write().await?;
+            tx.lock_user(user_id).await?;
+            // COUNT, not SUM: a bigint on both backends.
+            let (this, others): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(CASE WHEN provider = $2 THEN 1 END), COUNT(CASE WHEN provider <> $2 THEN 1 END)
+                 FROM identities WHERE user_id = $1",
+            )
             .bind(user_id)
             .bind(provider)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(Unlinked::Done)
+            if this == 0 {
+                return Ok(Unlinked::NotLinked);
+            }
+            let has_password: bool =
+                sqlx::query_scalar("SELECT password_hash IS NOT NULL FROM users WHERE id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(false);
+            if others == 0 && !has_password {
+                return Ok(Unlinked::LastWayIn);
+            }
+            sqlx::query("DELETE FROM identities WHERE user_id = $1 AND provider = $2")
+                .bind(user_id)
+                .bind(provider)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Unlinked::Done)
+        })
     }
-}
-
-async fn insert_identity(
-    tx: &mut sqlx::SqliteConnection,
-    user_id: i64,
-    provider: &str,
-    subject: &str,
-    email: Option<&str>,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(provider)
-    .bind(subject)
-    .bind(user_id)
-    .bind(email)
-    .bind(now)
-    .execute(tx)
-    .await
-    .map(|_| ())
 }
 
 #[cfg(test)]

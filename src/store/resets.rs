@@ -3,7 +3,7 @@
 //! password and ends the user's sessions, so a link works once, even if followed twice at
 //! the same moment.
 
-use super::sessions::end_all_but;
+use super::notify::Revoked;
 use super::users::USER_COLUMNS;
 use super::{Store, StoreResult, User};
 
@@ -21,37 +21,36 @@ impl Store {
     /// Stores a link; the user's earlier unused links stop working (the newest one is the
     /// one that was handed over).
     pub async fn create_reset_link(&self, new: NewResetLink<'_>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE reset_links SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-            .bind(new.now)
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE reset_links SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+                .bind(new.now)
+                .bind(new.user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO reset_links (token_hash, user_id, created_at, expires_at, created_by)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(new.token_hash)
             .bind(new.user_id)
+            .bind(new.now)
+            .bind(new.expires_at)
+            .bind(new.created_by)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO reset_links (token_hash, user_id, created_at, expires_at, created_by)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(new.token_hash)
-        .bind(new.user_id)
-        .bind(new.now)
-        .bind(new.expires_at)
-        .bind(new.created_by)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+            tx.commit().await
+        })
     }
 
     /// The user a link is for, while it is unused and unexpired.
     pub async fn reset_link_user(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>> {
-        sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT {USER_COLUMNS} FROM users WHERE id = (
                  SELECT user_id FROM reset_links
                  WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2)"
-        ))
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
+        );
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(token_hash).bind(now).fetch_optional(p).await)
     }
 
     /// Uses a link: marks it used, sets the password and ends every session of its user,
@@ -63,26 +62,24 @@ impl Store {
         password_hash: &str,
         now: i64,
     ) -> StoreResult<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
-        let user_id: Option<i64> = sqlx::query_scalar(
-            "UPDATE reset_links SET used_at = $1
-             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user_id) = user_id else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(&mut *tx)
+        let user_id = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let user_id: Option<i64> = sqlx::query_scalar(
+                "UPDATE reset_links SET used_at = $1
+                 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+            )
+            .bind(now)
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
             .await?;
-        end_all_but(&mut *tx, user_id, None, now).await?;
-        tx.commit().await?;
-        self.sessions.forget_user(user_id);
+            let Some(user_id) = user_id else {
+                return Ok(None);
+            };
+            set_password_ending_sessions!(tx, user_id, password_hash, now)?;
+            tx.commit().await?;
+            user_id
+        });
+        self.revoked(Revoked::User(user_id)).await;
         Ok(Some(user_id))
     }
 }

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreResult, User};
+use super::notify::Revoked;
+use super::{skip_locked, Store, StoreResult, User};
 
 /// A session as the account page and the API show it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -27,25 +28,6 @@ pub struct LiveSession {
     #[sqlx(flatten)]
     pub record: SessionRecord,
     pub secret_hash: String,
-}
-
-/// Ends every live session of the user but `except`, on the pool or inside a caller's
-/// transaction (a password change, disabling a user).
-pub(super) async fn end_all_but<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
-    user_id: i64,
-    except: Option<&str>,
-    now: i64,
-) -> StoreResult<u64> {
-    let ended = sqlx::query(
-        "UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL AND id <> COALESCE($3, '')",
-    )
-    .bind(now)
-    .bind(user_id)
-    .bind(except)
-    .execute(executor)
-    .await?;
-    Ok(ended.rows_affected())
 }
 
 /// A session and its user, as one query reads them.
@@ -101,7 +83,7 @@ const SESSION_COLUMNS: &str = "id, user_id, method, created_at, last_seen_at, en
 
 impl Store {
     pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<()> {
-        sqlx::query(
+        on_pool!(&self.pool, p => sqlx::query(
             "INSERT INTO sessions (id, secret_hash, user_id, method, created_at, last_seen_at, client, ip, persist)
              VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)",
         )
@@ -113,8 +95,9 @@ impl Store {
         .bind(new.client)
         .bind(new.ip)
         .bind(new.persist)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -125,7 +108,7 @@ impl Store {
         }
         let ticket = self.sessions.begin_read();
         // One round trip: the session and its user together.
-        let joined: Option<Joined> = sqlx::query_as(
+        let joined: Option<Joined> = on_pool!(&self.pool, p => sqlx::query_as(
             "SELECT s.id, s.user_id, s.method, s.created_at, s.last_seen_at, s.ended_at, s.client, s.ip,
                     s.persist, s.secret_hash, u.username AS u_username, u.email AS u_email,
                     u.is_admin AS u_is_admin, u.disabled AS u_disabled, u.created_at AS u_created_at,
@@ -133,8 +116,8 @@ impl Store {
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(p)
+        .await)?;
         let found = joined.map(Joined::split);
         self.sessions.put(ticket, id, found.as_ref(), now);
         Ok(found)
@@ -142,71 +125,75 @@ impl Store {
 
     /// Records activity (at most every `session.refresh_after` seconds, the guard decides).
     pub async fn touch_session(&self, id: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL")
+        on_pool!(&self.pool, p => sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
-        self.sessions.forget_session(id);
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        self.forget_here(id);
         Ok(())
     }
 
     /// Ends one live session of `user_id`; `false` when there is no such live session of
     /// theirs (another user's id, a made-up one, one already ended).
     pub async fn end_session(&self, user_id: i64, id: &str, now: i64) -> StoreResult<bool> {
-        let ended = sqlx::query(
+        let ended = on_pool!(&self.pool, p => sqlx::query(
             "UPDATE sessions SET ended_at = $1 WHERE id = $2 AND user_id = $3 AND ended_at IS NULL",
         )
         .bind(now)
         .bind(id)
         .bind(user_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        self.sessions.forget_session(id);
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected()))?;
+        self.revoked(Revoked::Session(id)).await;
         Ok(ended == 1)
     }
 
     /// Ends every live session of the user but `except`: one statement.
     pub async fn end_sessions_of(&self, user_id: i64, except: Option<&str>, now: i64) -> StoreResult<u64> {
-        let ended = end_all_but(&self.pool, user_id, except, now).await?;
-        self.sessions.forget_user(user_id);
+        let ended = on_pool!(&self.pool, p => end_all_but!(p, user_id, except, now))?;
+        self.revoked(Revoked::User(user_id)).await;
         Ok(ended)
     }
 
     /// The user's sessions that have not been ended, most recently active first.
     pub async fn sessions_of(&self, user_id: i64) -> StoreResult<Vec<SessionRecord>> {
-        sqlx::query_as(&format!(
+        let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND ended_at IS NULL
              ORDER BY last_seen_at DESC, created_at DESC"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
+        );
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(user_id).fetch_all(p).await)
     }
 
     /// Deletes at most `batch` sessions that ended, went idle or outlived their absolute
     /// lifetime before the given times; returns how many went. One short statement, so the
-    /// sweep never holds the write lock for long.
+    /// sweep never holds the write lock for long; on PostgreSQL the batch skips rows another
+    /// instance's sweep holds, so every instance can sweep at once.
     pub async fn sweep_sessions(&self, before: SweepBefore, batch: i64) -> StoreResult<u64> {
-        let deleted = sqlx::query(
-            "DELETE FROM sessions WHERE id IN (
-                 SELECT id FROM sessions
-                 WHERE ended_at < $1 OR last_seen_at < $2 OR created_at < $3
-                 LIMIT $4)",
-        )
-        .bind(before.ended)
-        .bind(before.last_seen)
-        .bind(before.created)
-        .bind(batch)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let deleted = on_pool!(&self.pool, p => {
+            let sql = format!(
+                "DELETE FROM sessions WHERE id IN (
+                     SELECT id FROM sessions
+                     WHERE ended_at < $1 OR last_seen_at < $2 OR created_at < $3
+                     LIMIT $4{})",
+                skip_locked(p)
+            );
+            sqlx::query(&sql)
+                .bind(before.ended)
+                .bind(before.last_seen)
+                .bind(before.created)
+                .bind(batch)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
         Ok(deleted)
     }
 
     /// Sessions stored, ended or not (for tests and metrics).
     pub async fn count_sessions(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&self.pool).await
+        on_pool!(&self.pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(p).await)
     }
 }

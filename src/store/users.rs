@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::sessions::end_all_but;
-use super::{email_key, is_unique_violation, Store, StoreResult, Username, UsernameError};
+use super::notify::Revoked;
+use super::{email_key, is_unique_violation, ConnDialect, Store, StoreResult, Username, UsernameError};
 
 /// A user as the rest of the portal sees one (no password hash).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -52,8 +52,9 @@ pub enum Guarded {
 }
 
 /// True for the row being changed unless it is the last enabled administrator. The
-/// condition is part of the one statement that makes the change, so two concurrent changes
-/// cannot both pass it (SQLite runs writes one at a time).
+/// condition is part of the one statement that makes the change, and the statement runs
+/// under [`ConnDialect::lock_admins`], so two concurrent changes cannot both pass it (SQLite
+/// runs writes one at a time; PostgreSQL takes an advisory lock first).
 const KEEPS_AN_ADMIN: &str = "(NOT is_admin OR disabled OR EXISTS (
         SELECT 1 FROM users other WHERE other.is_admin AND NOT other.disabled AND other.id <> users.id))";
 
@@ -61,14 +62,12 @@ pub(super) const USER_COLUMNS: &str = "id, username, email, is_admin, disabled, 
 
 impl Store {
     pub async fn count_users(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await
+        on_pool!(&self.pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(p).await)
     }
 
     pub async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
     }
 
     /// Looks a user up by name; a name that cannot be valid finds nobody.
@@ -76,10 +75,8 @@ impl Store {
         let Ok(username) = Username::parse(username) else {
             return Ok(None);
         };
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = $1"))
-            .bind(username.key())
-            .fetch_optional(&self.pool)
-            .await
+        let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = $1");
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(username.key()).fetch_optional(p).await)
     }
 
     pub async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -87,24 +84,26 @@ impl Store {
     }
 
     pub async fn list_users(&self) -> StoreResult<Vec<User>> {
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id")).fetch_all(&self.pool).await
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).fetch_all(p).await)
     }
 
     pub async fn create_user(&self, new: NewUser<'_>, now: i64) -> Result<User, CreateUserError> {
         let username = Username::parse(new.username)?;
-        let result = sqlx::query_as(&format!(
+        let sql = format!(
             "INSERT INTO users (username, username_key, email, email_key, password_hash, is_admin, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
-        ))
-        .bind(username.display())
-        .bind(username.key())
-        .bind(new.email)
-        .bind(new.email.map(email_key))
-        .bind(new.password_hash)
-        .bind(new.is_admin)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await;
+        );
+        let result = on_pool!(&self.pool, p => sqlx::query_as(&sql)
+            .bind(username.display())
+            .bind(username.key())
+            .bind(new.email)
+            .bind(new.email.map(email_key))
+            .bind(new.password_hash)
+            .bind(new.is_admin)
+            .bind(now)
+            .fetch_one(p)
+            .await);
         match result {
             Ok(user) => Ok(user),
             Err(e) if is_unique_violation(&e) => Err(CreateUserError::Taken),
@@ -114,57 +113,57 @@ impl Store {
 
     /// Sets a new password and ends every session the user has, in one transaction.
     pub async fn set_password(&self, id: i64, password_hash: &str, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        end_all_but(&mut *tx, id, None, now).await?;
-        tx.commit().await?;
-        self.sessions.forget_user(id);
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            set_password_ending_sessions!(tx, id, password_hash, now)?;
+            tx.commit().await?;
+        });
+        self.revoked(Revoked::User(id)).await;
         Ok(())
     }
 
     /// Disables (or re-enables) a user; disabling ends every session they have, in the same
     /// transaction. Disabling the last enabled administrator is refused.
     pub async fn set_disabled(&self, id: i64, disabled: bool, now: i64) -> StoreResult<Guarded> {
-        let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(&format!(
-            "UPDATE users SET disabled = $1 WHERE id = $2 AND (NOT $1 OR {KEEPS_AN_ADMIN})"
-        ))
-        .bind(disabled)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let sql = format!("UPDATE users SET disabled = $1 WHERE id = $2 AND (NOT $1 OR {KEEPS_AN_ADMIN})");
+        let changed = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            if disabled {
+                tx.lock_admins().await?;
+            }
+            let changed = sqlx::query(&sql).bind(disabled).bind(id).execute(&mut *tx).await?.rows_affected();
+            if changed > 0 {
+                if disabled {
+                    end_all_but!(&mut *tx, id, None::<&str>, now)?;
+                }
+                tx.commit().await?;
+            }
+            changed
+        });
         if changed == 0 {
-            drop(tx);
             return self.why_unchanged(id).await;
         }
-        if disabled {
-            end_all_but(&mut *tx, id, None, now).await?;
-        }
-        tx.commit().await?;
-        self.sessions.forget_user(id);
+        self.revoked(Revoked::User(id)).await;
         Ok(Guarded::Done)
     }
 
     /// Makes a user an administrator, or not; removing the last enabled administrator is
     /// refused.
     pub async fn set_admin(&self, id: i64, admin: bool) -> StoreResult<Guarded> {
-        let changed = sqlx::query(&format!(
-            "UPDATE users SET is_admin = $1 WHERE id = $2 AND ($1 OR {KEEPS_AN_ADMIN})"
-        ))
-        .bind(admin)
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let sql = format!("UPDATE users SET is_admin = $1 WHERE id = $2 AND ($1 OR {KEEPS_AN_ADMIN})");
+        let changed = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            if !admin {
+                tx.lock_admins().await?;
+            }
+            let changed = sqlx::query(&sql).bind(admin).bind(id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            changed
+        });
         if changed == 0 {
             return self.why_unchanged(id).await;
         }
-        self.sessions.forget_user(id);
+        self.revoked(Revoked::User(id)).await;
         Ok(Guarded::Done)
     }
 
@@ -172,15 +171,18 @@ impl Store {
     /// foreign keys cascade), their audit events stay. Deleting the last enabled
     /// administrator is refused.
     pub async fn delete_user(&self, id: i64) -> StoreResult<Guarded> {
-        let changed = sqlx::query(&format!("DELETE FROM users WHERE id = $1 AND {KEEPS_AN_ADMIN}"))
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let sql = format!("DELETE FROM users WHERE id = $1 AND {KEEPS_AN_ADMIN}");
+        let changed = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            tx.lock_admins().await?;
+            let changed = sqlx::query(&sql).bind(id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            changed
+        });
         if changed == 0 {
             return self.why_unchanged(id).await;
         }
-        self.sessions.forget_user(id);
+        self.revoked(Revoked::User(id)).await;
         Ok(Guarded::Done)
     }
 
@@ -192,21 +194,21 @@ impl Store {
     }
 
     pub async fn record_login(&self, id: i64, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+        on_pool!(&self.pool, p => sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        // Not a revocation: the other instances' cached copies may show the older time.
         self.sessions.forget_user(id);
         Ok(())
     }
 
     pub async fn has_password(&self, user_id: i64) -> StoreResult<bool> {
-        let hash: Option<Option<String>> =
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let hash: Option<Option<String>> = on_pool!(&self.pool, p => {
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(user_id).fetch_optional(p).await?
+        });
         Ok(matches!(hash, Some(Some(_))))
     }
 }

@@ -9,13 +9,15 @@ use crate::auth::admin::AdminError;
 use crate::auth::AuthError;
 use crate::web::pages::error_page;
 
-/// What the person sees for each failure. A store that does not answer in time (no pooled
-/// connection within the timeout, or an I/O error) is "busy, try again": 503, not 500.
+/// What the person sees for each failure. A store that does not answer (no pooled
+/// connection within the timeout, an I/O error, PostgreSQL restarting or not up yet) is
+/// "busy, try again": 503, not 500.
 pub fn status_of(error: &AuthError) -> Status {
     match error {
         AuthError::Busy => Status::ServiceUnavailable,
         AuthError::Throttled(_) => Status::TooManyRequests,
-        AuthError::Store(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => Status::ServiceUnavailable,
+        AuthError::Store(e) if crate::store::is_unavailable(e) => Status::ServiceUnavailable,
+        AuthError::Store(e) if crate::store::is_bad_input(e) => Status::BadRequest,
         AuthError::Store(_) | AuthError::Internal(_) => Status::InternalServerError,
     }
 }

@@ -231,9 +231,11 @@ async fn when_the_store_fails_the_login_page_says_so_without_internals() {
         .body(form_body(&[("csrf_token", &token), ("username", "alice"), ("password", PASSWORD)]))
         .dispatch()
         .await;
-    assert_eq!(response.status(), Status::InternalServerError);
+    // A store that does not answer is "busy, try again" (503 with Retry-After), not a fault.
+    assert_eq!(response.status(), Status::ServiceUnavailable);
+    assert_eq!(response.headers().get_one("Retry-After"), Some("2"));
     let page = response.into_string().await.unwrap();
-    assert!(page.contains("Something went wrong on our side."));
+    assert!(page.contains("The portal is busy. Please try again in a moment."), "{page}");
     for internal in ["sqlx", "pool", "sqlite", "closed"] {
         assert!(!page.to_lowercase().contains(internal), "page mentions {internal}");
     }

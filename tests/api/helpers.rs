@@ -12,7 +12,10 @@ use rocket::http::{ContentType, Cookie, RawStr, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use tempfile::TempDir;
 
-use crate::common::{secret_key, secure_session_cookie_name, session_cookie_name, sqlite_url};
+use crate::common::{
+    new_postgres_database, postgres_server, secret_key, secure_session_cookie_name, session_cookie_name,
+    sqlite_url,
+};
 
 pub const START: i64 = 1_800_000_000;
 
@@ -33,8 +36,26 @@ pub fn test_figment(db_url: &str, secret_key: &str) -> Figment {
 
 pub fn temp_db() -> (TempDir, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = sqlite_url(dir.path());
+    let url = match postgres_server() {
+        Some(server) => new_postgres_database(&server),
+        None => sqlite_url(dir.path()),
+    };
     (dir, url)
+}
+
+/// Whether this run of the suite is on PostgreSQL (`PORTAL_TEST_POSTGRES` set): every
+/// test that makes its store with [`temp_db`] then runs on a database of its own there.
+pub fn on_postgres() -> bool {
+    postgres_server().is_some()
+}
+
+/// For a test about SQLite's file (its permissions, its header, its pages): `true`, with a
+/// line saying so, when this run is on PostgreSQL, where there is no such file.
+pub fn skip_on_postgres(test: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SKIPPED on PostgreSQL: {test} is about SQLite's file (the SQLite run has it)");
+    }
+    on_postgres()
 }
 
 impl TestApp {

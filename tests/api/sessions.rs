@@ -314,7 +314,7 @@ async fn the_cache_never_lets_an_ended_session_through() {
 async fn the_store_keeps_a_hash_of_the_secret_not_the_secret() {
     let (dir, db) = temp_db();
     let file = dir.path().join("portal.sqlite");
-    let app = TestApp::spawn_on(dir, db, |f| f).await;
+    let app = TestApp::spawn_on(dir, db.clone(), |f| f).await;
     app.create_user("alice", PASSWORD).await;
     app.sign_in("alice", PASSWORD).await;
     let token: Value = {
@@ -324,9 +324,13 @@ async fn the_store_keeps_a_hash_of_the_secret_not_the_secret() {
     };
     let secret = token["secret"].as_str().unwrap();
     assert!(secret.len() >= 43, "256 bits");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
-    let stored: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, secret_hash FROM sessions").fetch_all(&pool).await.unwrap();
+    let stored: Vec<(String, String)> = if on_postgres() {
+        let pool = sqlx::PgPool::connect(&db).await.unwrap();
+        sqlx::query_as("SELECT id, secret_hash FROM sessions").fetch_all(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        sqlx::query_as("SELECT id, secret_hash FROM sessions").fetch_all(&pool).await.unwrap()
+    };
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].0, token["id"].as_str().unwrap());
     assert_ne!(stored[0].1, secret);
@@ -341,22 +345,36 @@ async fn the_store_keeps_a_hash_of_the_secret_not_the_secret() {
 async fn a_million_expired_sessions_are_swept_in_bounded_batches_while_requests_go_on() {
     let (dir, db) = temp_db();
     let file = dir.path().join("portal.sqlite");
-    let app = TestApp::spawn_on(dir, db, |f| f.merge(("session.retention", 60))).await;
+    let app = TestApp::spawn_on(dir, db.clone(), |f| f.merge(("session.retention", 60))).await;
     let user = app.create_user("alice", PASSWORD).await;
     let live = app.sign_in("alice", PASSWORD).await;
     // One statement writes a million sessions that ended long ago.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
-         INSERT INTO sessions (id, secret_hash, user_id, method, created_at, last_seen_at, ended_at, client)
-         SELECT 'old-' || i, 'h', $1, 'password', $2, $2, $2, 'Old browser' FROM n",
-    )
-    .bind(user.id)
-    .bind(START - 100_000)
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    if on_postgres() {
+        let pool = sqlx::PgPool::connect(&db).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, method, created_at, last_seen_at, ended_at, client)
+             SELECT 'old-' || i, 'h', $1, 'password', $2, $2, $2, 'Old browser' FROM generate_series(1, 1000000) i",
+        )
+        .bind(user.id)
+        .bind(START - 100_000)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+             INSERT INTO sessions (id, secret_hash, user_id, method, created_at, last_seen_at, ended_at, client)
+             SELECT 'old-' || i, 'h', $1, 'password', $2, $2, $2, 'Old browser' FROM n",
+        )
+        .bind(user.id)
+        .bind(START - 100_000)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
     assert_eq!(app.store().count_sessions().await.unwrap(), 1_000_001);
 
     // The sweep and signed-in requests take turns on one task; each request also counts the

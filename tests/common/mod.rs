@@ -46,3 +46,42 @@ pub fn secret_key() -> String {
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("portal.sqlite").display())
 }
+
+/// The PostgreSQL server the suites may use: `PORTAL_TEST_POSTGRES`, a URL of a database
+/// on it that the tests may connect to (`bash .ci/postgres.sh` starts one and prints it).
+/// Unset, the suites run on SQLite and the PostgreSQL-only tests say they were skipped.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("PORTAL_TEST_POSTGRES").ok().filter(|url| !url.trim().is_empty())
+}
+
+/// How to run the PostgreSQL suites, for the line a skipped one prints.
+pub const POSTGRES_HOWTO: &str =
+    "set PORTAL_TEST_POSTGRES=$(bash .ci/postgres.sh) to run it (`.ci/run` does)";
+
+/// A new, empty database on `server` (named at random); its URL.
+pub fn new_postgres_database(server: &str) -> String {
+    use sqlx::{Connection, Executor};
+    let name = format!("portal_test_{:016x}", rand::random::<u64>());
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (server, String::new()),
+    };
+    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+    let url = format!("{root}/{name}{query}");
+    let server = server.to_owned();
+    let create = format!("CREATE DATABASE {name}");
+    // Its own thread and runtime: callers are sync, inside an async test or not.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let mut admin = sqlx::PgConnection::connect(&server)
+                .await
+                .unwrap_or_else(|e| panic!("PORTAL_TEST_POSTGRES ({server}) does not answer: {e}"));
+            admin.execute(create.as_str()).await.expect("CREATE DATABASE");
+            admin.close().await.expect("close");
+        })
+    })
+    .join()
+    .expect("the database is made");
+    url
+}
