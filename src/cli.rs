@@ -1,5 +1,6 @@
-//! The command line: `portal users …` and `portal events`. Every command goes through the
-//! same operations as the console and the API ([`crate::auth::admin`]), acting as `cli`.
+//! The command line: `portal users …`, `portal events`, `portal keys …` and `portal store …`.
+//! Every command on users goes through the same operations as the console and the API
+//! ([`crate::auth::admin`]), acting as `cli`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -33,6 +34,11 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         action: Keys,
+    },
+    /// The store itself: its schema version, or a copy into another database.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
     },
     /// The audit log, newest first: one line per event (time, what, user, address).
     Events {
@@ -102,6 +108,27 @@ pub enum Keys {
     Rotate,
 }
 
+#[derive(Subcommand)]
+pub enum StoreAction {
+    /// Print the backend, the schema version (applied, and this binary's newest) and the
+    /// rows per table, without changing anything. Fails when the schema is not current.
+    Check {
+        /// The database to read (default: the configured `databases.portal.url`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Copy every user, identity, session, reset link, audit event and signing key from one
+    /// store into another, ids kept (`--from sqlite://portal.sqlite --to postgres://…`).
+    /// Brings both schemas up to date first; refuses a target that holds anything. Signed-in
+    /// people stay signed in if the new portal keeps the same `secret_key`.
+    Copy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+}
+
 /// Runs a command; its output goes to stdout, an error to stderr with a failing status.
 pub fn run(command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -127,11 +154,68 @@ pub fn run(command: Command) -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<String, String> {
     let settings = Settings::from_figment(&crate::figment())?;
+    if let Command::Store { action } = command {
+        return store(&settings, action).await;
+    }
     let auth = crate::auth_service(&settings, Arc::new(SystemClock)).await?;
     match command {
         Command::Users { action } => users(&auth, &settings, action).await.map_err(|e| e.to_string()),
         Command::Events { user, since, limit } => events(&auth, user, since, limit).await,
         Command::Keys { action } => keys(&auth, action).await,
+        Command::Store { .. } => unreachable!("answered above"),
+    }
+}
+
+/// `portal store check | copy`. Database URLs are never printed: they may hold a password.
+async fn store(settings: &Settings, action: StoreAction) -> Result<String, String> {
+    use crate::store::{Store, COPIED_TABLES};
+    let rows = |counts: &[(&str, i64)]| -> String {
+        counts.iter().map(|(table, n)| format!("  {table:<13} {n}")).collect::<Vec<_>>().join("\n")
+    };
+    match action {
+        StoreAction::Check { url } => {
+            let url = url.unwrap_or_else(|| settings.databases.portal.url.clone());
+            let store =
+                Store::open(&url, settings.databases.portal.pool).map_err(|e| format!("the URL: {e}"))?;
+            let report = store.check().await.map_err(|e| format!("could not read the store: {e}"))?;
+            let backend = report.backend.name();
+            let Some(applied) = report.applied else {
+                return Err(format!(
+                    "{backend} store without a schema (newest this portal has: {})",
+                    report.latest
+                ));
+            };
+            let state = match applied.cmp(&report.latest) {
+                std::cmp::Ordering::Equal => "current",
+                std::cmp::Ordering::Less => "behind: the portal brings it up to date when it starts",
+                std::cmp::Ordering::Greater => "newer than this portal: upgrade the binary",
+            };
+            let text = format!(
+                "{backend} store, schema version {applied} ({state}; this portal's newest is {})\n{}",
+                report.latest,
+                rows(&report.rows)
+            );
+            if applied == report.latest {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        }
+        StoreAction::Copy { from, to } => {
+            let pool = settings.databases.portal.pool;
+            let open = |url: &str, side: &str| Store::open(url, pool).map_err(|e| format!("--{side}: {e}"));
+            let (source, target) = (open(&from, "from")?, open(&to, "to")?);
+            source.bring_up().await.map_err(|e| format!("--from: could not open the store: {e}"))?;
+            target.bring_up().await.map_err(|e| format!("--to: could not open the store: {e}"))?;
+            let report = source.copy_into(&target).await.map_err(|e| e.to_string())?;
+            debug_assert_eq!(report.rows.len(), COPIED_TABLES.len());
+            Ok(format!(
+                "copied from the {} store into the {} store, ids kept; rows in both now:\n{}",
+                source.backend().name(),
+                target.backend().name(),
+                rows(&report.rows)
+            ))
+        }
     }
 }
 

@@ -7,9 +7,10 @@ use crate::auth::password::PolicyError;
 /// Why an operation could not run. Each variant says what the person sees.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// "Something went wrong on our side" (500).
+    /// "The portal is busy" (503) when the store did not answer, "That request could not be
+    /// read" (400) for a value it refused, else "Something went wrong on our side" (500).
     #[error("store error: {0}")]
-    Store(#[from] sqlx::Error),
+    Store(sqlx::Error),
     /// "The portal is busy, try again in a moment" (503 with Retry-After).
     #[error("too many sign-ins are waiting for a password check")]
     Busy,
@@ -19,6 +20,15 @@ pub enum AuthError {
     /// "Something went wrong on our side" (500).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Every store error an operation meets becomes this, and is counted
+/// (`portal_store_errors_total`).
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> AuthError {
+        crate::metrics::get().store_error(&e);
+        AuthError::Store(e)
+    }
 }
 
 /// Why a password sign-in did not sign anyone in. Each variant says what the person sees.

@@ -147,7 +147,13 @@ impl Auth {
             let reserved = self.throttle.reserve_login(&account_key(&user.username), client.ip, now).await;
             let attempt = match reserved.map_err(AuthError::from)? {
                 Ok(attempt) => attempt,
-                Err(RetryAfter(seconds)) => return Err(AuthError::Throttled(seconds).into()),
+                Err(RetryAfter(seconds)) => {
+                    crate::metrics::get()
+                        .throttled
+                        .get_or_create(&crate::metrics::WhatLabels { what: "password" })
+                        .inc();
+                    return Err(AuthError::Throttled(seconds).into());
+                }
             };
             match self.verify(&user.username, current).await {
                 Ok(Verdict::Valid(_)) => attempt.refund().await,

@@ -58,6 +58,10 @@ impl Auth {
         }
         let started = self.throttle.oauth_start(client.ip, self.now()).await.map_err(AuthError::from)?;
         if let Err(RetryAfter(seconds)) = started {
+            crate::metrics::get()
+                .throttled
+                .get_or_create(&crate::metrics::WhatLabels { what: "oauth_start" })
+                .inc();
             log::warn!("{}: throttled sign-in starts from {}", kind.slug(), client.ip_text());
             return Err(AuthError::Throttled(seconds).into());
         }
@@ -104,6 +108,29 @@ impl Auth {
     /// policy, and signs in, creates, or links the user. Every failure is logged once with
     /// the provider and a reason.
     pub async fn finish_provider_sign_in(
+        &self,
+        kind: ProviderKind,
+        callback: Callback<'_>,
+        stored_flow: Option<&str>,
+        me: Option<&User>,
+        client: &ClientInfo,
+    ) -> Result<Arrival, ArrivalError> {
+        let result = self.arrive(kind, callback, stored_flow, me, client).await;
+        let outcome = match &result {
+            Ok(Arrival::SignedIn { .. }) => Some("success"),
+            Ok(_) => None,
+            Err(ArrivalError::Disabled) => Some("disabled"),
+            Err(ArrivalError::NotAllowed(_) | ArrivalError::NoVerifiedEmail) => Some("refused"),
+            Err(ArrivalError::Cancelled | ArrivalError::ProviderSaid(_)) => Some("cancelled"),
+            Err(_) => Some("error"),
+        };
+        if let Some(outcome) = outcome {
+            crate::metrics::get().sign_in(kind.slug(), outcome);
+        }
+        result
+    }
+
+    async fn arrive(
         &self,
         kind: ProviderKind,
         callback: Callback<'_>,

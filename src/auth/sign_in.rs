@@ -37,6 +37,25 @@ impl Auth {
         form: PasswordSignIn<'_>,
         client: &ClientInfo,
     ) -> Result<SignedIn, SignInError> {
+        let result = self.check_password_sign_in(form, client).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(SignInError::Invalid) => "invalid",
+            Err(SignInError::Disabled) => "disabled",
+            Err(SignInError::Failed(AuthError::Throttled(_))) => "throttled",
+            Err(SignInError::Failed(AuthError::Busy)) => "busy",
+            Err(SignInError::Failed(_)) => "error",
+            Err(_) => "unreadable",
+        };
+        crate::metrics::get().sign_in("password", outcome);
+        result
+    }
+
+    async fn check_password_sign_in(
+        &self,
+        form: PasswordSignIn<'_>,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SignInError> {
         let PasswordSignIn { username, password, remember } = form;
         if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
             return Err(SignInError::TooLong);
@@ -146,6 +165,10 @@ impl Auth {
             now,
         };
         self.store.create_session(new).await?;
+        crate::metrics::get()
+            .sessions_started
+            .get_or_create(&crate::metrics::MethodLabels { method: method.as_str() })
+            .inc();
         if let Err(e) = self.store.record_login(user.id, now).await {
             log::warn!("could not record the sign-in time of user {}: {e}", user.id);
         }

@@ -79,6 +79,13 @@ pub enum Answer {
 
 impl<'r> Responder<'r, 'static> for Answer {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let result = match &self {
+            Answer::Through { .. } => "allowed",
+            Answer::SignIn(_) | Answer::ToLogin(_) => "unauthenticated",
+            Answer::Refused { .. } => "forbidden",
+            Answer::Unavailable => "unavailable",
+        };
+        crate::metrics::get().forward_auth.get_or_create(&crate::metrics::ResultLabels { result }).inc();
         match self {
             Answer::Through { user, email, groups, assertion } => {
                 let mut response = Response::build();

@@ -7,6 +7,7 @@ pub mod api;
 pub mod authz;
 pub mod health;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
@@ -30,6 +31,7 @@ pub fn stage() -> AdHoc {
                 login::logout,
                 login::logout_everywhere,
                 health::health,
+                metrics::metrics,
                 oauth::start,
                 oauth::callback,
                 account::account,

@@ -22,6 +22,8 @@ type Entry = (i64, Option<(LiveSession, User)>);
 pub(crate) struct SessionCache {
     ttl: AtomicI64,
     degraded: AtomicBool,
+    /// How many times caching resumed after a (re)connected listener: for tests and logs.
+    resumed: AtomicU64,
     sessions: Mutex<HashMap<String, Entry>>,
     /// Bumped by every write: a read that overlapped one is not cached.
     writes: AtomicU64,
@@ -35,6 +37,7 @@ impl SessionCache {
         SessionCache {
             ttl: AtomicI64::new(ttl),
             degraded: AtomicBool::new(false),
+            resumed: AtomicU64::new(0),
             sessions: Mutex::default(),
             writes: AtomicU64::new(0),
         }
@@ -61,7 +64,12 @@ impl SessionCache {
         } else {
             self.forget_all();
             self.degraded.store(false, Ordering::Release);
+            self.resumed.fetch_add(1, Ordering::AcqRel);
         }
+    }
+
+    pub(crate) fn times_resumed(&self) -> u64 {
+        self.resumed.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_degraded(&self) -> bool {

@@ -447,6 +447,12 @@ impl Store {
         !self.sessions.is_degraded()
     }
 
+    /// How many times the revocation listener has (re)connected and caching resumed (for
+    /// tests: a lost connection shows as this number going up).
+    pub fn listener_connects(&self) -> u64 {
+        self.sessions.times_resumed()
+    }
+
     /// Connections open and idle in the pool (for metrics).
     pub fn pool_state(&self) -> (u32, usize) {
         on_pool!(&self.pool, p => (p.size(), p.num_idle()))
@@ -537,6 +543,11 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Protocol(_) => true,
+        // A migration that could not run because the database did not answer.
+        sqlx::Error::Migrate(migrate) => match &**migrate {
+            sqlx::migrate::MigrateError::Execute(inner) => is_unavailable(inner),
+            _ => false,
+        },
         sqlx::Error::Database(db) => {
             let code = db.code();
             let code = code.as_deref().unwrap_or("");

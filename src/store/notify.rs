@@ -109,7 +109,7 @@ pub(crate) fn spawn_listener(pool: PgPool, cache: Weak<SessionCache>) {
                     // The connection dropped and was made again: what was sent meanwhile
                     // is lost, so forget everything.
                     Ok(None) => match cache.upgrade() {
-                        Some(cache) => cache.forget_all(),
+                        Some(cache) => cache.set_degraded(false),
                         None => return,
                     },
                     Err(sqlx::Error::PoolClosed) => return,

@@ -75,8 +75,9 @@ impl Store {
             let Some(user_id) = user_id else {
                 return Ok(None);
             };
-            set_password_ending_sessions!(tx, user_id, password_hash, now)?;
+            let ended = set_password_ending_sessions!(tx, user_id, password_hash, now)?;
             tx.commit().await?;
+            crate::metrics::get().sessions_ended.inc_by(ended);
             user_id
         });
         self.revoked(Revoked::User(user_id)).await;

@@ -148,6 +148,7 @@ impl Store {
         .await
         .map(|done| done.rows_affected()))?;
         self.revoked(Revoked::Session(id)).await;
+        crate::metrics::get().sessions_ended.inc_by(ended);
         Ok(ended == 1)
     }
 
@@ -155,6 +156,7 @@ impl Store {
     pub async fn end_sessions_of(&self, user_id: i64, except: Option<&str>, now: i64) -> StoreResult<u64> {
         let ended = on_pool!(&self.pool, p => end_all_but!(p, user_id, except, now))?;
         self.revoked(Revoked::User(user_id)).await;
+        crate::metrics::get().sessions_ended.inc_by(ended);
         Ok(ended)
     }
 

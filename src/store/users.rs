@@ -115,8 +115,9 @@ impl Store {
     pub async fn set_password(&self, id: i64, password_hash: &str, now: i64) -> StoreResult<()> {
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
-            set_password_ending_sessions!(tx, id, password_hash, now)?;
+            let ended = set_password_ending_sessions!(tx, id, password_hash, now)?;
             tx.commit().await?;
+            crate::metrics::get().sessions_ended.inc_by(ended);
         });
         self.revoked(Revoked::User(id)).await;
         Ok(())
@@ -133,10 +134,9 @@ impl Store {
             }
             let changed = sqlx::query(&sql).bind(disabled).bind(id).execute(&mut *tx).await?.rows_affected();
             if changed > 0 {
-                if disabled {
-                    end_all_but!(&mut *tx, id, None::<&str>, now)?;
-                }
+                let ended = if disabled { end_all_but!(&mut *tx, id, None::<&str>, now)? } else { 0 };
                 tx.commit().await?;
+                crate::metrics::get().sessions_ended.inc_by(ended);
             }
             changed
         });

@@ -53,6 +53,7 @@ pub fn stage() -> AdHoc {
             .attach(templates::stage())
             .attach(headers::shield())
             .attach(headers::Defaults::default())
+            .attach(crate::metrics::RequestTimer)
             .register("/", catchers::catchers())
             .register("/api", api::catchers())
     })

@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod login;
 mod logs;
+mod metrics;
 mod next;
 mod oauth;
 mod openapi;

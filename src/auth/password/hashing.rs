@@ -152,6 +152,11 @@ impl Hasher {
         self.verifies.load(Ordering::Relaxed)
     }
 
+    /// Password checks waiting for a slot now.
+    pub fn queue_depth(&self) -> usize {
+        lock(&self.queue).waiting
+    }
+
     /// Whether a hash asked for now would be turned away (every slot busy, the queue full).
     /// A cheap early answer for callers that would otherwise do work first; the queue itself
     /// stays the authority.
@@ -170,10 +175,12 @@ impl Hasher {
                 // Counted while waiting, and uncounted on drop: a client that gives up
                 // (its request future is dropped mid-wait) must not keep a queue place.
                 let mut place = QueuePlace::take(&self.queue, self.queue_len).ok_or(HashError::Busy)?;
+                let waited = std::time::Instant::now();
                 let permit = Arc::clone(&self.permits)
                     .acquire_owned()
                     .await
                     .map_err(|_| HashError::Failed("hasher closed".into()))?;
+                crate::metrics::get().hash_wait.observe(waited.elapsed().as_secs_f64());
                 place.served = true;
                 permit
             }
