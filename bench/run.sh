@@ -393,6 +393,14 @@ get_rows
 # The check nginx makes on every request of a gated application, signed in and not: twice
 # each, the better run reported (as for the GET rows), against the floor's signed-in row.
 AUTHZ_URL="X-Original-URL: http://app.bench.test/page"
+# best_pass APP ROW: ROW's figures are those of the better of its passes ROW.1 and ROW.2;
+# the other pass's req/s is kept beside them.
+best_pass() {
+    local app=$1 row=$2 best field
+    best=$(awk -v a="${R[$app,$row.1,rps]}" -v b="${R[$app,$row.2,rps]}" 'BEGIN { print (b > a ? 2 : 1) }')
+    for field in rps p50 p99 failed; do R[$app,$row,$field]=${R[$app,$row.$best,$field]}; done
+    R[$app,$row,other]=${R[$app,$row.$((3 - best)),rps]}
+}
 authz_rows() {
     local pass
     COOKIES[portal]=$(portal_sign_in "${BASES[portal]}")
@@ -402,11 +410,7 @@ authz_rows() {
         wrk_row portal "authz_out.$pass" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "$AUTHZ_URL" \
             "${BASES[portal]}/authz/auth-request"
     done
-    for row in authz_in authz_out; do
-        best=$(awk -v a="${R[portal,$row.1,rps]}" -v b="${R[portal,$row.2,rps]}" 'BEGIN { print (b > a ? 2 : 1) }')
-        for field in rps p50 p99 failed; do R[portal,$row,$field]=${R[portal,$row.$best,$field]}; done
-        R[portal,$row,other]=${R[portal,$row.$((3 - best)),rps]}
-    done
+    for row in authz_in authz_out; do best_pass portal "$row"; done
     [[ $(status_of -H "Cookie: ${COOKIES[portal]}" -H "$AUTHZ_URL" "${BASES[portal]}/authz/auth-request") == 200 ]] ||
         { echo "bench: the forward-auth check did not answer 200 signed in" >&2; exit 1; }
 }
@@ -416,17 +420,24 @@ authz_rows
 # static upstream (an nginx location answering "ok"): with the portal in the path, and the
 # same proxy without it. Skipped, with a line saying so, when nginx is not installed.
 NGINX=${NGINX:-/usr/sbin/nginx}
-nginx_rows() {
-    local dir="$TMP/nginx" gate=$((PORT_BASE + 5)) plain=$((PORT_BASE + 6)) static=$((PORT_BASE + 7))
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<NGINX_CONF
-$( [[ $(id -u) == 0 ]] && echo "user root;" )
+# nginx_preamble DIR: the start of a one-worker nginx.conf living in DIR, up to inside `http {`.
+nginx_preamble() {
+    local dir=$1
+    [[ $(id -u) == 0 ]] && echo "user root;"
+    cat <<PREAMBLE
 daemon off; worker_processes 1; pid $dir/nginx.pid; error_log $dir/error.log warn;
 events { worker_connections 1024; }
 http {
     access_log off;
     client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fcgi;
     uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+PREAMBLE
+}
+nginx_rows() {
+    local dir="$TMP/nginx" gate=$((PORT_BASE + 5)) plain=$((PORT_BASE + 6)) static=$((PORT_BASE + 7))
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX_CONF
+$(nginx_preamble "$dir")
     upstream portal { server $HOST:$PORT_BASE; keepalive 32; }
     upstream static { server $HOST:$static; keepalive 32; }
     server { listen $HOST:$static; location / { return 200 "ok\n"; } }
@@ -479,6 +490,74 @@ start portal-nocache /health "$PORT" env "${PORTAL_ENV[@]}" ROCKET_SESSION='{cac
 COOKIE=$(portal_sign_in)
 wrk_row portal welcome_nocache -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $COOKIE" "$BASE/welcome"
 stop "$SERVER_PID"
+
+# --- PostgreSQL: the store on a server, and two instances behind one address --------------
+# BENCH_POSTGRES (or PORTAL_TEST_POSTGRES) names a server to make a database on; unset, the
+# throwaway cluster of .ci/postgres.sh is started when Debian's PostgreSQL is installed. The
+# rows: GET /welcome signed in on PostgreSQL with the session cache on (2 s) and off, and
+# through nginx (round robin, the shipped deploy/nginx/portal-balancer.conf's shape) to one
+# instance and to two on one database.
+PG_ADMIN=${BENCH_POSTGRES:-${PORTAL_TEST_POSTGRES:-}}
+if [[ -z $PG_ADMIN ]] && compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    PG_ADMIN=$(bash "$ROOT/.ci/postgres.sh")
+fi
+pg_rows() {
+    local db="bench_$(date +%s)_$$" pg_url port_b=$((PORT_BASE + 8)) one=$((PORT_BASE + 9)) two=$((PORT_BASE + 10))
+    local dir="$TMP/nginx-lb" a_pid b_pid nginx_pid
+    psql -q "$PG_ADMIN" -c "CREATE DATABASE $db" >/dev/null
+    pg_url="${PG_ADMIN%/*}/$db"
+    local PG_ENV=("${PORTAL_ENV[@]}" ROCKET_DATABASES="{portal={url=\"$pg_url\"}}")
+    printf '%s\n' "$PASSWORD" | (cd "$TMP" && env "${PG_ENV[@]}" timeout 60 "$PORTAL_BIN" users add bench) >/dev/null
+    log "portal on PostgreSQL: session.cache_ttl = 2 (the default), then 0"
+    start portal-pg /health "$PORT" env "${PG_ENV[@]}" "$PORTAL_BIN"
+    COOKIE=$(portal_sign_in)
+    wrk_row portal pg_welcome -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $COOKIE" "$BASE/welcome"
+    stop "$SERVER_PID"
+    start portal-pg-nocache /health "$PORT" env "${PG_ENV[@]}" ROCKET_SESSION='{cache_ttl=0}' "$PORTAL_BIN"
+    COOKIE=$(portal_sign_in)
+    wrk_row portal pg_welcome_nocache -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $COOKIE" "$BASE/welcome"
+    stop "$SERVER_PID"
+    [[ -x $NGINX ]] || { log "no nginx at $NGINX: the two-instance rows are skipped"; return; }
+    log "two instances on one PostgreSQL behind nginx, against one"
+    start portal-pg-a /health "$PORT" env "${PG_ENV[@]}" "$PORTAL_BIN"
+    a_pid=$SERVER_PID
+    start portal-pg-b /health "$port_b" env "${PG_ENV[@]}" ROCKET_PORT=$port_b "$PORTAL_BIN"
+    b_pid=$SERVER_PID
+    COOKIE=$(portal_sign_in)
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX_CONF
+$(nginx_preamble "$dir")
+    upstream one { server $HOST:$PORT; keepalive 32; }
+    upstream two { server $HOST:$PORT; server $HOST:$port_b; keepalive 32; }
+    server { listen $HOST:$one; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; proxy_pass http://one; } }
+    server { listen $HOST:$two; location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; proxy_pass http://two; } }
+}
+NGINX_CONF
+    (exec "$NGINX" -p "$dir" -c "$dir/nginx.conf") >"$TMP/nginx-lb.log" 2>&1 &
+    PIDS+=("$!")
+    nginx_pid=$!
+    until [[ $(status_of -H "Cookie: $COOKIE" "http://$HOST:$two/welcome") == 200 ]]; do
+        kill -0 "$nginx_pid" 2>/dev/null || { cat "$TMP/nginx-lb.log" "$dir/error.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    local pass
+    for pass in 1 2; do
+        wrk_row cluster "one.$pass" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $COOKIE" "http://$HOST:$one/welcome"
+        wrk_row cluster "two.$pass" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Cookie: $COOKIE" "http://$HOST:$two/welcome"
+    done
+    for row in one two; do best_pass cluster "$row"; done
+    [[ ${R[cluster,one,failed]} == 0 && ${R[cluster,two,failed]} == 0 ]] ||
+        { echo "bench: failed requests through the balancer" >&2; exit 1; }
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -s stop 2>/dev/null || kill "$nginx_pid"
+    wait "$nginx_pid" 2>/dev/null || true
+    stop "$a_pid"
+    stop "$b_pid"
+}
+if [[ -n $PG_ADMIN ]]; then
+    pg_rows
+else
+    log "no PostgreSQL (set BENCH_POSTGRES, or install Debian's postgresql): the PostgreSQL rows are skipped"
+fi
 
 log "portal: again, with throttling off (if the build has it), for the POST rows"
 start portal-post /health "$PORT" env "${PORTAL_ENV[@]}" ROCKET_THROTTLE='{enabled=false}' "$PORTAL_BIN"
@@ -575,6 +654,10 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | GET /welcome signed in | $(cell portal welcome_in) | $(cell flask welcome_in) | $(cell floor welcome_in) | $(pr welcome_in flask) | $(pr welcome_in floor) |
 | GET /welcome signed in, session.cache_ttl=0 (a store read per request) | $(cell portal welcome_nocache) | | | $(ratio "${R[portal,welcome_nocache,rps]}" "${R[flask,welcome_in,rps]}") | $(ratio "${R[portal,welcome_nocache,rps]}" "${R[floor,welcome_in,rps]}") |
 | GET /welcome signed out (redirect) | $(cell portal welcome_out) | $(cell flask welcome_out) | $(cell floor welcome_out) | $(pr welcome_out flask) | $(pr welcome_out floor) |
+| GET /welcome signed in, PostgreSQL store, session.cache_ttl=2 | ${R[portal,pg_welcome,rps]:-skipped} req/s · p50 ${R[portal,pg_welcome,p50]:--} · p99 ${R[portal,pg_welcome,p99]:--} ms | | | | $(ratio "${R[portal,pg_welcome,rps]:-0}" "${R[floor,welcome_in,rps]}") |
+| GET /welcome signed in, PostgreSQL store, session.cache_ttl=0 (a PostgreSQL read per request) | ${R[portal,pg_welcome_nocache,rps]:-skipped} req/s · p50 ${R[portal,pg_welcome_nocache,p50]:--} · p99 ${R[portal,pg_welcome_nocache,p99]:--} ms | | | | $(ratio "${R[portal,pg_welcome_nocache,rps]:-0}" "${R[floor,welcome_in,rps]}") |
+| nginx (1 worker, round robin) → one instance on PostgreSQL, GET /welcome signed in | $(cell cluster one) | | | | |
+| the same nginx → two instances on one PostgreSQL | $(cell cluster two) | | | | $(ratio "${R[cluster,two,rps]:-0}" "${R[cluster,one,rps]:-0}") of one instance |
 | GET /authz/auth-request signed in (200 + identity headers) | $(cell portal authz_in) | | | | $(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}") (of the floor's signed-in row) |
 | GET /authz/auth-request signed out (401) | $(cell portal authz_out) | | | | $(ratio "${R[portal,authz_out,rps]}" "${R[floor,welcome_in,rps]}") |
 | nginx (1 worker) + auth_request → portal, then a static upstream, signed in | ${R[nginx,gated,rps]:-skipped} req/s · p50 ${R[nginx,gated,p50]:--} · p99 ${R[nginx,gated,p99]:--} ms | | | | $(ratio "${R[nginx,gated,rps]:-0}" "${R[nginx,plain,rps]:-0}") of nginx alone |

@@ -264,6 +264,8 @@ pub struct Store {
     /// PostgreSQL: the schema is up to date and the first-start work is done; until then
     /// `/health` says why not and requests get `503`.
     ready: Arc<notify::Readiness>,
+    /// The nonces of announcements this instance's listener has heard (PostgreSQL).
+    heard: tokio::sync::broadcast::Sender<u64>,
 }
 
 impl Store {
@@ -294,6 +296,7 @@ impl Store {
                     sqlite_options: Some(options),
                     sessions: Arc::new(SessionCache::new(0)),
                     ready: Arc::new(notify::Readiness::ready()),
+                    heard: tokio::sync::broadcast::channel(1024).0,
                 })
             }
             Backend::Postgres => {
@@ -309,6 +312,7 @@ impl Store {
                     sqlite_options: None,
                     sessions: Arc::new(SessionCache::new(0)),
                     ready: Arc::new(notify::Readiness::waiting()),
+                    heard: tokio::sync::broadcast::channel(1024).0,
                 };
                 // Until the revocation listener is listening, nothing is cached.
                 store.sessions.set_degraded(true);
@@ -347,7 +351,7 @@ impl Store {
         self.fill_email_keys().await?;
         if let Pool::Postgres(pool) = &self.pool {
             if !self.ready.is_ready() {
-                notify::spawn_listener(pool.clone(), Arc::downgrade(&self.sessions));
+                notify::spawn_listener(pool.clone(), Arc::downgrade(&self.sessions), self.heard.clone());
             }
         }
         self.ready.set_ready();

@@ -8,6 +8,7 @@ use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::broadcast;
 
 use super::cache::SessionCache;
 use super::{Pool, Store};
@@ -23,25 +24,35 @@ pub(crate) enum Revoked<'a> {
 }
 
 impl Revoked<'_> {
-    fn payload(&self) -> String {
+    /// `s:<session id>` or `u:<user id>`, then `:<nonce>` when the sender waits for its own
+    /// echo.
+    fn payload(&self, nonce: u64) -> String {
         match self {
-            Revoked::Session(id) => format!("s:{id}"),
-            Revoked::User(id) => format!("u:{id}"),
+            Revoked::Session(id) => format!("s:{id}:{nonce:x}"),
+            Revoked::User(id) => format!("u:{id}:{nonce:x}"),
         }
     }
 }
 
-/// Applies one notification's payload to the cache; an unreadable payload forgets all.
-fn apply(cache: &SessionCache, payload: &str) {
-    match payload.split_once(':') {
-        Some(("s", id)) => cache.forget_session(id),
-        Some(("u", id)) => match id.parse() {
+/// Applies one notification's payload to the cache (an unreadable payload forgets all);
+/// returns its nonce, if it has one.
+fn apply(cache: &SessionCache, payload: &str) -> Option<u64> {
+    let mut parts = payload.splitn(3, ':');
+    let (kind, id, nonce) = (parts.next(), parts.next(), parts.next());
+    match (kind, id) {
+        (Some("s"), Some(id)) => cache.forget_session(id),
+        (Some("u"), Some(id)) => match id.parse() {
             Ok(id) => cache.forget_user(id),
             Err(_) => cache.forget_all(),
         },
         _ => cache.forget_all(),
     }
+    nonce.and_then(|n| u64::from_str_radix(n, 16).ok())
 }
+
+/// How long the instance that made a change waits for its own listener to hear the
+/// announcement before it answers (normally a millisecond or two).
+const ECHO_WAIT: Duration = Duration::from_millis(500);
 
 impl Store {
     /// Forgets what a write touched here and, on PostgreSQL, tells the other instances to.
@@ -54,13 +65,36 @@ impl Store {
             Revoked::User(id) => self.sessions.forget_user(*id),
         }
         if let Pool::Postgres(pool) = &self.pool {
+            // PostgreSQL delivers a notification to every listener at once; when this
+            // instance's own listener has it, the others have it on their sockets too. So
+            // the change is answered only then, and the browser's next request, wherever it
+            // lands, finds the entry gone (tests/postgres and tests/cluster measure it).
+            let nonce: u64 = rand::random();
+            let mut echoes = self.heard.subscribe();
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
-                .bind(what.payload())
+                .bind(what.payload(nonce))
                 .execute(pool)
                 .await;
-            if let Err(e) = sent {
-                log::warn!("could not tell the other instances about an ended session: {e}");
+            match sent {
+                Err(e) => log::warn!("could not tell the other instances about an ended session: {e}"),
+                Ok(_) if self.sessions.is_degraded() => {}
+                Ok(_) => {
+                    let heard = tokio::time::timeout(ECHO_WAIT, async {
+                        loop {
+                            match echoes.recv().await {
+                                Ok(echo) if echo == nonce => return,
+                                Ok(_) => {}
+                                // Lagging or closed: stop waiting, the listener is busy or gone.
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .await;
+                    if heard.is_err() {
+                        log::warn!("this instance did not hear its own revocation within {ECHO_WAIT:?}");
+                    }
+                }
             }
         }
     }
@@ -73,7 +107,7 @@ impl Store {
 
 /// Listens on [`CHANNEL`] for as long as the cache exists, reconnecting when the
 /// connection drops; the cache is off while not listening.
-pub(crate) fn spawn_listener(pool: PgPool, cache: Weak<SessionCache>) {
+pub(crate) fn spawn_listener(pool: PgPool, cache: Weak<SessionCache>, heard: broadcast::Sender<u64>) {
     tokio::spawn(async move {
         let mut logged_down = false;
         loop {
@@ -103,7 +137,12 @@ pub(crate) fn spawn_listener(pool: PgPool, cache: Weak<SessionCache>) {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(note)) => match cache.upgrade() {
-                        Some(cache) => apply(&cache, note.payload()),
+                        Some(cache) => {
+                            if let Some(nonce) = apply(&cache, note.payload()) {
+                                // Nobody waiting is fine.
+                                let _ = heard.send(nonce);
+                            }
+                        }
                         None => return,
                     },
                     // The connection dropped and was made again: what was sent meanwhile
@@ -175,8 +214,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_name_a_session_or_a_user() {
-        assert_eq!(Revoked::Session("abc").payload(), "s:abc");
-        assert_eq!(Revoked::User(7).payload(), "u:7");
+    fn payloads_name_a_session_or_a_user_and_carry_a_nonce() {
+        assert_eq!(Revoked::Session("abc").payload(255), "s:abc:ff");
+        assert_eq!(Revoked::User(7).payload(1), "u:7:1");
+        let cache = SessionCache::new(60);
+        assert_eq!(apply(&cache, "s:abc:ff"), Some(255));
+        assert_eq!(apply(&cache, "u:7"), None, "a payload without a nonce still applies");
+        assert_eq!(apply(&cache, "u:x:1"), Some(1));
     }
 }
