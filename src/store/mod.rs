@@ -266,6 +266,8 @@ pub struct Store {
     ready: Arc<notify::Readiness>,
     /// The nonces of announcements this instance's listener has heard (PostgreSQL).
     heard: tokio::sync::broadcast::Sender<u64>,
+    /// Whether the listener was started (once per store, however often bring-up is tried).
+    listening: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -297,6 +299,7 @@ impl Store {
                     sessions: Arc::new(SessionCache::new(0)),
                     ready: Arc::new(notify::Readiness::ready()),
                     heard: tokio::sync::broadcast::channel(1024).0,
+                    listening: Arc::default(),
                 })
             }
             Backend::Postgres => {
@@ -313,6 +316,7 @@ impl Store {
                     sessions: Arc::new(SessionCache::new(0)),
                     ready: Arc::new(notify::Readiness::waiting()),
                     heard: tokio::sync::broadcast::channel(1024).0,
+                    listening: Arc::default(),
                 };
                 // Until the revocation listener is listening, nothing is cached.
                 store.sessions.set_degraded(true);
@@ -350,7 +354,7 @@ impl Store {
         }
         self.fill_email_keys().await?;
         if let Pool::Postgres(pool) = &self.pool {
-            if !self.ready.is_ready() {
+            if !self.listening.swap(true, std::sync::atomic::Ordering::AcqRel) {
                 notify::spawn_listener(pool.clone(), Arc::downgrade(&self.sessions), self.heard.clone());
             }
         }
