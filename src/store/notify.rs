@@ -98,11 +98,6 @@ impl Store {
             }
         }
     }
-
-    /// Forgets a session here only (a write that does not revoke: activity).
-    pub(crate) fn forget_here(&self, id: &str) {
-        self.sessions.forget_session(id);
-    }
 }
 
 /// Listens on [`CHANNEL`] for as long as the cache exists, reconnecting when the

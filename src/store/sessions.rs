@@ -131,7 +131,8 @@ impl Store {
             .execute(p)
             .await
             .map(|_| ()))?;
-        self.forget_here(id);
+        // Activity, not a revocation: only this instance's copy is stale.
+        self.sessions.forget_session(id);
         Ok(())
     }
 

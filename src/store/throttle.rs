@@ -4,15 +4,11 @@
 
 use super::{PoolDialect, Store, StoreResult};
 
-/// A bucket's name: hex of an HMAC of (scope, account, address).
-pub type WindowKey = String;
-
 /// A window as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ThrottleWindow {
-    pub bucket: String,
-    pub started: i64,
-    pub attempts: i64,
+struct ThrottleWindow {
+    started: i64,
+    attempts: i64,
 }
 
 /// Opens the bucket's window (or a new one when the last has passed) and returns it.
@@ -24,7 +20,7 @@ macro_rules! open_window {
                  started = CASE WHEN throttle.started + $3 <= $2 THEN $2 ELSE throttle.started END,
                  attempts = CASE WHEN throttle.started + $3 <= $2 THEN 0 ELSE throttle.attempts END,
                  reported = CASE WHEN throttle.started + $3 <= $2 THEN FALSE ELSE throttle.reported END
-             RETURNING bucket, started, attempts",
+             RETURNING started, attempts",
         )
         .bind($bucket)
         .bind($now)
@@ -96,16 +92,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await
-        })
-    }
-
-    /// A bucket's window (for tests).
-    pub async fn throttle_window(&self, bucket: &str) -> StoreResult<Option<ThrottleWindow>> {
-        on_pool!(&self.pool, p => {
-            sqlx::query_as("SELECT bucket, started, attempts FROM throttle WHERE bucket = $1")
-                .bind(bucket)
-                .fetch_optional(p)
-                .await
         })
     }
 

@@ -42,8 +42,7 @@ async fn a_bad_setting_stops_startup() {
     let bad = [
         test_figment(&db, &secret_key()).merge(("session.refresh_after", 99_999)),
         test_figment(&db, &secret_key()).merge(("session.idle_timeout", "thirty minutes")),
-        test_figment("postgres://nobody@127.0.0.1:1/none", &secret_key())
-            .merge(("databases.portal.max_connections", 1)),
+        test_figment(&db, &secret_key()).merge(("databases.portal.max_connections", 1)),
         test_figment("sqlite:///no/such/dir/portal.sqlite?mode=rwc", &secret_key()),
     ];
     for figment in bad {

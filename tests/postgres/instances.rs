@@ -349,29 +349,11 @@ async fn dump_all(url: &str, postgres: bool) -> Vec<(&'static str, Vec<String>)>
     let mut out = Vec::new();
     for (table, sql) in queries {
         let rows: Vec<String> = if postgres {
-            use sqlx::{Column, Row};
             let pool = sqlx::PgPool::connect(url).await.expect("connect");
-            let rows = sqlx::query(sql).fetch_all(&pool).await.expect("dump");
-            rows.iter()
-                .map(|row| {
-                    (0..row.columns().len())
-                        .map(|i| text_of_pg(row, i, row.columns()[i].name()))
-                        .collect::<Vec<_>>()
-                        .join("|")
-                })
-                .collect()
+            sqlx::query(sql).fetch_all(&pool).await.expect("dump").iter().map(line_of).collect()
         } else {
-            use sqlx::{Column, Row};
             let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
-            let rows = sqlx::query(sql).fetch_all(&pool).await.expect("dump");
-            rows.iter()
-                .map(|row| {
-                    (0..row.columns().len())
-                        .map(|i| text_of_sqlite(row, i, row.columns()[i].name()))
-                        .collect::<Vec<_>>()
-                        .join("|")
-                })
-                .collect()
+            sqlx::query(sql).fetch_all(&pool).await.expect("dump").iter().map(line_of).collect()
         };
         out.push((table, rows));
     }
@@ -380,24 +362,24 @@ async fn dump_all(url: &str, postgres: bool) -> Vec<(&'static str, Vec<String>)>
 
 const BOOLEANS: [&str; 3] = ["is_admin", "disabled", "persist"];
 
-fn text_of_pg(row: &sqlx::postgres::PgRow, i: usize, name: &str) -> String {
-    use sqlx::Row;
-    if BOOLEANS.contains(&name) {
-        return format!("{:?}", row.get::<Option<bool>, _>(i));
-    }
-    match row.try_get::<Option<i64>, _>(i) {
-        Ok(n) => format!("{n:?}"),
-        Err(_) => format!("{:?}", row.get::<Option<String>, _>(i)),
-    }
-}
-
-fn text_of_sqlite(row: &sqlx::sqlite::SqliteRow, i: usize, name: &str) -> String {
-    use sqlx::Row;
-    if BOOLEANS.contains(&name) {
-        return format!("{:?}", row.get::<Option<bool>, _>(i));
-    }
-    match row.try_get::<Option<i64>, _>(i) {
-        Ok(n) => format!("{n:?}"),
-        Err(_) => format!("{:?}", row.get::<Option<String>, _>(i)),
-    }
+/// A row as one line of text, each column the same way on both backends: booleans as
+/// booleans (SQLite stores them as integers), then an integer if it reads as one, else text.
+fn line_of<R: sqlx::Row>(row: &R) -> String
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<bool>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    use sqlx::Column;
+    let text = |i: usize, name: &str| {
+        if BOOLEANS.contains(&name) {
+            return format!("{:?}", row.get::<Option<bool>, _>(i));
+        }
+        match row.try_get::<Option<i64>, _>(i) {
+            Ok(n) => format!("{n:?}"),
+            Err(_) => format!("{:?}", row.get::<Option<String>, _>(i)),
+        }
+    };
+    row.columns().iter().enumerate().map(|(i, column)| text(i, column.name())).collect::<Vec<_>>().join("|")
 }
