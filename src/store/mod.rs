@@ -256,8 +256,9 @@ impl ConnDialect for PgConnection {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    /// SQLite: how to open the file afresh. The health check does, since a pooled
-    /// connection may answer from its page cache after the file under it was replaced.
+    /// SQLite: how to open the file afresh (through SQLite only, never `std::fs`). The health
+    /// check does, since a pooled connection may answer from its page cache after the file
+    /// under it was replaced.
     sqlite_options: Option<SqliteConnectOptions>,
     sessions: Arc<SessionCache>,
     /// PostgreSQL: the schema is up to date and the first-start work is done; until then
@@ -425,9 +426,7 @@ impl Store {
                 let Some(options) = &self.sqlite_options else { return Ok(()) };
                 let file = options.get_filename();
                 if file.as_os_str() != ":memory:" {
-                    // With WAL, recent pages are read from the `-wal` file: only the main
-                    // file's header shows that the file itself was overwritten.
-                    check_header(file)?;
+                    check_main_file(file).await?;
                     let mut fresh = options.clone().create_if_missing(false).connect().await?;
                     let read = read_something_real!(&mut fresh);
                     let _ = fresh.close().await;
@@ -570,17 +569,24 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Every SQLite database file starts with these 16 bytes.
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
-fn check_header(file: &std::path::Path) -> StoreResult<()> {
-    use std::io::Read;
-    let mut header = [0u8; 16];
-    std::fs::File::open(file).and_then(|mut f| f.read_exact(&mut header))?;
-    if &header != SQLITE_MAGIC {
-        return Err(sqlx::Error::Protocol(format!("{} is not an SQLite database any more", file.display())));
-    }
-    Ok(())
+/// Whether the main database file is still an SQLite database, as SQLite reads it, so that a
+/// file overwritten in place is noticed even while every page the pool reads is in the WAL.
+///
+/// Never `std::fs`: POSIX locks belong to the process, and closing *any* descriptor of the
+/// file drops all of them, SQLite's own included ("How To Corrupt An SQLite Database File",
+/// §2.2). Another process (the CLI, a backup) may then checkpoint and delete the live WAL
+/// while this one goes on writing to it. SQLite's unix VFS knows every descriptor it opened
+/// on the file and defers closing one while the process holds locks there, so a connection
+/// of its own is safe. `immutable` makes that connection read the main file alone (no WAL,
+/// no locks), and `PRAGMA schema_version` reads its header, where SQLite checks the magic
+/// string and the page size, without loading the schema.
+async fn check_main_file(file: &std::path::Path) -> StoreResult<()> {
+    let options =
+        SqliteConnectOptions::new().filename(file).immutable(true).read_only(true).create_if_missing(false);
+    let mut raw = options.connect().await?;
+    let read: StoreResult<Vec<i64>> = sqlx::query_scalar("PRAGMA schema_version").fetch_all(&mut raw).await;
+    let _ = raw.close().await;
+    read.map(|_| ())
 }
 
 /// The store holds password hashes and emails: a file the portal creates is made readable

@@ -9,6 +9,7 @@ mod audit;
 mod authz;
 mod binary;
 mod cli;
+mod durability;
 mod hardening;
 mod helpers;
 mod login;

@@ -123,6 +123,19 @@ impl Portal {
         read_log(&self.home.path().join(LOG))
     }
 
+    /// Its process id (to read what it holds from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it with SIGKILL, as a crash or an OOM kill would, and hands back its home (the
+    /// store and the log) for a restart.
+    pub fn crash(mut self) -> TempDir {
+        self.kill();
+        let home = tempfile::tempdir().expect("a stand-in home");
+        std::mem::replace(&mut self.home, home)
+    }
+
     /// Stops it and returns all that it logged.
     pub fn stop(mut self) -> String {
         self.kill();
