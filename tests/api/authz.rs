@@ -500,3 +500,20 @@ async fn with_a_shared_cookie_only_the_portals_own_origin_may_post_its_forms() {
         .await;
     assert_eq!(response.status(), Status::SeeOther);
 }
+
+#[rocket::async_test]
+async fn the_port_in_the_original_url_is_kept_for_rd_and_no_part_of_the_rules() {
+    let app = app().await;
+
+    // nginx's snippet sends `$scheme://$host:$server_port`: a default port is dropped.
+    let plain = ask(&app, "http://app.example.com:80/docs?x=1").await;
+    assert_eq!(query(header(&plain, "Location").unwrap())["rd"], "http://app.example.com/docs?x=1");
+    let other = ask(&app, "https://app.example.com:8443/docs").await;
+    assert_eq!(query(header(&other, "Location").unwrap())["rd"], "https://app.example.com:8443/docs");
+
+    app.sign_in("bob", PASSWORD).await;
+    assert_eq!(ask(&app, "https://admin.example.com:8443/").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "http://admin.example.com:80/").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "https://app.example.com:8443/finance").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "https://app.example.com:8443/docs").await.status(), Status::Ok);
+}
