@@ -9,15 +9,17 @@
 //! client claimed); a host whose rule refuses the user → 403; logout through the portal →
 //! the next request to the application goes to the login page again.
 //!
-//! Then, for each proxy: the host the portal decides on is the host the proxy routes on
-//! (absolute-form request lines, a `Host` that disagrees, with and without a port).
+//! Then what the audit found, for each proxy: the host the portal decides on is the host the
+//! proxy routes on (absolute-form request lines, a `Host` that disagrees, with and without a
+//! port), and no spelling of a protected path reads a protected file from a stock static
+//! file server behind the proxy (nginx's own `root`, Caddy's `file_server`).
 
 use std::collections::HashMap;
 
 use crate::common::process::{free_port, Portal};
 use crate::harness::{
     caddy_binary, caddy_deploy_dir, connect, exchange, gate_http_body, gate_sites_http_body, gated_portal,
-    nginx_binary, Answer, Caddy, Echo, Files, Nginx,
+    nginx_binary, Answer, Caddy, Echo, Files, Nginx, FINANCE_SECRET,
 };
 
 /// A request through the proxy on `port`: `METHOD path` for `host`, with these cookies and
@@ -356,4 +358,106 @@ fn nginx_decides_on_the_host_it_routes_on_whatever_the_host_header_says() {
 #[test]
 fn caddy_decides_on_the_host_it_routes_on_whatever_the_host_header_says() {
     the_host_routed_on_is_the_host_decided_on(&Site::caddy());
+}
+
+/// Spellings of `/finance` that lenient backends read as `/finance`: dave is refused, alice
+/// gets what the file server makes of them.
+const READ_AS_FINANCE: [&str; 12] = [
+    "/finance",
+    "//finance",
+    "/./finance",
+    "/%66inance",
+    "/%2e/finance",
+    "/x/../finance",
+    "/finance;x",
+    "/;x/finance",
+    "/Finance",
+    "/FINANCE",
+    "/finance?x",
+    "/finance/?x=/../public.css",
+];
+
+/// Spellings backends read differently: refused whoever asks (or refused by the proxy).
+const AMBIGUOUS: [&str; 15] = [
+    "/x/..%2ffinance",
+    "/%2ffinance",
+    "/%2Ffinance",
+    "/finance.",
+    "/finance%2e",
+    "/finance%20",
+    "/finance%00",
+    "/finance%09",
+    "/\\finance",
+    "/%5cfinance",
+    "/%2566inance",
+    "/%u0066inance",
+    "/finance%zz",
+    "/finance%c0%af",
+    "/finance.;x",
+];
+
+/// A raw `#` in the request line, which no browser sends. nginx passes it on as it came
+/// (the portal refuses it as ambiguous); Caddy's Go server keeps it in the path, escapes it
+/// as `%23` for the portal, and its file server reads `/x#/../finance` as `/finance`, which
+/// is also what the portal decides on: dave is refused either way, alice may read it.
+const RAW_HASH: [&str; 2] = ["/x#/../finance", "/public.css#/../finance"];
+
+/// Every spelling of `/finance` through the proxy to the static file server: dave never
+/// reads the file, alice reads it by its plain name and by lenient spellings, and an
+/// ambiguous spelling is refused (403 from the portal, or the proxy's own 400) for both.
+fn no_spelling_of_finance_reads_the_file_for_dave(site: &Site) {
+    let files = format!("files.portal.test:{}", site.port);
+    let (dave, alice) = (site.sign_in("dave"), site.sign_in("alice"));
+    let mut table = Vec::new();
+
+    for path in READ_AS_FINANCE.iter().chain(&AMBIGUOUS).chain(&RAW_HASH) {
+        let as_dave = site.raw_get(path, &files, &dave, "");
+        let as_alice = site.raw_get(path, &files, &alice, "");
+        let as_nobody = site.raw_get(path, &files, "", "");
+        table.push(format!(
+            "{path:28} dave {} alice {}{} signed out {}",
+            as_dave.status,
+            as_alice.status,
+            if as_alice.body.contains(FINANCE_SECRET) { " (read the file)" } else { "" },
+            as_nobody.status
+        ));
+
+        assert!(!as_dave.body.contains(FINANCE_SECRET), "dave read the file as {path}\n{}", site.logs());
+        assert!(matches!(as_dave.status, 400 | 403), "dave, {path}: {as_dave:#?}\n{}", site.logs());
+        if AMBIGUOUS.contains(path) {
+            assert!(matches!(as_alice.status, 400 | 403), "alice, {path}: {as_alice:#?}\n{}", site.logs());
+            assert!(
+                matches!(as_nobody.status, 400 | 403),
+                "signed out, {path}: {as_nobody:#?}\n{}",
+                site.logs()
+            );
+        } else if READ_AS_FINANCE.contains(path) {
+            assert_ne!(as_alice.status, 403, "alice, {path}: {as_alice:#?}\n{}", site.logs());
+            // Sent to sign in: nginx turns the portal's 401 into a redirect; Caddy passes it on.
+            assert!(
+                matches!(as_nobody.status, 302 | 401),
+                "signed out, {path}: {as_nobody:#?}\n{}",
+                site.logs()
+            );
+        }
+    }
+    println!("{}", table.join("\n"));
+
+    for path in ["/finance", "//finance", "/%66inance", "/x/../finance"] {
+        let answer = site.raw_get(path, &files, &alice, "");
+        assert_eq!(answer.status, 200, "alice, {path}: {answer:#?}\n{}", site.logs());
+        assert!(answer.body.contains(FINANCE_SECRET), "alice, {path}: {}", answer.body);
+    }
+    let css = site.raw_get("/public.css", &files, &dave, "");
+    assert_eq!((css.status, css.body.as_str()), (200, "body {}"), "dave, /public.css\n{}", site.logs());
+}
+
+#[test]
+fn through_nginx_no_spelling_of_a_protected_path_reads_the_file_for_dave() {
+    no_spelling_of_finance_reads_the_file_for_dave(&Site::nginx());
+}
+
+#[test]
+fn through_caddy_no_spelling_of_a_protected_path_reads_the_file_for_dave() {
+    no_spelling_of_finance_reads_the_file_for_dave(&Site::caddy());
 }
