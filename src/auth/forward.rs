@@ -270,14 +270,12 @@ impl Target {
         }
         // The path as sent, not the URL parser's: it resolves dot segments before decoding
         // and turns `\` into `/`, which hides what a backend may read differently.
-        let (path, lenient) = match raw_path(raw).map(canonical_path) {
-            Some(Ok(Cow::Borrowed(same))) => (same.to_owned(), Lenient::Same),
-            Some(Ok(Cow::Owned(other))) => {
-                (raw_path(raw).unwrap_or_default().to_owned(), Lenient::Other(other))
-            }
-            Some(Err(ambiguity)) => {
-                (raw_path(raw).unwrap_or_default().to_owned(), Lenient::Ambiguous(ambiguity))
-            }
+        let (path, lenient) = match raw_path(raw) {
+            Some(sent) => match canonical_path(sent) {
+                Ok(Cow::Borrowed(same)) => (same.to_owned(), Lenient::Same),
+                Ok(Cow::Owned(other)) => (sent.to_owned(), Lenient::Other(other)),
+                Err(ambiguity) => (sent.to_owned(), Lenient::Ambiguous(ambiguity)),
+            },
             None => {
                 (url.path().to_owned(), Lenient::Ambiguous(Ambiguity("no scheme://host before the path")))
             }
@@ -314,8 +312,9 @@ impl std::fmt::Display for Ambiguity {
 /// files), a literal `\` (a separator on Windows backends), a raw `#`, a `%` left after one
 /// decoding (`%2566` is `%66` to one backend, `f` to one that decodes twice; `%u0066` is `f`
 /// to IIS), an escape that is not one, a control character (`%00` ends a name in C), bytes
-/// that are not UTF-8 once decoded (overlong forms of `/`), and a segment ending in `.` or
-/// a space (IIS drops them: `/finance.` is `/finance`).
+/// that are not UTF-8 once decoded (overlong forms of `/`), a segment ending in `.` or a
+/// space (IIS drops them: `/finance.` is `/finance`), and Windows' other names for a file
+/// (see [`is_windows_alias`]).
 pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, Ambiguity> {
     if raw.is_empty() {
         return Ok(Cow::Borrowed("/"));
@@ -360,6 +359,9 @@ pub fn canonical_path(raw: &str) -> Result<Cow<'_, str>, Ambiguity> {
     }
     let mut canonical = String::with_capacity(decoded.len());
     for segment in decoded.split('/').skip(1) {
+        if is_windows_alias(segment) {
+            return Err(Ambiguity("another name for a file on Windows (a ::$DATA stream, a short name)"));
+        }
         // `;` parameters, as Tomcat, Spring and Jetty drop them (split yields at least one).
         let name = segment.split(';').next().unwrap_or_default();
         match name {
@@ -396,11 +398,18 @@ fn is_canonical(raw: &str) -> bool {
     let mut segments = raw[1..].split('/').peekable();
     while let Some(segment) = segments.next() {
         let last = segments.peek().is_none();
-        if (segment.is_empty() && !last) || segment.ends_with('.') {
+        if (segment.is_empty() && !last) || segment.ends_with('.') || is_windows_alias(segment) {
             return false;
         }
     }
     true
+}
+
+/// Whether a segment names a file by another name on Windows (IIS): an NTFS stream
+/// (`finance::$DATA` is the file `finance`, `finance:$i30:$INDEX_ALLOCATION` the directory)
+/// or an 8.3 short name (`FINANC~1` may be `finance.xlsx`), which no prefix can follow.
+fn is_windows_alias(segment: &str) -> bool {
+    segment.contains(":$") || segment.as_bytes().windows(2).any(|w| w[0] == b'~' && w[1].is_ascii_digit())
 }
 
 /// Longer URLs are refused outright.
@@ -729,7 +738,7 @@ mod tests {
         "/Finance",
         "/FINANCE/q3",
     ];
-    const FINANCE_AMBIGUOUS: [&str; 25] = [
+    const FINANCE_AMBIGUOUS: [&str; 29] = [
         "/x/..%2ffinance",
         "/%2ffinance",
         "/%2Ffinance",
@@ -755,11 +764,25 @@ mod tests {
         "/finance%ff",
         "/finance#/../x",
         "/x#/../finance",
+        "/finance::$DATA",
+        "/finance:$i30:$INDEX_ALLOCATION/q3",
+        "/FINANC~1",
+        "/finance%3a%24DATA",
     ];
 
     #[test]
     fn canonical_paths_are_read_the_lenient_way_and_borrowed_when_unchanged() {
-        for plain in ["/", "/financial", "/public/a.css", "/docs/page", "/a/b/", "/Finance", "/~me/x-y_z"] {
+        for plain in [
+            "/",
+            "/financial",
+            "/public/a.css",
+            "/docs/page",
+            "/a/b/",
+            "/Finance",
+            "/~me/x-y_z",
+            "/wiki/Special:Export",
+            "/price$",
+        ] {
             assert_eq!(canonical_path(plain), Ok(Cow::Borrowed(plain)), "{plain}");
         }
         assert_eq!(canonical_path(""), Ok(Cow::Borrowed("/")));

@@ -535,7 +535,7 @@ const READ_AS_FINANCE: [&str; 15] = [
 
 /// Spellings that backends read in ways no prefix can follow: refused on a host with path
 /// rules, whoever asks.
-const AMBIGUOUS: [&str; 21] = [
+const AMBIGUOUS: [&str; 23] = [
     "/x/..%2ffinance",
     "/%2ffinance",
     "/%2Ffinance",
@@ -557,6 +557,8 @@ const AMBIGUOUS: [&str; 21] = [
     "/x#/../finance",
     "/public/a%2fb",
     "/public/a.",
+    "/finance::$DATA",
+    "/FINANC~1",
 ];
 
 /// Paths the `/finance` rule does not cover, which everyone signed in may reach.

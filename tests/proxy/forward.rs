@@ -378,7 +378,7 @@ const READ_AS_FINANCE: [&str; 12] = [
 ];
 
 /// Spellings backends read differently: refused whoever asks (or refused by the proxy).
-const AMBIGUOUS: [&str; 15] = [
+const AMBIGUOUS: [&str; 17] = [
     "/x/..%2ffinance",
     "/%2ffinance",
     "/%2Ffinance",
@@ -394,6 +394,8 @@ const AMBIGUOUS: [&str; 15] = [
     "/finance%zz",
     "/finance%c0%af",
     "/finance.;x",
+    "/finance::$DATA",
+    "/FINANC~1",
 ];
 
 /// A raw `#` in the request line, which no browser sends. nginx passes it on as it came
