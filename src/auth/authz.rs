@@ -23,6 +23,17 @@ impl Auth {
         &self.forward
     }
 
+    /// Whether the rules refuse `target` whoever asks (an ambiguous path where a path rule
+    /// could cover it; see [`Policy::refuses_unseen`]). Logged at `debug` with the reason,
+    /// never the path, which may carry a token.
+    pub fn refuses_unseen(&self, target: &Target) -> bool {
+        let Some(ambiguity) = self.forward.refuses_unseen(target) else {
+            return false;
+        };
+        log::debug!("forward-auth: refused an ambiguous path on {}: {ambiguity}", target.host);
+        true
+    }
+
     /// Decides for a signed-in user. `target` is `None` when the proxy sent neither
     /// `X-Original-URL` nor `X-Forwarded-Host`: refused, and logged, since the proxy's
     /// configuration is wrong.

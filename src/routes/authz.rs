@@ -7,7 +7,8 @@
 //! `forward-auth` sends a browser navigation (`Accept: text/html`) to the login page with
 //! `rd` = the original URL (Caddy and Traefik pass the answer on), and `auth-request` puts
 //! that URL in the 401's `Location` for nginx to redirect to (nginx wants no redirects
-//! from an `auth_request`, and cannot percent-encode `rd` itself).
+//! from an `auth_request`, and cannot percent-encode `rd` itself). A path that backends may
+//! read in different ways, on a host with path rules, is a `403` with or without a session.
 //! No template and nothing heavier than the guard's cached session read on the way to a 200.
 
 use rocket::http::{ContentType, Header, Status};
@@ -163,6 +164,11 @@ enum Login {
 
 async fn check(presence: Presence<'_>, original: Original, auth: &Auth, login: Login) -> Answer {
     let page = !matches!(login, Login::Header(_));
+    // Before the session: an ambiguous path is refused whoever asks, so a signed-out
+    // browser is not sent to sign in for a request no one may make.
+    if original.0.as_ref().is_some_and(|target| auth.refuses_unseen(target)) {
+        return Answer::Refused { page };
+    }
     let me = match presence {
         Presence::In(me) => me,
         Presence::Out => {

@@ -453,6 +453,18 @@ async fn bad_forward_auth_settings_stop_startup_with_one_line() {
             f.merge(("public_url", PORTAL))
                 .merge(("forward_auth", json!({ "rules": [{ "host": "x.*.com" }] })))
         },
+        |f| {
+            f.merge(("public_url", PORTAL)).merge((
+                "forward_auth",
+                json!({ "rules": [{ "host": "a.example.com", "path": "/public/%2e%2e/finance" }] }),
+            ))
+        },
+        |f| {
+            f.merge(("public_url", PORTAL)).merge((
+                "forward_auth",
+                json!({ "rules": [{ "host": "a.example.com", "path": "/finance", "case_sensitive": "yes" }] }),
+            ))
+        },
         |f| f.merge(("public_url", PORTAL)).merge(("session.cookie_domain", "elsewhere.test")),
         |f| f.merge(("session.cookie_domain", "localhost")),
     ] {
@@ -499,4 +511,142 @@ async fn with_a_shared_cookie_only_the_portals_own_origin_may_post_its_forms() {
         .dispatch()
         .await;
     assert_eq!(response.status(), Status::SeeOther);
+}
+
+/// Spellings of `/finance` that the most lenient backends read as `/finance` (merged
+/// slashes, one decoding, dot segments, `;` parameters, case): decided on as `/finance`.
+const READ_AS_FINANCE: [&str; 15] = [
+    "/finance",
+    "//finance",
+    "///finance/q3",
+    "/./finance",
+    "/%66inance",
+    "/%2e/finance",
+    "/x/../finance",
+    "/x/%2e%2e/finance",
+    "/finance;x",
+    "/finance%3bx",
+    "/;x/finance",
+    "/Finance",
+    "/FINANCE/q3",
+    "/finance?x",
+    "/finance/?x=/../public",
+];
+
+/// Spellings that backends read in ways no prefix can follow: refused on a host with path
+/// rules, whoever asks.
+const AMBIGUOUS: [&str; 23] = [
+    "/x/..%2ffinance",
+    "/%2ffinance",
+    "/%2Ffinance",
+    "/finance.",
+    "/finance..",
+    "/finance%2e",
+    "/finance%20",
+    "/finance%20/q3",
+    "/finance%00",
+    "/finance%09",
+    "/\\finance",
+    "/%5cfinance",
+    "/%5Cfinance",
+    "/%2566inance",
+    "/%u0066inance",
+    "/finance%zz",
+    "/finance%c0%af",
+    "/finance.;x",
+    "/x#/../finance",
+    "/public/a%2fb",
+    "/public/a.",
+    "/finance::$DATA",
+    "/FINANC~1",
+];
+
+/// Paths the `/finance` rule does not cover, which everyone signed in may reach.
+const ELSEWHERE: [&str; 6] =
+    ["/", "/financial", "/public/a.css", "/caf%C3%A9", "/docs/a%20b?x=%2f", "/x/../public"];
+
+/// `GET /authz/forward-auth` about `https://app.example.com{uri}`, as Caddy asks for a
+/// browser's navigation.
+async fn ask_forward<'a>(app: &'a TestApp, uri: &str) -> LocalResponse<'a> {
+    app.client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("X-Forwarded-Host", "app.example.com"))
+        .header(Header::new("X-Forwarded-Uri", uri.to_owned()))
+        .header(Header::new("Accept", "text/html"))
+        .dispatch()
+        .await
+}
+
+/// The statuses both endpoints answer for `uri` on app.example.com, as the client now is.
+async fn statuses(app: &TestApp, uri: &str) -> (Status, Status) {
+    let nginx = ask(app, &format!("https://app.example.com{uri}")).await.status();
+    let caddy = ask_forward(app, uri).await.status();
+    (nginx, caddy)
+}
+
+#[rocket::async_test]
+async fn no_spelling_of_a_protected_path_lets_dave_through_either_endpoint() {
+    let app = app().await;
+    app.create_user("dave", PASSWORD).await;
+    app.sign_in("dave", PASSWORD).await;
+
+    for uri in READ_AS_FINANCE.iter().chain(&AMBIGUOUS) {
+        let answers = statuses(&app, uri).await;
+
+        assert_eq!(answers, (Status::Forbidden, Status::Forbidden), "dave, {uri}");
+    }
+    for uri in ELSEWHERE {
+        assert_eq!(statuses(&app, uri).await, (Status::Ok, Status::Ok), "dave, {uri}");
+    }
+}
+
+#[rocket::async_test]
+async fn alice_reaches_every_plain_spelling_of_her_path_and_no_ambiguous_one() {
+    let app = app().await;
+    app.sign_in("alice", PASSWORD).await;
+
+    for uri in READ_AS_FINANCE.iter().chain(&ELSEWHERE) {
+        assert_eq!(statuses(&app, uri).await, (Status::Ok, Status::Ok), "alice, {uri}");
+    }
+    for uri in AMBIGUOUS {
+        assert_eq!(statuses(&app, uri).await, (Status::Forbidden, Status::Forbidden), "alice, {uri}");
+    }
+}
+
+#[rocket::async_test]
+async fn signed_out_an_ambiguous_path_is_refused_rather_than_sent_to_sign_in() {
+    let app = app().await;
+
+    for uri in AMBIGUOUS {
+        let answers = statuses(&app, uri).await;
+
+        assert_eq!(answers, (Status::Forbidden, Status::Forbidden), "signed out, {uri}");
+    }
+    for uri in READ_AS_FINANCE.iter().chain(&ELSEWHERE) {
+        assert_eq!(statuses(&app, uri).await, (Status::Unauthorized, Status::Found), "signed out, {uri}");
+    }
+    // Hosts without path rules take any path: nothing there depends on how it is read.
+    let wiki = ask(&app, "https://wiki.other.test/a%2fb.").await;
+    assert_eq!(wiki.status(), Status::Unauthorized);
+    assert_eq!(query(header(&wiki, "Location").unwrap())["rd"], "https://wiki.other.test/a%2fb.");
+    app.sign_in("bob", PASSWORD).await;
+    assert_eq!(ask(&app, "https://wiki.other.test/a%2fb.").await.status(), Status::Ok);
+}
+
+#[rocket::async_test]
+async fn the_port_in_the_original_url_is_kept_for_rd_and_no_part_of_the_rules() {
+    let app = app().await;
+
+    // nginx's snippet sends `$scheme://$host:$server_port`: a default port is dropped.
+    let plain = ask(&app, "http://app.example.com:80/docs?x=1").await;
+    assert_eq!(query(header(&plain, "Location").unwrap())["rd"], "http://app.example.com/docs?x=1");
+    let other = ask(&app, "https://app.example.com:8443/docs").await;
+    assert_eq!(query(header(&other, "Location").unwrap())["rd"], "https://app.example.com:8443/docs");
+
+    app.sign_in("bob", PASSWORD).await;
+    assert_eq!(ask(&app, "https://admin.example.com:8443/").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "http://admin.example.com:80/").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "https://app.example.com:8443/finance").await.status(), Status::Forbidden);
+    assert_eq!(ask(&app, "https://app.example.com:8443/docs").await.status(), Status::Ok);
 }

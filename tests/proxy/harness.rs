@@ -401,9 +401,9 @@ impl Drop for Caddy {
 // ---------------------------------------------------------------------------------------
 // An application behind the gate
 
-/// A tiny HTTP application on a free port that answers every request with the path and the
-/// identity headers it received, one per line (`Remote-User: alice`). Runs until the test
-/// process ends.
+/// A tiny HTTP application on a free port that answers every request with its name, the
+/// path and the identity headers it received, one per line (`served-by: app`,
+/// `Remote-User: alice`). Runs until the test process ends.
 pub struct Echo {
     pub port: u16,
 }
@@ -420,18 +420,23 @@ pub const IDENTITY_HEADERS: [&str; 6] = [
 
 impl Echo {
     pub fn start() -> Echo {
+        Echo::named("app")
+    }
+
+    /// An echo that says it is `name`, so a test sees which application a proxy chose.
+    pub fn named(name: &'static str) -> Echo {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port for the echo");
         let port = listener.local_addr().expect("its address").port();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || echo(stream));
+                std::thread::spawn(move || echo(name, stream));
             }
         });
         Echo { port }
     }
 }
 
-fn echo(mut stream: TcpStream) {
+fn echo(name: &str, mut stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut raw = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -443,7 +448,7 @@ fn echo(mut stream: TcpStream) {
     }
     let head = String::from_utf8_lossy(&raw).into_owned();
     let path = head.split_whitespace().nth(1).unwrap_or("?").to_owned();
-    let mut body = format!("path: {path}\n");
+    let mut body = format!("served-by: {name}\npath: {path}\n");
     for name in IDENTITY_HEADERS {
         let values: Vec<&str> = head
             .lines()
@@ -466,7 +471,8 @@ fn echo(mut stream: TcpStream) {
 
 /// The portal, configured for forward-auth on `*.portal.test` with its login page at
 /// `http://auth.portal.test:PROXY_PORT`, sharing its session cookie with `portal.test`;
-/// `alice` is a user, `root` an administrator; `admin.portal.test` is for administrators.
+/// `alice` and `dave` are users, `root` an administrator; `admin.portal.test` is for
+/// administrators, `/finance` on every host for alice and bob.
 pub fn gated_portal(proxy_port: u16) -> Portal {
     let home = tempfile::tempdir().expect("a temporary directory");
     let launch = Launch::in_dir(home.path())
@@ -476,10 +482,12 @@ pub fn gated_portal(proxy_port: u16) -> Portal {
         .env("ROCKET_PUBLIC_URL", format!("http://auth.portal.test:{proxy_port}"))
         .env(
             "ROCKET_FORWARD_AUTH",
-            r#"{allowed_domains=["*.portal.test"], rules=[{host="admin.portal.test", allow="admins"}]}"#,
+            r#"{allowed_domains=["*.portal.test"], rules=[{host="admin.portal.test", allow="admins"},
+                {host="*.portal.test", path="/finance", allow=["alice", "bob"]}]}"#,
         )
         .env("ROCKET_SESSION", r#"{cookie_domain="portal.test"}"#);
     launch.add_user("alice");
+    launch.add_user("dave");
     launch.add_user("root");
     let out = launch.run(&["users", "admin", "root", "--on"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -500,5 +508,58 @@ pub fn gate_http_body(port: u16, portal_port: u16, echo_port: u16) -> String {
          server {{\n listen 127.0.0.1:{port};\n server_name app.portal.test other.portal.test admin.portal.test;\n\
            include {deploy}/portal-auth-location.conf;\n\
            location / {{\n include {deploy}/portal-auth.conf;\n proxy_pass http://127.0.0.1:{echo_port};\n }}\n}}"
+    )
+}
+
+/// What the protected file holds: a test that finds it in an answer has read it.
+pub const FINANCE_SECRET: &str = "Q3 figures, for alice and bob only";
+
+/// A directory for a stock static file server: `finance` (the protected file, holding
+/// [`FINANCE_SECRET`]) and `public.css`. Removed on drop.
+pub struct Files {
+    pub dir: TempDir,
+}
+
+impl Files {
+    pub fn new() -> Files {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        fs::write(dir.path().join("finance"), FINANCE_SECRET).expect("the finance file is written");
+        fs::write(dir.path().join("public.css"), "body {}").expect("public.css is written");
+        Files { dir }
+    }
+}
+
+/// [`gate_http_body`]'s layout with an application per host: `app.portal.test` and
+/// `other.portal.test` proxy to `app_port`, `admin.portal.test` to `admin_port`,
+/// `files.portal.test` to nginx's own static file server (`root`) on `static_port` in
+/// front of `files`; each gated by the shipped snippets.
+pub fn gate_sites_http_body(
+    port: u16,
+    portal_port: u16,
+    app_port: u16,
+    admin_port: u16,
+    static_port: u16,
+    files: &Files,
+) -> String {
+    let deploy = deploy_dir();
+    let deploy = deploy.display();
+    let gated = |names: &str, upstream: u16| {
+        format!(
+            "server {{\n listen 127.0.0.1:{port};\n server_name {names};\n\
+               include {deploy}/portal-auth-location.conf;\n\
+               location / {{\n include {deploy}/portal-auth.conf;\n proxy_pass http://127.0.0.1:{upstream};\n }}\n}}\n"
+        )
+    };
+    format!(
+        "include {deploy}/portal-http.conf;\n\
+         upstream portal {{ server 127.0.0.1:{portal_port}; }}\n\
+         server {{\n listen 127.0.0.1:{port};\n server_name auth.portal.test;\n\
+           location / {{\n include {deploy}/portal-proxy.conf;\n proxy_pass http://portal;\n }}\n}}\n\
+         {}{}{}\
+         server {{\n listen 127.0.0.1:{static_port};\n root {};\n}}",
+        gated("app.portal.test other.portal.test", app_port),
+        gated("admin.portal.test", admin_port),
+        gated("files.portal.test", static_port),
+        files.dir.path().display(),
     )
 }

@@ -361,3 +361,59 @@ fn the_shipped_nginx_files_pass_nginx_t() {
     assert!(listens >= 2, "portal.example.conf should listen on 80 and 443: {listens} listen lines");
     check("portal.example.conf", &swapped);
 }
+
+/// A login form as nginx serves it to `host`: the CSRF cookie (`name=value`) and token.
+fn login_form(world: &World, host: &str) -> (String, String) {
+    let page = get(world.nginx.port, host, "/login");
+    assert_eq!(page.status, 200, "{page:#?}\n{}", world.logs());
+    let cookie = page
+        .headers("Set-Cookie")
+        .into_iter()
+        .find(|c| c.starts_with("portal_csrf="))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no portal_csrf cookie: {page:#?}"))
+        .to_owned();
+    let token = page
+        .body
+        .split_once(r#"name="csrf_token" value=""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(token, _)| token.to_owned())
+        .unwrap_or_else(|| panic!("no csrf_token field: {}", page.body));
+    (cookie, token)
+}
+
+/// An absolute-form request line names the host nginx routes on; a `Host` header naming
+/// another host does not reach the portal. A sign-in posted with `Host` and `Origin` both
+/// claiming that other host is refused (the portal compares Origin with the Host it is
+/// sent); with a `Host` that agrees with the request line, port included, it goes through.
+#[test]
+fn the_portal_sees_the_host_nginx_routes_on_not_a_disagreeing_host_header() {
+    let world = World::start();
+    let port = world.nginx.port;
+    let routed = format!("127.0.0.1:{port}");
+    let post = |host: &str, origin: &str| {
+        let (cookie, token) = login_form(&world, &routed);
+        let form = format!("username=nobody&password=wrong-password-123&csrf_token={token}");
+        exchange(
+            connect(port),
+            &format!(
+                "POST http://{routed}/login HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nCookie: {cookie}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{form}",
+                form.len()
+            ),
+        )
+    };
+
+    let agreeing = post(&routed, &format!("http://{routed}"));
+    let elsewhere = post(&format!("elsewhere.test:{port}"), &format!("http://elsewhere.test:{port}"));
+
+    assert_eq!(agreeing.status, 200, "{agreeing:#?}\n{}", world.logs());
+    assert!(agreeing.body.contains("Invalid username or password"), "{}", agreeing.body);
+    assert_eq!(
+        elsewhere.status,
+        403,
+        "the portal took the Host header's word: {elsewhere:#?}\n{}",
+        world.logs()
+    );
+}
