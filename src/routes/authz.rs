@@ -163,6 +163,10 @@ enum Login {
 
 async fn check(presence: Presence<'_>, original: Original, auth: &Auth, login: Login) -> Answer {
     let page = !matches!(login, Login::Header(_));
+    // Outside `allowed_domains` (or with no target): 403 before the session is looked at.
+    if !auth.gates(original.0.as_ref()) {
+        return Answer::Refused { page };
+    }
     let me = match presence {
         Presence::In(me) => me,
         Presence::Out => {
