@@ -123,6 +123,17 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a password hash with another hash of the same password (its NFC form): no
+    /// session ends. Only while the stored hash is still `old`, so a password changed in the
+    /// meantime stays; whether it was replaced.
+    pub async fn renew_password_hash(&self, id: i64, old: &str, new: &str) -> StoreResult<bool> {
+        let sql = "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3";
+        let changed = on_pool!(&self.pool, p => {
+            sqlx::query(sql).bind(new).bind(id).bind(old).execute(p).await?.rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     /// Disables (or re-enables) a user; disabling ends every session they have, in the same
     /// transaction. Disabling the last enabled administrator is refused.
     pub async fn set_disabled(&self, id: i64, disabled: bool, now: i64) -> StoreResult<Guarded> {
