@@ -176,10 +176,12 @@ pub async fn users(
 #[serde(deny_unknown_fields)]
 pub struct NewUserJson {
     /// 1 to 64 characters once trimmed and NFKC-normalised (the form it is stored in), with no
-    /// spaces or control characters; otherwise 422.
+    /// spaces, control, format (invisible, bidirectional), private-use or unassigned
+    /// characters, and none of `, ; " < > \`; otherwise 422.
     #[schema(min_length = 1)]
     username: String,
-    /// An address (one `@`, 254 bytes at most) once trimmed, otherwise 422; empty is none.
+    /// An address (one `@`, 254 bytes at most, no spaces, control or invisible characters,
+    /// none of `, ; " < > ( ) \`) once trimmed, otherwise 422; empty is none.
     email: Option<String>,
     #[serde(default)]
     admin: bool,

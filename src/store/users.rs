@@ -72,7 +72,7 @@ impl Store {
 
     /// Looks a user up by name; a name that cannot be valid finds nobody.
     pub async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
-        let Ok(username) = Username::parse(username) else {
+        let Ok(username) = Username::lookup(username) else {
             return Ok(None);
         };
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = $1");

@@ -11,6 +11,7 @@ mod binary;
 mod cli;
 mod hardening;
 mod helpers;
+mod identities;
 mod login;
 mod logs;
 mod metrics;
