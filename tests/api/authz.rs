@@ -337,6 +337,8 @@ async fn rd_returns_to_allowed_applications_only() {
     let out = app.client.post("/logout").header(ContentType::Form).body(form_body(&fields)).dispatch().await;
     assert_is_redirect_to(&out, "https://wiki.other.test/");
     assert_eq!(ask(&app, url).await.status(), Status::Unauthorized, "signed out");
+    // Signed out now, so the signed-out token of this browser (the session's ended with it).
+    let token = app.csrf_token().await;
     let fields = [("csrf_token", token.as_str()), ("rd", "https://evil.test/")];
     let out = app.client.post("/logout").header(ContentType::Form).body(form_body(&fields)).dispatch().await;
     assert_is_redirect_to(&out, "/");
