@@ -1,5 +1,5 @@
-//! The portal's hot paths, measured in process with criterion: the `next` check, the
-//! session's timestamp check, whole requests through the real app (guard, store read,
+//! The portal's hot paths, measured in process with criterion: the `next` check, the log
+//! redaction, the session's timestamp check, whole requests through the real app (guard, store read,
 //! template) and one Argon2id verification.
 //!
 //! Run with `cargo bench --bench hot`; BENCHMARKS.md has the numbers. The app is built the
@@ -44,6 +44,26 @@ fn bench_safe_next(c: &mut Criterion) {
     for (name, input) in inputs {
         group.bench_with_input(BenchmarkId::from_parameter(name), input, |b, input| {
             b.iter(|| safe_next(black_box(input)))
+        });
+    }
+    group.finish();
+}
+
+/// The logger runs this on every line: a request line with nothing to blank must cost a scan.
+fn bench_redact(c: &mut Criterion) {
+    let inputs = [
+        ("nothing to blank", "GET /welcome text/html:"),
+        ("a route line", "Matched: (callback) GET /auth/<provider>?<query..> [1]"),
+        (
+            "a reset link",
+            "POST /reset/q2Yh8v0rX_Ao-3s1bW9n4kLpZcT7uE6fGdJmHiKyQxR application/x-www-form-urlencoded:",
+        ),
+        ("a callback", "GET /auth/github?code=4/0AbCdEf&state=q2Yh8v0rX_Ao-3s1bW9n4kLpZc:"),
+    ];
+    let mut group = c.benchmark_group("logging::redact");
+    for (name, input) in inputs {
+        group.bench_with_input(BenchmarkId::from_parameter(name), input, |b, input| {
+            b.iter(|| portal::logging::redact(black_box(input)).len())
         });
     }
     group.finish();
@@ -210,6 +230,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = hot;
     config = config();
-    targets = bench_safe_next, bench_freshness, bench_requests, bench_argon2
+    targets = bench_safe_next, bench_redact, bench_freshness, bench_requests, bench_argon2
 }
 criterion_main!(hot);

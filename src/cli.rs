@@ -412,7 +412,7 @@ fn read_password() -> Result<String, crate::auth::AuthError> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("New password: ").map_err(failed)?;
         let again = rpassword::prompt_password("Repeat it: ").map_err(failed)?;
-        if first != again {
+        if crate::auth::password::normalized(&first) != crate::auth::password::normalized(&again) {
             return Err(crate::auth::AuthError::Internal("the passwords differ".into()));
         }
         return Ok(first);

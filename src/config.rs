@@ -37,6 +37,10 @@ pub struct Settings {
     /// the throttle's shared counters. Random per process when `secret_key` is unset.
     #[serde(skip)]
     pub instance_key: InstanceKey,
+    /// Another key derived from `secret_key`: the CSRF token of a signed-in session is an
+    /// HMAC under it of the session's id. Random per process when `secret_key` is unset.
+    #[serde(skip)]
+    pub csrf_key: InstanceKey,
 }
 
 /// 32 bytes derived from `secret_key` with HMAC-SHA256 under a fixed label; never the key
@@ -57,9 +61,10 @@ impl std::fmt::Debug for InstanceKey {
 }
 
 impl InstanceKey {
-    fn derive(secret: &[u8]) -> InstanceKey {
+    /// A key for one use, named by `label`: keys for different uses are unrelated.
+    fn derive(secret: &[u8], label: &[u8]) -> InstanceKey {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-        let tag = ring::hmac::sign(&key, b"portal: throttle counter keys, v1");
+        let tag = ring::hmac::sign(&key, label);
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         InstanceKey(out)
@@ -427,7 +432,9 @@ impl Settings {
         let mut settings: Settings =
             figment.extract().map_err(|e| format!("invalid portal configuration: {e}"))?;
         if let Some(secret) = secret_key_bytes(figment).filter(|b| b.iter().any(|b| *b != 0)) {
-            settings.instance_key = InstanceKey::derive(&secret);
+            settings.instance_key = InstanceKey::derive(&secret, b"portal: throttle counter keys, v1");
+            settings.csrf_key =
+                InstanceKey::derive(&secret, b"portal: CSRF tokens of signed-in sessions, v1");
         }
         settings.validate()?;
         Ok(settings)

@@ -1,11 +1,16 @@
 //! The process logger: Rocket's plain style, minus what must never reach a log.
 //!
-//! Rocket logs every request line with its query string, and a provider's callback carries
-//! the authorization code and state there. Installed before Rocket starts (Rocket then keeps
-//! it), this logger blanks the query of every line Rocket writes. `log_level` governs
+//! Rocket logs every request line with its query string and path, and both can carry live
+//! secrets: a provider's callback brings the authorization code and state in its query, and
+//! a one-time link (`/reset/<token>`) is its own secret. Installed before Rocket starts
+//! (Rocket then keeps it), this logger blanks them in every line, whoever wrote it (Rocket,
+//! the portal, a library through `log`): the segment after a [`SECRET_PATH_SEGMENTS`] one
+//! and the value of every [`SECRET_PARAMETERS`] parameter ([`redact`]); Rocket's own lines
+//! lose their whole query besides. `log_level` governs
 //! Rocket's and the portal's chatter; the sign-in record ([`AUDIT_TARGET`]) is written
 //! whatever it says.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -40,7 +45,10 @@ impl Log for PortalLogger {
         }
         let mut message = record.args().to_string();
         if record.target().starts_with("rocket") {
-            message = redact_reset_tokens(&redact_queries(&message));
+            message = redact_queries(&message);
+        }
+        if let Cow::Owned(redacted) = redact(&message) {
+            message = redacted;
         }
         if !self.terminal && message.contains('\u{1b}') {
             message = strip_colours(&message);
@@ -120,44 +128,345 @@ pub fn redact_queries(line: &str) -> String {
     out
 }
 
-/// Replaces the token of every one-time password link path (`/reset/<token>`) with `…`:
-/// the path is the secret. Route patterns (`/reset/<token>`) are kept.
-pub fn redact_reset_tokens(line: &str) -> String {
-    const MARK: &str = "/reset/";
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(at) = rest.find(MARK) {
-        out.push_str(&rest[..at + MARK.len()]);
-        let after = &rest[at + MARK.len()..];
-        let end = after.find(|c: char| c.is_whitespace() || c == '?' || c == ':').unwrap_or(after.len());
-        if end == 0 || after.starts_with('<') {
-            rest = after;
+/// Path segments whose *next* segment is a secret: one-time links (`/reset/<token>`, and the
+/// planned `/verify/<token>` and `/invite/<token>`). Matched case-insensitively, with
+/// percent-escapes decoded and `;` parameters ignored, since a link mangled that way still
+/// carries a live token even when no route matches it.
+pub const SECRET_PATH_SEGMENTS: &[&str] = &["reset", "verify", "invite"];
+
+/// Parameters (in a query string, a form, or a `name=value` anywhere in a message) whose
+/// values are secrets: OAuth and OpenID Connect codes, state and tokens (RFC 6749, 7636,
+/// 8628, 7523, OIDC Core and RP-initiated logout), credentials, and the portal's own tokens.
+/// Matched case-insensitively, with percent-escapes in the name decoded.
+pub const SECRET_PARAMETERS: &[&str] = &[
+    "code",
+    "state",
+    "token",
+    "access_token",
+    "id_token",
+    "id_token_hint",
+    "refresh_token",
+    "logout_token",
+    "device_code",
+    "user_code",
+    "code_verifier",
+    "client_secret",
+    "client_assertion",
+    "assertion",
+    "password",
+    "current_password",
+    "new_password",
+    "confirm_password",
+    "csrf_token",
+    "secret",
+    "api_key",
+];
+
+/// `line` with every secret the lists above name replaced by `…`: the segment after a
+/// [`SECRET_PATH_SEGMENTS`] segment, and the value of a [`SECRET_PARAMETERS`] parameter.
+/// `/` and `=` also count percent-encoded (`%2F`, `%3D`), so a link inside another URL's
+/// query (`?next=%2Freset%2F…`) is found too. One pass over the bytes, and no allocation
+/// when there is nothing to blank (the logger runs this on every line).
+pub fn redact(line: &str) -> Cow<'_, str> {
+    let bytes = line.as_bytes();
+    let mut out = String::new();
+    // Bytes of `line` before this are in `out` (or, while `out` is empty, need not be).
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some((sep, width)) = separator_at(bytes, i) else {
+            i += 1;
             continue;
+        };
+        let secret = match sep {
+            Sep::Slash => secret_segment_after(bytes, i + width),
+            Sep::Equals if is_secret_name(bytes, i) => {
+                let start = i + width;
+                let end = parameter_end(bytes, start);
+                Some((start, keep_trailing_colon(bytes, start, end)))
+            }
+            Sep::Equals => None,
+        };
+        match secret {
+            Some((start, end)) if end > start => {
+                out.push_str(&line[copied..start]);
+                out.push('…');
+                copied = end;
+                i = end;
+            }
+            _ => i += width,
         }
-        out.push('…');
-        rest = &after[end..];
     }
-    out.push_str(rest);
-    out
+    if copied == 0 {
+        return Cow::Borrowed(line);
+    }
+    out.push_str(&line[copied..]);
+    Cow::Owned(out)
+}
+
+#[derive(Clone, Copy)]
+enum Sep {
+    Slash,
+    Equals,
+}
+
+/// A `/` or `=` at `i`, raw or percent-encoded, and its width in bytes.
+fn separator_at(bytes: &[u8], i: usize) -> Option<(Sep, usize)> {
+    match bytes[i] {
+        b'/' => Some((Sep::Slash, 1)),
+        b'=' => Some((Sep::Equals, 1)),
+        b'%' => match bytes.get(i + 1..i + 3) {
+            Some([b'2', b'f' | b'F']) => Some((Sep::Slash, 3)),
+            Some([b'3', b'd' | b'D']) => Some((Sep::Equals, 3)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Where a path segment ends: at a delimiter of URLs or of the prose around them, or at an
+/// encoded `/`, `?` or `&`.
+fn value_end(bytes: &[u8], from: usize) -> usize {
+    run_end(bytes, from, true)
+}
+
+/// Where a parameter's value ends: as a segment, but `/` and `?` belong to it (a Google
+/// authorization code reads `4/0Ab…`).
+fn parameter_end(bytes: &[u8], from: usize) -> usize {
+    run_end(bytes, from, false)
+}
+
+fn run_end(bytes: &[u8], from: usize, in_path: bool) -> usize {
+    let mut i = from;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escape = bytes.get(i + 1..i + 3);
+        let stop = b <= b' '
+            || b == 0x7f
+            || matches!(b, b'&' | b'#' | b'"' | b'\'' | b'<' | b'>' | b',' | b';' | b'(' | b')')
+            || (b == b'%' && matches!(escape, Some([b'2', b'6'])))
+            || (in_path
+                && (matches!(b, b'/' | b'?')
+                    || (b == b'%'
+                        && matches!(escape, Some([b'2', b'f' | b'F']) | Some([b'3', b'f' | b'F'])))));
+        if stop {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Rocket ends a request line with `:` (`GET /auth/github?code=…:`); that is not the secret's.
+fn keep_trailing_colon(bytes: &[u8], start: usize, end: usize) -> usize {
+    let at_end = end == bytes.len() || bytes[end].is_ascii_whitespace();
+    if at_end && end > start && bytes[end - 1] == b':' {
+        end - 1
+    } else {
+        end
+    }
+}
+
+/// After the `/` that ends at `from`: if the segment there is a [`SECRET_PATH_SEGMENTS`]
+/// one and another segment follows, that segment's byte range (a route pattern such as
+/// `<token>` is not a secret, and stays).
+fn secret_segment_after(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    let name_end = value_end(bytes, from);
+    // `reset;x` routes nowhere, but the token after it is live all the same.
+    let name = &bytes[from..name_end];
+    let name = name.split(|&b| b == b';').next().unwrap_or(name);
+    let full_end = segment_with_params_end(bytes, name_end);
+    if !SECRET_PATH_SEGMENTS.iter().any(|s| decoded_eq(name, s)) {
+        return None;
+    }
+    // Empty segments (`/reset//TOKEN`) are skipped, as a router may skip them.
+    let mut at = full_end;
+    while let Some((Sep::Slash, width)) = (at < bytes.len()).then(|| separator_at(bytes, at)).flatten() {
+        at += width;
+    }
+    if at == full_end || bytes.get(at) == Some(&b'<') {
+        return None;
+    }
+    let end = value_end(bytes, at);
+    Some((at, keep_trailing_colon(bytes, at, end)))
+}
+
+/// Past a segment's `;` parameters (`reset;jsessionid=x`), to the `/` that ends it.
+fn segment_with_params_end(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at) == Some(&b';') {
+        at = value_end(bytes, at + 1);
+    }
+    at
+}
+
+/// Whether the parameter name before the `=` at `eq` is a [`SECRET_PARAMETERS`] one: the
+/// name runs back to the last delimiter (`?`, `&`, `;`, space, quote…, or their escapes).
+fn is_secret_name(bytes: &[u8], eq: usize) -> bool {
+    let mut start = eq;
+    while start > 0 {
+        let b = bytes[start - 1];
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'%' | b'[' | b']') {
+            start -= 1;
+        } else {
+            break;
+        }
+    }
+    let name = &bytes[start..eq];
+    if name.is_empty() || name.len() > 64 {
+        return false;
+    }
+    // An escaped delimiter inside the run (`%26code`, `%3Fstate`) starts the name afresh.
+    let mut from = 0;
+    let mut i = 0;
+    while i + 2 < name.len() {
+        if name[i] == b'%'
+            && matches!(&name[i + 1..i + 3], [b'2', b'6' | b'f' | b'F'] | [b'3', b'f' | b'F' | b'b' | b'B'])
+        {
+            from = i + 3;
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let name = &name[from..];
+    SECRET_PARAMETERS.iter().any(|s| decoded_eq(name, s))
+}
+
+/// Whether `raw`, percent-decoded, equals `word` (ASCII, case-insensitively).
+fn decoded_eq(raw: &[u8], word: &str) -> bool {
+    let word = word.as_bytes();
+    let (mut i, mut j) = (0, 0);
+    while i < raw.len() {
+        let c = match (raw[i], raw.get(i + 1..i + 3)) {
+            (b'%', Some(&[h, l])) => match (hex(h), hex(l)) {
+                (Some(h), Some(l)) => {
+                    i += 3;
+                    h << 4 | l
+                }
+                _ => return false,
+            },
+            (c, _) => {
+                i += 1;
+                c
+            }
+        };
+        if word.get(j).is_none_or(|w| !w.eq_ignore_ascii_case(&c)) {
+            return false;
+        }
+        j += 1;
+    }
+    j == word.len()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{redact_queries, redact_reset_tokens, strip_colours};
+    use std::borrow::Cow;
+
+    use super::{redact, redact_queries, strip_colours, SECRET_PARAMETERS, SECRET_PATH_SEGMENTS};
+
+    const TOKEN: &str = "q2Yh8v0rX_Ao-3s1bW9n4kLpZcT7uE6fGdJmHiKyQxR";
 
     #[test]
-    fn reset_link_tokens_are_blanked() {
-        let token = "q2Yh8v0rX_Ao-3s1bW9n4kLpZcT7uE6fGdJmHiKyQxR";
+    fn one_time_link_tokens_are_blanked_in_every_kind_of_line() {
+        for segment in SECRET_PATH_SEGMENTS {
+            let cases = [
+                (
+                    format!("POST /{segment}/{TOKEN} application/x-www-form-urlencoded:"),
+                    format!("POST /{segment}/… application/x-www-form-urlencoded:"),
+                ),
+                (format!("GET /{segment}/{TOKEN}:"), format!("GET /{segment}/…:")),
+                (
+                    format!("a form without a valid CSRF token was refused: /{segment}/{TOKEN}"),
+                    format!("a form without a valid CSRF token was refused: /{segment}/…"),
+                ),
+                (
+                    format!("refused a cross-site POST /{segment}/{TOKEN}: Origin is not public_url"),
+                    format!("refused a cross-site POST /{segment}/…: Origin is not public_url"),
+                ),
+                (
+                    format!("No matching routes for GET /{segment}/{TOKEN}/extra?x=1."),
+                    format!("No matching routes for GET /{segment}/…/extra?x=1."),
+                ),
+                (
+                    format!("link: https://auth.example.com/{segment}/{TOKEN}, 24 hours"),
+                    format!("link: https://auth.example.com/{segment}/…, 24 hours"),
+                ),
+            ];
+            for (line, blanked) in cases {
+                assert_eq!(redact(&line), blanked);
+            }
+        }
+    }
+
+    #[test]
+    fn mangled_link_paths_are_blanked_too() {
+        for path in [
+            format!("/RESET/{TOKEN}"),
+            format!("/%72eset/{TOKEN}"),
+            format!("/reset//{TOKEN}"),
+            format!("/reset;x=1/{TOKEN}"),
+            format!("/login?next=%2Freset%2F{TOKEN}"),
+            format!("/login?next=%2freset%2f{TOKEN}&x=1"),
+        ] {
+            let line = format!("GET {path}:");
+            let blanked = redact(&line);
+            assert!(!blanked.contains(TOKEN), "{line} -> {blanked}");
+            assert!(blanked.contains('…'), "{line} -> {blanked}");
+        }
+    }
+
+    #[test]
+    fn secret_parameters_are_blanked_and_others_kept() {
+        for name in SECRET_PARAMETERS {
+            let line = format!("GET /auth/google?x=1&{name}={TOKEN}&next=/welcome:");
+            assert_eq!(redact(&line), format!("GET /auth/google?x=1&{name}=…&next=/welcome:"), "{name}");
+            let upper = format!("GET /cb?{}={TOKEN}", name.to_uppercase());
+            assert!(!redact(&upper).contains(TOKEN), "{upper}");
+        }
+        assert_eq!(redact("GET /auth/github?code=abc&state=xyz:"), "GET /auth/github?code=…&state=…:");
         assert_eq!(
-            redact_reset_tokens(&format!("POST /reset/{token} application/x-www-form-urlencoded:")),
-            "POST /reset/… application/x-www-form-urlencoded:"
+            redact("callback code=4/0AbC-d_e state=s1 outcome=ok"),
+            "callback code=… state=… outcome=ok"
         );
-        assert_eq!(redact_reset_tokens(&format!("GET /reset/{token}:")), "GET /reset/…:");
         assert_eq!(
-            redact_reset_tokens("Matched: (reset_page) GET /reset/<token>"),
-            "Matched: (reset_page) GET /reset/<token>"
+            redact("GET /login?next=%2Fcb%3Fcode%3Dabc%26state%3Dxyz:"),
+            "GET /login?next=%2Fcb%3Fcode%3D…%26state%3D…:"
         );
-        assert_eq!(redact_reset_tokens("GET /welcome:"), "GET /welcome:");
+        assert_eq!(redact("GET /cb?co%64e=abc"), "GET /cb?co%64e=…");
+        assert_eq!(
+            redact("sign-in at=2027 username=\"alice\" ip=127.0.0.1 outcome=success"),
+            Cow::Borrowed("sign-in at=2027 username=\"alice\" ip=127.0.0.1 outcome=success")
+        );
+        assert_eq!(
+            redact("encode=1 postcode=2 barcode=3 statement=4"),
+            "encode=1 postcode=2 barcode=3 statement=4"
+        );
+    }
+
+    #[test]
+    fn route_patterns_and_plain_lines_are_left_alone_without_copying() {
+        for line in [
+            "Matched: (reset_page) GET /reset/<token>",
+            "Matched: (callback) GET /auth/<provider>?<query..>",
+            "GET /welcome:",
+            "the /reset/ page",
+            "Rocket has launched from http://127.0.0.1:8000",
+            "100% done = fine",
+            "a trailing %",
+            "a trailing %2",
+            "",
+        ] {
+            assert!(matches!(redact(line), Cow::Borrowed(_)), "{line}");
+        }
+    }
+
+    #[test]
+    fn multibyte_text_around_secrets_survives() {
+        assert_eq!(redact("é /reset/ü-tok ñ code=ø"), "é /reset/… ñ code=…");
     }
 
     #[test]

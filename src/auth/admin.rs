@@ -142,11 +142,12 @@ pub struct UserOverview {
 /// Events a user page shows.
 const USER_PAGE_EVENTS: i64 = 20;
 
-/// A plain check that text is an email address: one `@` with something either side, no
-/// spaces or control characters, 254 bytes at most. (Whether it receives mail is not the
-/// portal's business: it sends none.)
+/// A plain check that text is an email address: one `@` with something either side, 254
+/// bytes at most, and nothing that would break or hide in a header (no whitespace, control
+/// or invisible characters, none of `, ; " < > ( ) \\`). (Whether it receives mail is not
+/// the portal's business: it sends none.)
 pub fn valid_email(email: &str) -> bool {
-    let ok_chars = email.chars().all(|c| !c.is_whitespace() && !c.is_control());
+    let ok_chars = crate::store::email_characters_ok(email);
     match email.split_once('@') {
         Some((local, domain)) => {
             ok_chars
@@ -458,7 +459,18 @@ mod tests {
         for good in ["a@b", "bob@example.com", "Zoë@exämple.org"] {
             assert!(valid_email(good), "{good}");
         }
-        for bad in ["", "bob", "@example.com", "bob@", "a b@c", "a@b@c", "a\n@b"] {
+        for bad in [
+            "",
+            "bob",
+            "@example.com",
+            "bob@",
+            "a b@c",
+            "a@b@c",
+            "a\n@b",
+            "a,b@c.com",
+            "<a@b>",
+            "a@b\u{200E}",
+        ] {
             assert!(!valid_email(bad), "{bad:?}");
         }
         assert!(!valid_email(&format!("{}@example.com", "a".repeat(250))));

@@ -59,6 +59,19 @@ impl Auth {
         Ok(Gate::Allowed { assertion })
     }
 
+    /// Whether the portal gates `target`'s host at all (`forward_auth.allowed_domains`).
+    /// Asked before the session: a host outside them is refused whoever asks, so an
+    /// anonymous request is not sent to sign in for a host it could never reach.
+    pub fn gates(&self, target: Option<&Target>) -> bool {
+        let Some(target) = target else {
+            log::warn!(
+                "forward-auth: the proxy sent neither X-Original-URL nor X-Forwarded-Proto/Host/Uri; refused"
+            );
+            return false;
+        };
+        self.forward.is_allowed_host(&target.host)
+    }
+
     /// The JWK Set of the assertion keys.
     pub async fn jwks(&self) -> Result<std::sync::Arc<str>, AuthError> {
         self.signer.jwks(self.now()).await.map_err(|e| match e {

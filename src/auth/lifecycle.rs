@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::auth::audit::EventKind;
-use crate::auth::password::{check_policy, MAX_PASSWORD_BYTES};
+use crate::auth::password::{check_policy, normalized, MAX_PASSWORD_BYTES};
 use crate::auth::session::{freshness, Freshness, Method, SessionToken};
 use crate::auth::sign_in::{log_attempt, Verdict};
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn};
@@ -135,7 +135,7 @@ impl Auth {
         if current.len() > MAX_PASSWORD_BYTES || confirm.is_some_and(|c| c.len() > MAX_PASSWORD_BYTES) {
             return Err(PasswordChangeError::TooLong);
         }
-        if confirm.is_some_and(|c| c != new) {
+        if confirm.is_some_and(|c| normalized(c) != normalized(new)) {
             return Err(PasswordChangeError::Mismatch);
         }
         check_policy(new, &user.username)?;
@@ -168,7 +168,7 @@ impl Auth {
                     return Err(e.into());
                 }
             }
-            if current == new {
+            if normalized(current) == normalized(new) {
                 return Err(PasswordChangeError::Unchanged);
             }
         } else if now - session.created_at >= FRESH_SIGN_IN_SECS {

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::auth::admin::valid_email;
 use crate::auth::audit::EventKind;
 use crate::auth::oauth::{
     tidy_provider_text, Admission, Flow, FlowError, OAuthError, ProviderKind, FLOW_LIFETIME_SECS,
@@ -180,7 +181,14 @@ impl Auth {
             return Err(ArrivalError::NotAllowed(why));
         }
 
-        let email = identity.email.as_deref();
+        // An address that would break or hide in a header is not kept (the sign-in goes on).
+        let email = identity.email.as_deref().filter(|email| {
+            let ok = valid_email(email);
+            if !ok {
+                log::warn!("{slug}: the provider's email address is not one the portal accepts; not kept");
+            }
+            ok
+        });
         if let Some(link_user) = flow.link_user {
             let Some(me) = me.filter(|me| me.id == link_user) else {
                 return Err(refused(slug, "a link flow that does not belong to the signed-in user"));

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::auth::admin::{looks_like_token, token_hash};
 use crate::auth::audit::EventKind;
-use crate::auth::password::{check_policy, PolicyError, MAX_PASSWORD_BYTES};
+use crate::auth::password::{check_policy, normalized, PolicyError, MAX_PASSWORD_BYTES};
 use crate::auth::session::Method;
 use crate::auth::{Auth, AuthError, ClientInfo, SignedIn};
 use crate::store::User;
@@ -70,7 +70,7 @@ impl Auth {
         {
             return Err(ResetError::TooLong);
         }
-        if reset.confirm.is_some_and(|c| c != reset.new) {
+        if reset.confirm.is_some_and(|c| normalized(c) != normalized(reset.new)) {
             return Err(ResetError::Mismatch);
         }
         check_policy(reset.new, &user.username)?;

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::auth::audit::{typed_name, EventKind};
-use crate::auth::password::{HashError, MAX_PASSWORD_BYTES};
+use crate::auth::password::{HashError, PasswordMatch, MAX_PASSWORD_BYTES};
 use crate::auth::session::{Method, SessionToken};
 use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
 use crate::logging::AUDIT_TARGET;
@@ -131,15 +131,37 @@ impl Auth {
             Some(c) => (Some(c.user), c.password_hash),
             None => (None, None),
         };
-        let matched = self.hasher.verify(password.to_owned(), hash).await.map_err(|e| match e {
+        let stored = hash.clone();
+        let matched = self.hasher.check(password.to_owned(), hash).await.map_err(|e| match e {
             HashError::Busy => AuthError::Busy,
             HashError::Failed(why) => AuthError::Internal(why),
         })?;
         Ok(match user {
-            Some(user) if matched && user.disabled => Verdict::Disabled(user.id),
-            Some(user) if matched => Verdict::Valid(user),
+            Some(user) if matched != PasswordMatch::No && user.disabled => Verdict::Disabled(user.id),
+            Some(user) if matched != PasswordMatch::No => {
+                if let (PasswordMatch::AsTyped, Some(old)) = (matched, stored) {
+                    self.renew_hash(user.id, &old, password).await;
+                }
+                Verdict::Valid(user)
+            }
             known => Verdict::Invalid(known.map(|u| u.id)),
         })
+    }
+
+    /// Replaces a hash made before passwords were normalised (it matched the password only
+    /// as typed) with a hash of the NFC form, so the same characters typed any way match
+    /// from now on. Sessions stay: the password is the same. A failure is logged, not the
+    /// sign-in's: the old hash keeps working.
+    async fn renew_hash(&self, user_id: i64, old: &str, password: &str) {
+        let renewed = match self.hash(password).await {
+            Ok(new) => self.store.renew_password_hash(user_id, old, &new).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match renewed {
+            Ok(true) => log::info!("user {user_id}'s password hash was renewed from its NFC form"),
+            Ok(false) => {}
+            Err(e) => log::warn!("could not renew user {user_id}'s password hash: {e}"),
+        }
     }
 
     /// Signs `user` in, whatever proved who they are: a new session record, and the sign-in

@@ -176,10 +176,12 @@ pub async fn users(
 #[serde(deny_unknown_fields)]
 pub struct NewUserJson {
     /// 1 to 64 characters once trimmed and NFKC-normalised (the form it is stored in), with no
-    /// spaces or control characters; otherwise 422.
+    /// spaces, control, format (invisible, bidirectional), private-use or unassigned
+    /// characters, and none of `, ; " < > \`; otherwise 422.
     #[schema(min_length = 1)]
     username: String,
-    /// An address (one `@`, 254 bytes at most) once trimmed, otherwise 422; empty is none.
+    /// An address (one `@`, 254 bytes at most, no spaces, control or invisible characters,
+    /// none of `, ; " < > ( ) \`) once trimmed, otherwise 422; empty is none.
     email: Option<String>,
     #[serde(default)]
     admin: bool,
@@ -207,12 +209,12 @@ pub struct CreatedJson {
     request_body = NewUserJson,
     responses(
         (status = 201, description = "Created", body = CreatedJson),
-        (status = 400, description = "The body is not JSON", body = ErrorJson),
+        (status = 400, description = "The body is not JSON, or names a key twice", body = ErrorJson),
         (status = 401, description = "Not signed in", body = ErrorJson),
         (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
         (status = 409, description = "The username is taken", body = ErrorJson),
         (status = 413, description = "Too large", body = ErrorJson),
-        (status = 415, description = "Not JSON", body = ErrorJson),
+        (status = 415, description = "Not sent as application/json", body = ErrorJson),
         (status = 422, description = "An invalid username or email, or unreadable fields", body = ErrorJson),
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
@@ -391,13 +393,13 @@ pub struct UserChangeJson {
     request_body = UserChangeJson,
     responses(
         (status = 200, description = "The user as changed", body = UserJson),
-        (status = 400, description = "The body is not JSON", body = ErrorJson),
+        (status = 400, description = "The body is not JSON, or names a key twice", body = ErrorJson),
         (status = 401, description = "Not signed in", body = ErrorJson),
         (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
         (status = 404, description = "No such user", body = ErrorJson),
         (status = 409, description = "The last administrator, or yourself", body = ErrorJson),
         (status = 413, description = "Too large", body = ErrorJson),
-        (status = 415, description = "Not JSON", body = ErrorJson),
+        (status = 415, description = "Not sent as application/json", body = ErrorJson),
         (status = 422, description = "Unreadable fields, or an id that is not a number", body = ErrorJson),
         (status = 503, description = "The store is busy", body = ErrorJson),
     )

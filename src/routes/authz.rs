@@ -164,9 +164,11 @@ enum Login {
 
 async fn check(presence: Presence<'_>, original: Original, auth: &Auth, login: Login) -> Answer {
     let page = !matches!(login, Login::Header(_));
-    // Before the session: an ambiguous path is refused whoever asks, so a signed-out
-    // browser is not sent to sign in for a request no one may make.
-    if original.0.as_ref().is_some_and(|target| auth.refuses_unseen(target)) {
+    // Before the session: a host outside `allowed_domains` (or no target), and an
+    // ambiguous path, are refused whoever asks, so a signed-out browser is not sent to sign
+    // in for a request no one may make.
+    let target = original.0.as_ref();
+    if !auth.gates(target) || target.is_some_and(|target| auth.refuses_unseen(target)) {
         return Answer::Refused { page };
     }
     let me = match presence {

@@ -114,7 +114,10 @@ pub use self::identities::{LinkError, LinkedIdentity, Unlinked};
 pub use self::keys::SigningKey;
 pub use self::resets::NewResetLink;
 pub use self::sessions::{LiveSession, NewSession, SessionRecord, SweepBefore};
-pub use self::username::{account_key, email_key, search_key, Username, UsernameError, MAX_USERNAME_CHARS};
+pub use self::username::{
+    account_key, email_characters_ok, email_key, is_invisible, search_key, Username, UsernameError,
+    MAX_USERNAME_CHARS,
+};
 pub use self::users::{CreateUserError, Credentials, Guarded, NewUser, User};
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;

@@ -72,7 +72,7 @@ impl Store {
 
     /// Looks a user up by name; a name that cannot be valid finds nobody.
     pub async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
-        let Ok(username) = Username::parse(username) else {
+        let Ok(username) = Username::lookup(username) else {
             return Ok(None);
         };
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = $1");
@@ -121,6 +121,17 @@ impl Store {
         });
         self.revoked(Revoked::User(id)).await;
         Ok(())
+    }
+
+    /// Replaces a password hash with another hash of the same password (its NFC form): no
+    /// session ends. Only while the stored hash is still `old`, so a password changed in the
+    /// meantime stays; whether it was replaced.
+    pub async fn renew_password_hash(&self, id: i64, old: &str, new: &str) -> StoreResult<bool> {
+        let sql = "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3";
+        let changed = on_pool!(&self.pool, p => {
+            sqlx::query(sql).bind(new).bind(id).bind(old).execute(p).await?.rows_affected()
+        });
+        Ok(changed == 1)
     }
 
     /// Disables (or re-enables) a user; disabling ends every session they have, in the same

@@ -1,6 +1,13 @@
 //! Cross-site request defences for state-changing forms: a same-origin check on the
-//! browser's `Sec-Fetch-Site` / `Origin` headers, and a token bound to a private cookie for
-//! browsers that send neither. [`Checked`] is the data guard that does both for a form.
+//! browser's `Sec-Fetch-Site` / `Origin` headers, and a token for browsers that send neither.
+//! [`Checked`] is the data guard that does both for a form.
+//!
+//! The token is bound to what the request acts as. Signed in, it is the session's: an HMAC,
+//! under a key derived from `secret_key`, of the session record's id, so only a page of that
+//! session can carry it, and a token and `portal_csrf` cookie from another browser (an
+//! attacker's own pair, planted from a sibling subdomain when cookies are not `__Host-`) do
+//! not pass. Signed out, it is a random value in a private cookie (`portal_csrf`); that
+//! cookie is dropped at sign-in, and its token no longer works once the browser is signed in.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -12,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
 use crate::web::cookies::{CookieName, Jar};
+use crate::web::guard::{LoggedIn, Presence};
 
 pub const CSRF_COOKIE: CookieName = CookieName::new("portal_csrf", "__Host-portal_csrf");
 
@@ -23,37 +31,59 @@ impl CsrfToken {
         &self.0
     }
 
-    /// Whether a submitted token is this browser's, compared in constant time.
+    /// Whether a submitted token is this one, compared in constant time.
     pub fn matches(&self, submitted: Option<&str>) -> bool {
         submitted.is_some_and(|s| bool::from(s.as_bytes().ct_eq(self.0.as_bytes())))
     }
 
-    /// This browser's token, minted (and its cookie set) on first use in a request.
-    pub fn of(request: &Request<'_>) -> CsrfToken {
-        CsrfToken(token(request).to_owned())
+    /// The token for a request made by `me` (the session's), or by nobody signed in (the
+    /// browser's cookie, minted and set on first use in a request).
+    pub fn of(request: &Request<'_>, me: Option<&LoggedIn>) -> CsrfToken {
+        match me {
+            Some(me) => CsrfToken(session_token(request, me.session_id())),
+            None => CsrfToken(cookie_token(request).to_owned()),
+        }
     }
 
-    /// Forgets the token, so the next page issues a new one (done at sign-in).
+    /// Forgets the signed-out token, so it cannot outlive the sign-in (done at sign-in).
     pub fn rotate(jar: &Jar<'_>) {
         jar.remove(CSRF_COOKIE);
     }
 }
 
+/// The token of the request's session, or of its cookie; 503 when the store cannot say
+/// whether the session is live.
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for CsrfToken {
-    type Error = std::convert::Infallible;
+    type Error = ();
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        Outcome::Success(CsrfToken(token(request).to_owned()))
+        match Presence::from_request(request).await {
+            Outcome::Success(Presence::In(me)) => Outcome::Success(CsrfToken::of(request, Some(me))),
+            Outcome::Success(Presence::StoreDown) => Outcome::Error((Status::ServiceUnavailable, ())),
+            _ => Outcome::Success(CsrfToken::of(request, None)),
+        }
     }
 }
 
-/// This browser's token, minted (and its cookie set) on first use in a request.
-fn token<'r>(request: &'r Request<'_>) -> &'r str {
+/// A signed-in session's token: base64url(HMAC-SHA256(csrf_key, session id)). The id alone
+/// would not do: it is shown on account and console pages.
+fn session_token(request: &Request<'_>, session_id: &str) -> String {
+    let Some(settings) = request.rocket().state::<Settings>() else {
+        // Fails closed: no token would ever match, and the log says why.
+        log::error!("the settings are not managed; is the app built with portal::rocket_with?");
+        return URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &settings.csrf_key.0);
+    URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, session_id.as_bytes()))
+}
+
+/// This browser's signed-out token, minted (and its cookie set) on first use in a request.
+fn cookie_token<'r>(request: &'r Request<'_>) -> &'r str {
     // Cached under its own type: the request-local cache is keyed by type.
-    let CsrfToken(token) = request.local_cache(|| {
+    let CookieToken(token) = request.local_cache(|| {
         let jar = Jar::of(request);
-        CsrfToken(jar.get(CSRF_COOKIE).unwrap_or_else(|| {
+        CookieToken(jar.get(CSRF_COOKIE).unwrap_or_else(|| {
             let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
             jar.set(CSRF_COOKIE, token.clone(), None);
             token
@@ -61,6 +91,8 @@ fn token<'r>(request: &'r Request<'_>) -> &'r str {
     });
     token
 }
+
+struct CookieToken(String);
 
 /// A form that carries the CSRF token field.
 pub trait CsrfProtected {
@@ -82,6 +114,8 @@ impl CsrfProtected for CsrfOnly<'_> {
 /// Why a form was refused before its handler ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormRefused {
+    /// The store could not say whether the session is live, so which token is right: 503.
+    StoreDown,
     /// Another site sent it (`Sec-Fetch-Site`, `Origin`): 403.
     CrossSite,
     /// Its token is missing or not this browser's (an old page, or a forgery): 403.
@@ -95,12 +129,13 @@ impl FormRefused {
     pub fn status(self) -> Status {
         match self {
             FormRefused::CrossSite | FormRefused::Forged => Status::Forbidden,
+            FormRefused::StoreDown => Status::ServiceUnavailable,
             FormRefused::Unreadable(status) => status,
         }
     }
 }
 
-/// A form from this site, with this browser's CSRF token: the data guard of every POST
+/// A form from this site, with this session's (or signed-out browser's) CSRF token: the data guard of every POST
 /// form. Refusals fail with their status (the catcher renders the page); a handler that
 /// takes `Result<Checked<T>, FormRefused>` answers them itself.
 pub struct Checked<T>(pub T);
@@ -122,7 +157,11 @@ impl<'r, T: FromForm<'r> + CsrfProtected> FromData<'r> for Checked<T> {
             }
             DataOutcome::Forward(forward) => return DataOutcome::Forward(forward),
         };
-        if !CsrfToken::of(request).matches(form.csrf_token()) {
+        let expected = match CsrfToken::from_request(request).await {
+            Outcome::Success(token) => token,
+            _ => return DataOutcome::Error((Status::ServiceUnavailable, FormRefused::StoreDown)),
+        };
+        if !expected.matches(form.csrf_token()) {
             log::warn!("a form without a valid CSRF token was refused: {}", request.uri().path());
             return DataOutcome::Error((Status::Forbidden, FormRefused::Forged));
         }

@@ -95,7 +95,7 @@ impl<'r> FromRequest<'r> for Layout<'r> {
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let me = request.guard::<Option<&LoggedIn>>().await.succeeded().flatten();
         let flash = request.guard::<Option<Flash>>().await.succeeded().flatten();
-        Outcome::Success(Layout { site: site_of(request), me, csrf: CsrfToken::of(request), flash })
+        Outcome::Success(Layout { site: site_of(request), me, csrf: CsrfToken::of(request, me), flash })
     }
 }
 

@@ -861,6 +861,66 @@ async fn the_api_reads_only_the_shapes_it_documents() {
 }
 
 #[rocket::async_test]
+async fn a_json_body_without_the_json_media_type_is_refused_with_415_on_every_route() {
+    let (app, _) = admin_app().await;
+    let bob = app.create_user("bob", PASSWORD).await;
+    use rocket::http::Method::{Patch, Post};
+    let routes = [
+        (Post, "/api/admin/users".to_owned(), r#"{"username": "mallory", "admin": true}"#),
+        (Patch, format!("/api/admin/users/{}", bob.id), r#"{"admin": true}"#),
+    ];
+    let text_plain = ContentType::Plain;
+    let form = ContentType::Form;
+    let multipart = ContentType::new("multipart", "form-data");
+    for (method, uri, body) in &routes {
+        for content_type in [Some(&text_plain), Some(&form), Some(&multipart), None] {
+            let mut request = app.client.req(*method, uri.clone()).header(same_origin()).body(*body);
+            if let Some(content_type) = content_type {
+                request = request.header(content_type.clone());
+            }
+            let response = request.dispatch().await;
+            assert_eq!(response.status(), Status::UnsupportedMediaType, "{method} {uri} as {content_type:?}");
+            assert_eq!(json(response).await["error"], "unsupported media type");
+        }
+    }
+    assert!(app.store().user_by_username("mallory").await.unwrap().is_none(), "nobody was created");
+    assert!(!app.store().user_by_username("bob").await.unwrap().unwrap().is_admin, "nothing changed");
+    let charset = ContentType::parse_flexible("application/json; charset=utf-8").unwrap();
+    let response = app
+        .client
+        .patch(format!("/api/admin/users/{}", bob.id))
+        .header(charset)
+        .header(same_origin())
+        .body(r#"{"disabled": false}"#)
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Ok, "a charset parameter is still JSON");
+}
+
+#[rocket::async_test]
+async fn a_json_body_that_names_a_key_twice_is_refused_with_400() {
+    let (app, _) = admin_app().await;
+    let bob = app.create_user("bob", PASSWORD).await;
+    let send = |method: rocket::http::Method, uri: String, body: &'static str| {
+        app.client.req(method, uri).header(ContentType::JSON).header(same_origin()).body(body).dispatch()
+    };
+    use rocket::http::Method::{Patch, Post};
+    let response =
+        send(Post, "/api/admin/users".into(), r#"{"username":"mallory","admin":false,"admin":true}"#).await;
+    assert_eq!(response.status(), Status::BadRequest);
+    assert_eq!(json(response).await["error"], "bad request");
+    let twice = r#"{"admin":false,"\u0061dmin":true}"#;
+    let response = send(Patch, format!("/api/admin/users/{}", bob.id), twice).await;
+    assert_eq!(response.status(), Status::BadRequest);
+    let response =
+        send(Patch, format!("/api/admin/users/{}", bob.id), r#"{"disabled":true,"disabled":false}"#).await;
+    assert_eq!(response.status(), Status::BadRequest);
+    assert!(app.store().user_by_username("mallory").await.unwrap().is_none(), "nobody was created");
+    let bob = app.store().user_by_username("bob").await.unwrap().unwrap();
+    assert!(!bob.is_admin && !bob.disabled, "nothing changed");
+}
+
+#[rocket::async_test]
 async fn the_api_runs_the_same_operations() {
     let (app, root) = admin_app().await;
     let response = app

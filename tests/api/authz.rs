@@ -146,6 +146,52 @@ async fn each_status_and_the_identity_headers() {
     assert_eq!(header(&admin, "Remote-Groups"), Some("admins"));
 }
 
+/// `GET /authz/forward-auth` about `host`, as Caddy or Traefik asks; `browser` sends the
+/// `Accept` of a navigation.
+async fn ask_forward<'a>(app: &'a TestApp, host: &str, browser: bool) -> LocalResponse<'a> {
+    let mut request = app
+        .client
+        .get("/authz/forward-auth")
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("X-Forwarded-Host", host.to_owned()))
+        .header(Header::new("X-Forwarded-Uri", "/x"));
+    if browser {
+        request = request.header(Header::new("Accept", "text/html"));
+    }
+    request.dispatch().await
+}
+
+#[rocket::async_test]
+async fn an_anonymous_request_for_a_host_outside_allowed_domains_is_refused_not_sent_to_sign_in() {
+    let app = app().await;
+    for outside in ["evil.test", "example.com", "wiki.other.test.evil.test"] {
+        let nginx = ask(&app, &format!("https://{outside}/x")).await;
+        assert_eq!(nginx.status(), Status::Forbidden, "auth-request for {outside}");
+        assert!(header(&nginx, "Location").is_none(), "no way to the login page for {outside}");
+        for browser in [true, false] {
+            let forward = ask_forward(&app, outside, browser).await;
+            assert_eq!(
+                forward.status(),
+                Status::Forbidden,
+                "forward-auth for {outside} (browser: {browser})"
+            );
+            assert!(header(&forward, "Location").is_none());
+        }
+    }
+    let nothing = app.client.get("/authz/auth-request").dispatch().await;
+    assert_eq!(nothing.status(), Status::Forbidden, "no target at all");
+
+    // Inside, the anonymous answers stay as they were.
+    assert_eq!(ask(&app, "https://app.example.com/x").await.status(), Status::Unauthorized);
+    assert_eq!(ask_forward(&app, "app.example.com", true).await.status(), Status::Found);
+    assert_eq!(ask_forward(&app, "wiki.other.test", false).await.status(), Status::Unauthorized);
+
+    // With no allowed_domains, every check is refused, anonymous ones included.
+    let ungated = TestApp::spawn_with(|f| f.merge(("public_url", PORTAL))).await;
+    assert_eq!(ask(&ungated, "https://app.example.com/x").await.status(), Status::Forbidden);
+    assert_eq!(ask_forward(&ungated, "app.example.com", true).await.status(), Status::Forbidden);
+}
+
 #[rocket::async_test]
 async fn forged_forwarded_headers_do_not_reach_another_hosts_rule() {
     let app = app().await;
@@ -291,6 +337,8 @@ async fn rd_returns_to_allowed_applications_only() {
     let out = app.client.post("/logout").header(ContentType::Form).body(form_body(&fields)).dispatch().await;
     assert_is_redirect_to(&out, "https://wiki.other.test/");
     assert_eq!(ask(&app, url).await.status(), Status::Unauthorized, "signed out");
+    // Signed out now, so the signed-out token of this browser (the session's ended with it).
+    let token = app.csrf_token().await;
     let fields = [("csrf_token", token.as_str()), ("rd", "https://evil.test/")];
     let out = app.client.post("/logout").header(ContentType::Form).body(form_body(&fields)).dispatch().await;
     assert_is_redirect_to(&out, "/");

@@ -52,6 +52,16 @@ async fn the_cli_keeps_the_password_exactly_as_typed() {
 }
 
 #[rocket::async_test]
+async fn a_password_typed_decomposed_on_the_cli_signs_in_typed_composed() {
+    use crate::login::{NFC_PASSWORD, NFD_PASSWORD};
+    let (dir, db) = temp_db();
+    let out = portal(&db, &["users", "add", "emil"], &format!("{NFD_PASSWORD}\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = TestApp::spawn_on(dir, db, |f| f).await;
+    assert_is_redirect_to(&app.post_login("emil", NFC_PASSWORD).await, "/");
+}
+
+#[rocket::async_test]
 async fn the_cli_applies_the_password_policy() {
     let (_dir, db) = temp_db();
     for weak in ["short", "password123", "erin-the-user"] {

@@ -286,3 +286,77 @@ async fn with_public_url_forms_must_come_from_that_origin() {
     );
     assert_eq!(login_from_origin(&app, "https://auth.example.com:8443").await, Status::Forbidden);
 }
+
+/// The CSRF token and `portal_csrf` cookie (its sealed value, as the browser holds it) of
+/// `page` as the app's browser fetched it.
+async fn token_and_cookie(app: &TestApp, page: &str) -> (String, Option<String>) {
+    let response = app.get(page).await;
+    let cookie =
+        set_cookies(&response).into_iter().find(|c| c.name() == "portal_csrf").map(|c| c.value().to_owned());
+    let token = extract_hidden(&response.into_string().await.unwrap(), "csrf_token").expect("a CSRF token");
+    (token, cookie)
+}
+
+/// `POST /logout/everywhere` from the victim's browser, with no `Origin` and no
+/// `Sec-Fetch-Site` (an old browser, or a client that sends neither), carrying `token` and,
+/// when given, `cookie` as its `portal_csrf` cookie.
+async fn end_everywhere(app: &TestApp, token: &str, cookie: Option<&str>) -> Status {
+    let mut request = app
+        .client
+        .post("/logout/everywhere")
+        .header(ContentType::Form)
+        .body(form_body(&[("csrf_token", token)]));
+    if let Some(cookie) = cookie {
+        request = request.cookie(rocket::http::Cookie::new("portal_csrf", cookie.to_owned()));
+    }
+    request.dispatch().await.status()
+}
+
+#[rocket::async_test]
+async fn a_token_and_cookie_minted_in_another_browser_do_not_pass_a_signed_in_form() {
+    // Two browsers on the same portal: the same store and secret key, a cookie jar each.
+    let (dir, db) = temp_db();
+    let key = crate::common::secret_key();
+    let victim = TestApp::spawn_on(dir, db.clone(), |f| f.merge(("secret_key", key.clone()))).await;
+    let attacker =
+        TestApp::spawn_on(tempfile::tempdir().unwrap(), db, |f| f.merge(("secret_key", key.clone()))).await;
+    victim.create_user("alice", PASSWORD).await;
+    attacker.create_user("mallory", PASSWORD).await;
+    victim.sign_in("alice", PASSWORD).await;
+
+    // The attacker's pair signed out, then signed in as themselves.
+    let signed_out = token_and_cookie(&attacker, "/login").await;
+    assert!(signed_out.1.is_some(), "a signed-out page sets the cookie");
+    attacker.sign_in("mallory", PASSWORD).await;
+    let signed_in = token_and_cookie(&attacker, "/account").await;
+    for (token, cookie) in [&signed_out, &signed_in] {
+        let cookie = cookie.as_deref().or(signed_out.1.as_deref());
+        assert_eq!(end_everywhere(&victim, token, cookie).await, Status::Forbidden);
+        assert_eq!(victim.get("/welcome").await.status(), Status::Ok, "the victim is still signed in");
+    }
+
+    let (own, _) = token_and_cookie(&victim, "/account").await;
+    assert_eq!(end_everywhere(&victim, &own, None).await, Status::SeeOther, "the victim's own token works");
+    assert_eq!(victim.get("/welcome").await.status(), Status::SeeOther, "and signed them out");
+}
+
+#[rocket::async_test]
+async fn the_token_from_before_sign_in_no_longer_works_once_signed_in() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    let (before, cookie) = token_and_cookie(&app, "/login").await;
+    let response = app
+        .client
+        .post("/login")
+        .header(ContentType::Form)
+        .body(form_body(&[("csrf_token", &before), ("username", "alice"), ("password", PASSWORD)]))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::SeeOther, "it signs in");
+    // Even with its cookie sent back (a copy kept, or planted again), it is refused.
+    assert_eq!(end_everywhere(&app, &before, cookie.as_deref()).await, Status::Forbidden);
+    assert_eq!(app.get("/welcome").await.status(), Status::Ok);
+    let (after, _) = token_and_cookie(&app, "/account").await;
+    assert_ne!(after, before);
+    assert_eq!(end_everywhere(&app, &after, None).await, Status::SeeOther);
+}

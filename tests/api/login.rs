@@ -198,3 +198,48 @@ async fn the_password_policy_refuses_short_and_common_passwords() {
     assert_eq!(check_policy(" spaces are kept ", "bob"), Ok(()));
     assert_eq!(check_policy(&"long passphrase ".repeat(8), "bob"), Ok(()));
 }
+
+/// A passphrase with accents, composed (NFC) and decomposed (NFD, as some keyboards and
+/// systems send it).
+pub const NFC_PASSWORD: &str = "cr\u{e8}me br\u{fb}l\u{e9}e \u{e0} la caf\u{e9}";
+pub const NFD_PASSWORD: &str = "cre\u{300}me bru\u{302}le\u{301}e a\u{300} la cafe\u{301}";
+
+#[rocket::async_test]
+async fn a_password_set_in_nfc_signs_in_typed_in_nfd_and_the_other_way_round() {
+    let app = TestApp::spawn().await;
+    app.create_user("nora", NFC_PASSWORD).await;
+    app.create_user("dora", NFD_PASSWORD).await;
+    assert_is_redirect_to(&app.post_login("nora", NFD_PASSWORD).await, "/");
+    assert_is_redirect_to(&app.post_login("dora", NFC_PASSWORD).await, "/");
+    assert_is_redirect_to(&app.post_login("dora", NFD_PASSWORD).await, "/");
+    assert_eq!(app.post_login("nora", "creme brulee a la cafe").await.status(), Status::Ok, "accents count");
+}
+
+#[rocket::async_test]
+async fn a_hash_made_from_a_decomposed_password_before_normalisation_still_signs_in_and_is_renewed() {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let app = TestApp::spawn().await;
+    let user = app.create_user("olga", PASSWORD).await;
+    // What the portal stored before it normalised: a hash of the bytes as typed.
+    let salt = SaltString::generate(&mut OsRng);
+    let old = argon2::Argon2::default().hash_password(NFD_PASSWORD.as_bytes(), &salt).unwrap().to_string();
+    app.store().set_password(user.id, &old, START).await.unwrap();
+    let stored = || async { app.store().credentials("olga").await.unwrap().unwrap().password_hash.unwrap() };
+    assert_eq!(stored().await, old);
+    assert_eq!(
+        app.post_login("olga", NFC_PASSWORD).await.status(),
+        Status::Ok,
+        "not yet: the old hash is of NFD"
+    );
+
+    let laptop = app.sign_in("olga", NFD_PASSWORD).await;
+    let renewed = stored().await;
+    assert_ne!(renewed, old, "the hash was made again, from the NFC form");
+    assert!(renewed.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{renewed}");
+    assert_eq!(app.get_with_cookie("/welcome", laptop).await.status(), Status::Ok, "no session ended");
+    assert_is_redirect_to(&app.post_login("olga", NFC_PASSWORD).await, "/");
+    let before = app.verify_calls();
+    assert_is_redirect_to(&app.post_login("olga", NFD_PASSWORD).await, "/");
+    assert_eq!(app.verify_calls() - before, 1, "the NFC form matches at once now");
+    assert_eq!(stored().await, renewed, "renewed once");
+}

@@ -87,3 +87,119 @@ async fn the_server_log_shows_attempts_but_no_secrets() {
         assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
     }
 }
+
+/// A secret-looking value, unique per use, that the log must never show.
+fn secret(label: &str) -> String {
+    format!("{label}-{:016x}", rand::random::<u64>())
+}
+
+#[rocket::async_test]
+async fn refused_and_accepted_requests_on_secret_paths_and_queries_leave_no_secret_in_the_log() {
+    let github = FakeGithub::start().await;
+    github.token_ok().await;
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let launch = Launch::in_checkout()
+        .test_config(home.path())
+        .env("ROCKET_OAUTH", rocket_oauth(&base, None, Some(&github)))
+        .env("ROCKET_CLI_COLORS", "false");
+    launch.add_user("logtest");
+    let server = launch.serve(home, port);
+    let http = http_client();
+    let form_type = (reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut secrets: Vec<String> = Vec::new();
+
+    // A live one-time link, refused by the CSRF check, then by the origin check, then used.
+    let made = launch.run(&["users", "reset", "logtest"], "");
+    let printed = String::from_utf8_lossy(&made.stdout).into_owned();
+    let link = printed.lines().find(|l| l.starts_with("/reset/")).expect("the link").to_owned();
+    let token = link.trim_start_matches("/reset/").to_owned();
+    let page = http.get(format!("{base}{link}")).send().await.unwrap();
+    let jar = cookie_pairs(&page).join("; ");
+    let csrf = crate::helpers::extract_hidden(&page.text().await.unwrap(), "csrf_token").unwrap();
+    let chosen = "another passphrase chosen through the link";
+    let fields = [("new_password", chosen), ("confirm_password", chosen)];
+    let forged = http
+        .post(format!("{base}{link}"))
+        .header(COOKIE, &jar)
+        .header(form_type.0.clone(), form_type.1)
+        .body(crate::helpers::form_body(&fields))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "no CSRF token");
+    let with_token = [("csrf_token", csrf.as_str()), fields[0], fields[1]];
+    let cross_site = http
+        .post(format!("{base}{link}"))
+        .header(COOKIE, &jar)
+        .header("Origin", "https://evil.example")
+        .header(form_type.0.clone(), form_type.1)
+        .body(crate::helpers::form_body(&with_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403, "a cross-site POST");
+    for mangled in [format!("/RESET/{token}"), format!("/login?next=%2Freset%2F{token}")] {
+        http.get(format!("{base}{mangled}")).send().await.unwrap();
+    }
+    let used = http
+        .post(format!("{base}{link}"))
+        .header(COOKIE, &jar)
+        .header(form_type.0.clone(), form_type.1)
+        .body(crate::helpers::form_body(&with_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 303, "the refusals did not use the link up");
+    secrets.extend([token, csrf.clone(), chosen.to_owned()]);
+
+    // The planned link paths: no route yet, so every request is refused (404) or, for a
+    // POST without a token or from elsewhere, 403/404; the log still sees each path.
+    for path in ["verify", "invite"] {
+        let value = secret(path);
+        let url = format!("{base}/{path}/{value}");
+        http.get(&url).send().await.unwrap();
+        http.post(&url).header(form_type.0.clone(), form_type.1).body("x=1").send().await.unwrap();
+        let foreign = http.post(&url).header("Origin", "https://evil.example");
+        foreign.header(form_type.0.clone(), form_type.1).body("x=1").send().await.unwrap();
+        secrets.push(value);
+    }
+
+    // The provider's callback: accepted (right state, flow cookie), then refused (a state
+    // this browser never started), then for a provider that is not configured.
+    let start = http.get(format!("{base}/login/github")).send().await.unwrap();
+    let flow_cookie = cookie_pairs(&start).join("; ");
+    let state = query(start.headers()[LOCATION].to_str().unwrap())["state"].clone();
+    let code = secret("code");
+    let accepted = http
+        .get(format!("{base}/auth/github?code={code}&state={state}"))
+        .header(COOKIE, &flow_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.headers()[LOCATION], "/welcome");
+    let (wrong_code, wrong_state) = (secret("code"), secret("state"));
+    let refused = http.get(format!("{base}/auth/github?code={wrong_code}&state={wrong_state}")).send().await;
+    assert_ne!(refused.unwrap().headers()[LOCATION], "/welcome");
+    let (google_code, google_state) = (secret("code"), secret("state"));
+    http.get(format!("{base}/auth/google?state={google_state}&code={google_code}")).send().await.unwrap();
+    secrets.extend([code, state, wrong_code, wrong_state, google_code, google_state]);
+
+    // Every other parameter on the list, on a page that exists and on one that does not.
+    for name in ["token", "access_token", "id_token", "refresh_token", "client_secret", "password"] {
+        let value = secret(name);
+        http.get(format!("{base}/login?{name}={value}")).send().await.unwrap();
+        http.get(format!("{base}/nowhere?a=1&{name}={value}")).send().await.unwrap();
+        secrets.push(value);
+    }
+
+    let log = server.stop();
+    assert!(log.contains("POST /reset/…"), "the link's request lines are logged, blanked: {log}");
+    assert!(log.contains("refused: /reset/…"), "the CSRF refusal is logged, blanked: {log}");
+    assert!(log.contains("refused a cross-site POST /reset/…"), "so is the origin refusal: {log}");
+    assert!(log.contains("/verify/…") && log.contains("/invite/…"), "{log}");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log contains {secret:?}:\n{log}");
+    }
+}

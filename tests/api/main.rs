@@ -12,6 +12,7 @@ mod cli;
 mod durability;
 mod hardening;
 mod helpers;
+mod identities;
 mod login;
 mod logs;
 mod metrics;

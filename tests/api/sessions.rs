@@ -152,6 +152,21 @@ async fn change_password<'c>(app: &'c TestApp, current: &str, new: &str) -> Loca
 }
 
 #[rocket::async_test]
+async fn a_password_changed_in_one_normal_form_signs_in_typed_in_the_other() {
+    use crate::login::{NFC_PASSWORD, NFD_PASSWORD};
+    let app = TestApp::spawn().await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    assert_is_redirect_to(&change_password(&app, PASSWORD, NFD_PASSWORD).await, "/account");
+    assert!(flash(&app).await.contains("Your password is changed."));
+    assert_is_redirect_to(&app.post_login("alice", NFC_PASSWORD).await, "/");
+    // The current password typed in the other form is right, and the same one is no change.
+    assert_is_redirect_to(&change_password(&app, NFD_PASSWORD, NFC_PASSWORD).await, "/account");
+    let page = flash(&app).await;
+    assert!(page.contains("Choose a password different from the current one."), "{page}");
+}
+
+#[rocket::async_test]
 async fn a_password_change_ends_the_other_sessions_and_renews_this_one() {
     let app = TestApp::spawn().await;
     app.create_user("alice", PASSWORD).await;

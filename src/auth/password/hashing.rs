@@ -1,6 +1,13 @@
 //! Password hashing: Argon2id with OWASP's parameters, off the async workers, behind a bound
 //! on concurrent hashes and a bounded queue, with Argon2's working memory handed on.
+//!
+//! Passwords are hashed and checked in NFC (NIST SP 800-63B 5.1.1.2): one keyboard or system
+//! sends `é` as one code point, another as `e` and a combining accent, and a person typing
+//! the same characters must get in. A hash made before this rule from a non-NFC password
+//! still matches the password as typed ([`PasswordMatch::AsTyped`]); the caller then stores
+//! a hash of the NFC form.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -8,6 +15,7 @@ use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHasher, Version};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 /// OWASP's Argon2id recommendation: 19 MiB, two passes, one lane.
 const M_COST_KIB: u32 = 19_456;
@@ -21,11 +29,28 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes a password on the calling thread (for the CLI, or inside `spawn_blocking`).
+/// The form a password is hashed and checked in: NFC. Borrowed, after a quick check, when
+/// it already is (nearly always).
+pub fn normalized(password: &str) -> Cow<'_, str> {
+    match is_nfc_quick(password.chars()) {
+        IsNormalized::Yes => Cow::Borrowed(password),
+        _ => {
+            let nfc: String = password.nfc().collect();
+            if nfc == password {
+                Cow::Borrowed(password)
+            } else {
+                Cow::Owned(nfc)
+            }
+        }
+    }
+}
+
+/// Hashes a password's NFC form on the calling thread (for the CLI, or inside
+/// `spawn_blocking`).
 pub fn hash_blocking(password: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     argon2()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(normalized(password).as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| HashError::Failed(e.to_string()))
 }
@@ -52,8 +77,8 @@ impl Default for WorkingMemory {
     }
 }
 
-/// Checks a password against a PHC string, in `memory`; a malformed stored hash never
-/// matches.
+/// Checks exactly these characters (no normalisation: see [`Hasher::check`]) against a PHC
+/// string, in `memory`; a malformed stored hash never matches.
 ///
 /// This is `PasswordVerifier::verify_password` with the working memory provided by the
 /// caller: the same algorithm, version, parameters and salt read from the PHC string, and a
@@ -200,20 +225,39 @@ impl Hasher {
         self.run(move || hash_blocking(&password)).await?
     }
 
-    /// Checks `password` against `phc`; with no hash (unknown user, or an account without a
-    /// password) it verifies against the dummy hash so the answer costs the same.
+    /// Whether `password` matches `phc` in either form [`Hasher::check`] tries.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, HashError> {
+        Ok(self.check(password, phc).await? != PasswordMatch::No)
+    }
+
+    /// Checks `password`'s NFC form against `phc`; with no hash (unknown user, or an account
+    /// without a password) it verifies against the dummy hash so the answer costs the same.
+    ///
+    /// When that fails and the password as typed is not NFC, it checks it as typed too (a
+    /// hash made before passwords were normalised): two verifications, but only for such
+    /// passwords, and for the dummy hash alike, so the cost still says nothing of whether
+    /// the account exists.
+    pub async fn check(&self, password: String, phc: Option<String>) -> Result<PasswordMatch, HashError> {
         let (phc, real) = match phc {
             Some(phc) => (phc, true),
             None => (self.dummy.clone(), false),
         };
+        let (nfc, typed) = match normalized(&password) {
+            Cow::Borrowed(_) => (password, None),
+            Cow::Owned(nfc) => (nfc, Some(password)),
+        };
         let queue = Arc::clone(&self.queue);
-        let (matched, reused) = self
+        let (matched, runs, reused) = self
             .run(move || {
                 let kept = lock(&queue).spare.pop();
                 let reused = kept.is_some();
                 let mut memory = kept.unwrap_or_default();
-                let matched = verify_blocking(&password, &phc, &mut memory);
+                let mut runs = 1;
+                let mut matched = verify_blocking(&nfc, &phc, &mut memory).then_some(PasswordMatch::Yes);
+                if let (None, Some(typed)) = (matched, &typed) {
+                    runs += 1;
+                    matched = verify_blocking(typed, &phc, &mut memory).then_some(PasswordMatch::AsTyped);
+                }
                 let mut queue = lock(&queue);
                 if queue.spare.len() < queue.waiting {
                     queue.spare.push(memory);
@@ -221,15 +265,25 @@ impl Hasher {
                     drop(queue);
                     drop(memory);
                 }
-                (matched, reused)
+                (matched.unwrap_or(PasswordMatch::No), runs, reused)
             })
             .await?;
-        self.verifies.fetch_add(1, Ordering::Relaxed);
+        self.verifies.fetch_add(runs, Ordering::Relaxed);
         if reused {
             self.reuses.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(matched && real)
+        Ok(if real { matched } else { PasswordMatch::No })
     }
+}
+
+/// How a password matched its stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordMatch {
+    No,
+    /// In NFC, as every hash is made now.
+    Yes,
+    /// Only as typed, not NFC: a hash from before normalisation, to be replaced.
+    AsTyped,
 }
 
 /// A place in the hash queue, given back when dropped.
@@ -277,6 +331,61 @@ mod tests {
         assert!(hasher.verify("correct horse".into(), Some(phc.clone())).await.unwrap());
         assert!(!hasher.verify("Correct horse".into(), Some(phc)).await.unwrap());
         assert_eq!(hasher.verify_calls(), 2);
+    }
+
+    /// "Crème brûlée à la café", composed (NFC) and decomposed (NFD).
+    const NFC: &str = "Cr\u{e8}me br\u{fb}l\u{e9}e \u{e0} la caf\u{e9}";
+    const NFD: &str = "Cre\u{300}me bru\u{302}le\u{301}e a\u{300} la cafe\u{301}";
+
+    /// A hash of exactly these bytes, as the portal made before it normalised passwords.
+    fn hash_as_typed(password: &str) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2().hash_password(password.as_bytes(), &salt).unwrap().to_string()
+    }
+
+    #[test]
+    fn the_two_forms_differ_and_normalise_to_one() {
+        assert_ne!(NFC, NFD);
+        assert_eq!(normalized(NFD), NFC);
+        assert!(matches!(normalized(NFC), Cow::Borrowed(_)));
+        assert!(matches!(normalized("correct horse"), Cow::Borrowed(_)));
+    }
+
+    #[tokio::test]
+    async fn a_password_set_in_one_normal_form_matches_typed_in_the_other() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        for (set, typed) in [(NFC, NFD), (NFD, NFC), (NFC, NFC), (NFD, NFD)] {
+            let phc = hasher.hash(set.into()).await.unwrap();
+            assert_eq!(hasher.check(typed.into(), Some(phc)).await.unwrap(), PasswordMatch::Yes, "{typed:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_old_hash_of_a_decomposed_password_matches_it_as_typed_only() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        let old = hash_as_typed(NFD);
+        assert_eq!(hasher.check(NFD.into(), Some(old.clone())).await.unwrap(), PasswordMatch::AsTyped);
+        assert_eq!(hasher.verify_calls(), 2, "the NFC form first, then as typed");
+        assert_eq!(hasher.check(NFC.into(), Some(old)).await.unwrap(), PasswordMatch::No);
+        assert_eq!(hasher.verify_calls(), 3, "an NFC password is checked once");
+    }
+
+    #[tokio::test]
+    async fn only_a_password_that_is_not_nfc_costs_a_second_verification_known_user_or_not() {
+        let hasher = Hasher::new(1, 4).unwrap();
+        let phc = hasher.hash("correct horse".into()).await.unwrap();
+        let costs = |before: u64| hasher.verify_calls() - before;
+        let mut before = hasher.verify_calls();
+        assert_eq!(hasher.check("wrong horse".into(), Some(phc.clone())).await.unwrap(), PasswordMatch::No);
+        assert_eq!(costs(before), 1);
+        before = hasher.verify_calls();
+        assert_eq!(hasher.check(NFC.into(), Some(phc.clone())).await.unwrap(), PasswordMatch::No);
+        assert_eq!(costs(before), 1);
+        for stored in [Some(phc), None] {
+            before = hasher.verify_calls();
+            assert_eq!(hasher.check(NFD.into(), stored).await.unwrap(), PasswordMatch::No);
+            assert_eq!(costs(before), 2, "the same for an unknown user (the dummy hash)");
+        }
     }
 
     #[tokio::test]

@@ -3,5 +3,7 @@
 mod hashing;
 mod policy;
 
-pub use self::hashing::{hash_blocking, verify_blocking, HashError, Hasher, WorkingMemory};
+pub use self::hashing::{
+    hash_blocking, normalized, verify_blocking, HashError, Hasher, PasswordMatch, WorkingMemory,
+};
 pub use self::policy::{check_policy, PolicyError, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};

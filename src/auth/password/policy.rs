@@ -27,7 +27,9 @@ static COMMON: LazyLock<HashSet<&'static str>> =
 
 /// NIST SP 800-63B style: a minimum length, long passphrases allowed, no composition
 /// rules, and no passwords from breach lists. Never trims or case-folds what is stored.
+/// Judges the NFC form, the one that is hashed: a decomposed `é` is one character, not two.
 pub fn check_policy(password: &str, username: &str) -> Result<(), PolicyError> {
+    let password = &*super::normalized(password);
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(PolicyError::TooShort);
     }
@@ -73,5 +75,7 @@ mod tests {
     fn eight_characters_count_code_points_not_bytes() {
         // Seven characters, but more than eight bytes.
         assert_eq!(check_policy("ééééééé", "u"), Err(PolicyError::TooShort));
+        // Seven characters in NFC, fourteen code points as typed (decomposed).
+        assert_eq!(check_policy(&"e\u{301}".repeat(7), "u"), Err(PolicyError::TooShort));
     }
 }
