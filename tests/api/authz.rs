@@ -146,15 +146,15 @@ async fn each_status_and_the_identity_headers() {
     assert_eq!(header(&admin, "Remote-Groups"), Some("admins"));
 }
 
-/// `GET /authz/forward-auth` about `host`, as Caddy or Traefik asks; `browser` sends the
-/// `Accept` of a navigation.
-async fn ask_forward<'a>(app: &'a TestApp, host: &str, browser: bool) -> LocalResponse<'a> {
+/// `GET /authz/forward-auth` about `https://{host}{uri}`, as Caddy or Traefik asks;
+/// `browser` sends the `Accept` of a navigation.
+async fn ask_forward<'a>(app: &'a TestApp, host: &str, uri: &str, browser: bool) -> LocalResponse<'a> {
     let mut request = app
         .client
         .get("/authz/forward-auth")
         .header(Header::new("X-Forwarded-Proto", "https"))
         .header(Header::new("X-Forwarded-Host", host.to_owned()))
-        .header(Header::new("X-Forwarded-Uri", "/x"));
+        .header(Header::new("X-Forwarded-Uri", uri.to_owned()));
     if browser {
         request = request.header(Header::new("Accept", "text/html"));
     }
@@ -169,7 +169,7 @@ async fn an_anonymous_request_for_a_host_outside_allowed_domains_is_refused_not_
         assert_eq!(nginx.status(), Status::Forbidden, "auth-request for {outside}");
         assert!(header(&nginx, "Location").is_none(), "no way to the login page for {outside}");
         for browser in [true, false] {
-            let forward = ask_forward(&app, outside, browser).await;
+            let forward = ask_forward(&app, outside, "/x", browser).await;
             assert_eq!(
                 forward.status(),
                 Status::Forbidden,
@@ -183,13 +183,13 @@ async fn an_anonymous_request_for_a_host_outside_allowed_domains_is_refused_not_
 
     // Inside, the anonymous answers stay as they were.
     assert_eq!(ask(&app, "https://app.example.com/x").await.status(), Status::Unauthorized);
-    assert_eq!(ask_forward(&app, "app.example.com", true).await.status(), Status::Found);
-    assert_eq!(ask_forward(&app, "wiki.other.test", false).await.status(), Status::Unauthorized);
+    assert_eq!(ask_forward(&app, "app.example.com", "/x", true).await.status(), Status::Found);
+    assert_eq!(ask_forward(&app, "wiki.other.test", "/x", false).await.status(), Status::Unauthorized);
 
     // With no allowed_domains, every check is refused, anonymous ones included.
     let ungated = TestApp::spawn_with(|f| f.merge(("public_url", PORTAL))).await;
     assert_eq!(ask(&ungated, "https://app.example.com/x").await.status(), Status::Forbidden);
-    assert_eq!(ask_forward(&ungated, "app.example.com", true).await.status(), Status::Forbidden);
+    assert_eq!(ask_forward(&ungated, "app.example.com", "/x", true).await.status(), Status::Forbidden);
 }
 
 #[rocket::async_test]
@@ -613,23 +613,10 @@ const AMBIGUOUS: [&str; 23] = [
 const ELSEWHERE: [&str; 6] =
     ["/", "/financial", "/public/a.css", "/caf%C3%A9", "/docs/a%20b?x=%2f", "/x/../public"];
 
-/// `GET /authz/forward-auth` about `https://app.example.com{uri}`, as Caddy asks for a
-/// browser's navigation.
-async fn ask_forward<'a>(app: &'a TestApp, uri: &str) -> LocalResponse<'a> {
-    app.client
-        .get("/authz/forward-auth")
-        .header(Header::new("X-Forwarded-Proto", "https"))
-        .header(Header::new("X-Forwarded-Host", "app.example.com"))
-        .header(Header::new("X-Forwarded-Uri", uri.to_owned()))
-        .header(Header::new("Accept", "text/html"))
-        .dispatch()
-        .await
-}
-
 /// The statuses both endpoints answer for `uri` on app.example.com, as the client now is.
 async fn statuses(app: &TestApp, uri: &str) -> (Status, Status) {
     let nginx = ask(app, &format!("https://app.example.com{uri}")).await.status();
-    let caddy = ask_forward(app, uri).await.status();
+    let caddy = ask_forward(app, "app.example.com", uri, true).await.status();
     (nginx, caddy)
 }
 
