@@ -1,5 +1,5 @@
 //! The admin console's pages and the one-time password link's page: what each template
-//! receives (part of the template interface, README "Templates"), and samples of each for
+//! receives (part of the template interface, docs/templates.md), and samples of each for
 //! the startup check.
 //!
 //! - `admin_users.html`: `q`, `users` (`id`, `username`, `email`, `providers`, `is_admin`,

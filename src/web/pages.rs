@@ -1,4 +1,4 @@
-//! The pages: what each template receives (the versioned template interface the README
+//! The pages: what each template receives (the versioned template interface docs/templates.md
 //! documents), the [`Layout`] guard that gathers what every page shows, and the replies
 //! handlers pick from.
 //!
@@ -23,7 +23,7 @@ use crate::web::flash::Flash;
 use crate::web::guard::LoggedIn;
 
 /// The version of the template interface: the names and variables below. A change that
-/// removes or renames one bumps it (README, "Templates").
+/// removes or renames one bumps it (docs/templates.md).
 pub const TEMPLATE_INTERFACE: u32 = 1;
 
 /// Template names (files are these names plus `.j2`).

@@ -1,5 +1,5 @@
 //! The real binary started from an empty directory with a two-key configuration: the
-//! defaults the README documents come from the code, not from the repository's `Rocket.toml`.
+//! defaults docs/configuration.md documents come from the code, not from the repository's `Rocket.toml`.
 //!
 //! CI runs this against the release binary (`PORTAL_RELEASE_BIN=target/release/portal`);
 //! otherwise it runs this build's binary with the release profile selected.

@@ -248,7 +248,7 @@ async fn the_cli_and_the_server_share_the_store_after_health_checks_and_a_crash(
     .await;
 }
 
-/// Debian's `sqlite3` (the README's backup advice), or `None` with a loud line saying how to
+/// Debian's `sqlite3` (the backup advice of docs/operations.md), or `None` with a loud line saying how to
 /// get it.
 fn sqlite3(test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")

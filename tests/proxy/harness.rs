@@ -244,7 +244,7 @@ pub fn nginx_test(http_body: &str) -> Output {
 }
 
 /// The `http {}` part that puts the shipped snippets in front of a portal: exactly the
-/// README's layout, with the addresses of this test.
+/// layout of docs/forward-auth.md, with the addresses of this test.
 pub fn proxy_http_body(listen_port: u16, portal_port: u16) -> String {
     let deploy = deploy_dir();
     let deploy = deploy.display();
@@ -496,7 +496,7 @@ pub fn gated_portal(proxy_port: u16) -> Portal {
 
 /// The `http {}` part for forward-auth: the portal at `auth.portal.test`, and the echo
 /// application at `app.`, `other.` and `admin.portal.test`, gated by the shipped snippets
-/// (`portal-auth-location.conf`, `portal-auth.conf`): the README's layout.
+/// (`portal-auth-location.conf`, `portal-auth.conf`): the layout of docs/forward-auth.md.
 pub fn gate_http_body(port: u16, portal_port: u16, echo_port: u16) -> String {
     let deploy = deploy_dir();
     let deploy = deploy.display();
