@@ -24,7 +24,7 @@ pub struct Settings {
     #[serde(default)]
     pub oauth: OAuthSettings,
     #[serde(default)]
-    pub throttle: crate::throttle::ThrottleSettings,
+    pub throttle: ThrottleSettings,
     #[serde(default)]
     pub branding: BrandingSettings,
     #[serde(default)]
@@ -68,6 +68,36 @@ impl InstanceKey {
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         InstanceKey(out)
+    }
+}
+
+/// `[throttle]`: failed sign-ins and provider sign-in starts, counted per window.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    /// Failed sign-ins allowed per account and client IP in one window.
+    pub account_ip_failures: u32,
+    /// Failed sign-ins allowed per client IP in one window, whatever the accounts.
+    pub ip_failures: u32,
+    /// `/login/<provider>` starts allowed per client IP in one window.
+    pub oauth_starts: u32,
+    /// The window, in seconds.
+    pub window: i64,
+    /// Most keys remembered at once.
+    pub max_entries: usize,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            enabled: true,
+            account_ip_failures: 5,
+            ip_failures: 50,
+            oauth_starts: 30,
+            window: 15 * 60,
+            max_entries: 50_000,
+        }
     }
 }
 
