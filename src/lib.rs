@@ -13,7 +13,6 @@ pub mod logging;
 pub mod metrics;
 pub mod routes;
 pub mod store;
-pub mod throttle;
 pub mod web;
 pub mod when;
 
@@ -30,7 +29,7 @@ use crate::auth::Auth;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::store::{NewUser, Store};
-use crate::throttle::Throttle;
+use crate::auth::throttle::Throttle;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portal.sqlite?mode=rwc";
 

@@ -13,7 +13,7 @@ use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn};
 use crate::clock::Clock;
 use crate::config::SessionSettings;
 use crate::store::{account_key, SessionRecord, Store, SweepBefore, User};
-use crate::throttle::RetryAfter;
+use crate::auth::throttle::RetryAfter;
 
 /// What a session cookie turned out to be worth.
 // Made once per request and moved straight into the guard: boxing the valid case would only

@@ -19,6 +19,7 @@ mod providers;
 mod reset;
 pub mod session;
 mod sign_in;
+pub mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::config::{SessionSettings, Settings};
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 use crate::store::Store;
-use crate::throttle::Throttle;
+use crate::auth::throttle::Throttle;
 
 pub use self::authz::Gate;
 pub use self::errors::{ArrivalError, AuthError, PasswordChangeError, SignInError, StartError};

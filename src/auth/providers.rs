@@ -11,7 +11,7 @@ use crate::auth::oauth::{
 use crate::auth::{ArrivalError, Auth, AuthError, ClientInfo, SignedIn, StartError};
 use crate::logging::AUDIT_TARGET;
 use crate::store::{EventRecord, LinkError, LinkedIdentity, Unlinked, User};
-use crate::throttle::RetryAfter;
+use crate::auth::throttle::RetryAfter;
 
 /// A provider's callback, as it arrived.
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@ use crate::auth::session::{Method, SessionToken};
 use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
 use crate::logging::AUDIT_TARGET;
 use crate::store::{account_key, NewSession, SessionRecord, User, MAX_USERNAME_CHARS};
-use crate::throttle::RetryAfter;
+use crate::auth::throttle::RetryAfter;
 
 /// A password sign-in as submitted.
 pub struct PasswordSignIn<'a> {

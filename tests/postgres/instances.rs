@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use portal::config::{InstanceKey, ThrottleSettings};
 use portal::store::{Guarded, NewSession, NewUser, Store, SweepBefore};
-use portal::throttle::{RetryAfter, Throttle};
+use portal::auth::throttle::{RetryAfter, Throttle};
 
 use crate::common::{new_postgres_database, PATIENCE};
 
