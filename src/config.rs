@@ -30,7 +30,7 @@ pub struct Settings {
     #[serde(default)]
     pub audit: AuditSettings,
     #[serde(default)]
-    pub forward_auth: crate::auth::forward::ForwardAuthSettings,
+    pub forward_auth: ForwardAuthSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
     /// A key derived from `secret_key` (the same on every instance that shares it): keys
@@ -98,6 +98,62 @@ impl Default for ThrottleSettings {
             window: 15 * 60,
             max_entries: 50_000,
         }
+    }
+}
+
+/// `[forward_auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ForwardAuthSettings {
+    /// Hosts the portal gates and may send people back to (`rd`): exact hosts and
+    /// `*.example.com` patterns. Empty: forward-auth refuses every request (403) and no `rd`
+    /// is followed.
+    pub allowed_domains: Vec<String>,
+    /// First match wins.
+    pub rules: Vec<RuleSettings>,
+    /// For a host no rule names: `allow` (every signed-in user) or `deny`.
+    pub default: DefaultPolicy,
+    /// Send `X-Portal-Assertion`, a signed JWT of who the user is, with every `200`.
+    pub assertion: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultPolicy {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// One `[[forward_auth.rules]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleSettings {
+    pub host: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    #[serde(default)]
+    pub allow: AllowSettings,
+    /// Match `path` with case as written. Off by default: a backend that ignores case
+    /// (IIS, a case-insensitive file system) serves `/Finance` as `/finance`.
+    #[serde(default)]
+    pub case_sensitive: bool,
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+/// `"signed-in"`, `"admins"`, or a list of usernames.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AllowSettings {
+    Named(String),
+    Users(Vec<String>),
+}
+
+impl Default for AllowSettings {
+    fn default() -> Self {
+        AllowSettings::Named("signed-in".into())
     }
 }
 
@@ -386,7 +442,7 @@ fn cookie_domain<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Strin
         Some(raw) if raw.trim().is_empty() => Ok(None),
         Some(raw) => {
             let bare = raw.trim().trim_start_matches('.');
-            match crate::auth::forward::normalize_host(bare) {
+            match crate::host::normalize_host(bare) {
                 Some(host) if host.contains('.') && !host.chars().all(|c| c.is_ascii_digit() || c == '.') => {
                     Ok(Some(host))
                 }
@@ -494,8 +550,8 @@ impl Settings {
                 "branding.name must be 1 to {MAX_BRAND_NAME_CHARS} characters, without control characters"
             ));
         }
-        let forward = crate::auth::forward::Policy::from_settings(&self.forward_auth)?;
-        if forward.is_enabled() && self.public_url.is_none() {
+        // The rules themselves are read once, into the policy the auth service builds.
+        if !self.forward_auth.allowed_domains.is_empty() && self.public_url.is_none() {
             return Err(
                 "forward_auth.allowed_domains needs public_url: the login page the proxies send people to"
                     .into(),

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod routes;

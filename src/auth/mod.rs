@@ -78,7 +78,8 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// The service; `settings` were validated (a bad forward-auth policy never gets here).
+    /// The service; `settings` were validated section by section. The forward-auth policy is
+    /// read here, once: a bad one is the one-line error that stops startup.
     pub fn new(
         store: Store,
         hasher: Hasher,
