@@ -501,7 +501,27 @@ pub struct Databases {
 pub struct Database {
     pub url: String,
     #[serde(flatten)]
-    pub pool: crate::store::PoolSettings,
+    pub pool: PoolSettings,
+}
+
+/// How the pool connects (`databases.portal.*`, beside `url`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct PoolSettings {
+    /// Connections in the pool; unset: 8 on SQLite, 16 on PostgreSQL (one of which the
+    /// revocation listener keeps).
+    pub max_connections: Option<u32>,
+    /// Seconds a request waits for a connection (or a new connection for its handshake)
+    /// before it is answered `503`.
+    pub connect_timeout: u64,
+    /// Seconds an unused connection is kept open (PostgreSQL).
+    pub idle_timeout: u64,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings { max_connections: None, connect_timeout: 5, idle_timeout: 300 }
+    }
 }
 
 impl std::fmt::Debug for Databases {

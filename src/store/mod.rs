@@ -101,12 +101,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
 
 use self::cache::SessionCache;
+use crate::config::PoolSettings;
 pub use self::copy::{CopyError, CopyReport, SchemaReport, COPIED_TABLES};
 pub use self::directory::{Cursor, DirectoryRow, LiveCutoffs, UserPage, UserSearch};
 pub use self::events::{EventCursor, EventFilter, EventRecord, NewEvent, Subject};
@@ -155,34 +155,14 @@ impl Backend {
     }
 }
 
-/// How the pool connects (`databases.portal.*`, beside `url`).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(default)]
-pub struct PoolSettings {
-    /// Connections in the pool; unset: 8 on SQLite, 16 on PostgreSQL (one of which the
-    /// revocation listener keeps).
-    pub max_connections: Option<u32>,
-    /// Seconds a request waits for a connection (or a new connection for its handshake)
-    /// before it is answered `503`.
-    pub connect_timeout: u64,
-    /// Seconds an unused connection is kept open (PostgreSQL).
-    pub idle_timeout: u64,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        PoolSettings { max_connections: None, connect_timeout: 5, idle_timeout: 300 }
-    }
-}
-
-impl PoolSettings {
-    fn size(&self, backend: Backend) -> u32 {
-        let default = match backend {
-            Backend::Sqlite => 8,
-            Backend::Postgres => 16,
-        };
-        self.max_connections.unwrap_or(default).max(2)
-    }
+/// Connections in the pool: `max_connections`, or 8 on SQLite and 16 on PostgreSQL (one of
+/// which the revocation listener keeps); never fewer than two.
+fn pool_size(pool: &PoolSettings, backend: Backend) -> u32 {
+    let default = match backend {
+        Backend::Sqlite => 8,
+        Backend::Postgres => 16,
+    };
+    pool.max_connections.unwrap_or(default).max(2)
 }
 
 /// What differs between the backends' pools.
@@ -293,7 +273,7 @@ impl Store {
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true);
                 let pooled = SqlitePoolOptions::new()
-                    .max_connections(pool.size(Backend::Sqlite))
+                    .max_connections(pool_size(&pool, Backend::Sqlite))
                     .acquire_timeout(timeout)
                     .connect_lazy_with(options.clone());
                 Ok(Store {
@@ -308,7 +288,7 @@ impl Store {
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url)?.application_name("portal");
                 let pooled = PgPoolOptions::new()
-                    .max_connections(pool.size(Backend::Postgres))
+                    .max_connections(pool_size(&pool, Backend::Postgres))
                     .min_connections(0)
                     .acquire_timeout(timeout)
                     .idle_timeout(Some(Duration::from_secs(pool.idle_timeout.max(1))))
