@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod api;
 pub mod authz;
+pub mod catchers;
 pub mod health;
 pub mod login;
 pub mod metrics;
@@ -15,10 +16,10 @@ pub mod reset;
 
 use rocket::fairing::AdHoc;
 
-/// Mounts every route.
+/// Mounts every route and registers the catchers.
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Routes", |rocket| async {
-        rocket.mount(
+        rocket.register("/", catchers::catchers()).register("/api", catchers::api_catchers()).mount(
             "/",
             rocket::routes![
                 pages::index,
