@@ -26,11 +26,11 @@ use rocket::{Build, Config, Rocket};
 
 use crate::auth::oauth::Providers;
 use crate::auth::password::{self, Hasher};
+use crate::auth::throttle::Throttle;
 use crate::auth::Auth;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::store::{NewUser, Store};
-use crate::auth::throttle::Throttle;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portal.sqlite?mode=rwc";
 

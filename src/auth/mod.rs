@@ -30,8 +30,8 @@ use crate::clock::Clock;
 use crate::config::{SessionSettings, Settings};
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
-use crate::store::Store;
 use crate::auth::throttle::Throttle;
+use crate::store::Store;
 
 pub use self::authz::Gate;
 pub use self::errors::{ArrivalError, AuthError, PasswordChangeError, SignInError, StartError};

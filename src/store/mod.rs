@@ -106,7 +106,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection, PgConnection, SqliteConnection};
 
 use self::cache::SessionCache;
-use crate::config::PoolSettings;
 pub use self::copy::{CopyError, CopyReport, SchemaReport, COPIED_TABLES};
 pub use self::directory::{Cursor, DirectoryRow, LiveCutoffs, UserPage, UserSearch};
 pub use self::events::{EventCursor, EventFilter, EventRecord, NewEvent, Subject};
@@ -119,6 +118,7 @@ pub use self::username::{
     MAX_USERNAME_CHARS,
 };
 pub use self::users::{CreateUserError, Credentials, Guarded, NewUser, User};
+use crate::config::PoolSettings;
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
