@@ -171,14 +171,9 @@ impl Metrics {
         self.sign_ins.get_or_create(&SignInLabels { method, outcome }).inc();
     }
 
-    pub fn store_error(&self, e: &sqlx::Error) {
-        let kind = if crate::store::is_unavailable(e) {
-            "unavailable"
-        } else if crate::store::is_bad_input(e) {
-            "refused"
-        } else {
-            "other"
-        };
+    /// Counts a store error under its class's label (`store::ErrorClass::label`: the store
+    /// classifies its errors, once).
+    pub fn store_error(&self, kind: &'static str) {
         self.store_errors.get_or_create(&KindLabels { kind }).inc();
     }
 }
