@@ -206,7 +206,14 @@ impl Fairing for RequestTimer {
                 .routes()
                 .map(|route| {
                     let text = route.uri.as_str().to_owned();
-                    let leaked: &'static str = Box::leak(text.clone().into_boxed_str());
+                    // A `/` route under a base is spelt `/admin/?…`; the label spells it as
+                    // requests do (`/admin?…`), as it was before the routes had bases.
+                    let path = route.uri.path();
+                    let label = match path.strip_suffix('/') {
+                        Some(bare) if !bare.is_empty() => text.replacen(path, bare, 1),
+                        _ => text.clone(),
+                    };
+                    let leaked: &'static str = Box::leak(label.into_boxed_str());
                     (text, leaked)
                 })
                 .collect()

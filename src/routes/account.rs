@@ -3,7 +3,7 @@
 //! beside the provider round trip, in `routes::oauth`.)
 
 use rocket::http::{Header, Status};
-use rocket::{get, post, uri, FromForm, Responder, State};
+use rocket::{get, post, uri, FromForm, Responder, Route, State};
 use rocket_dyn_templates::Template;
 
 use crate::auth::password::MIN_PASSWORD_CHARS;
@@ -122,4 +122,9 @@ pub async fn change_password(
     // Post/redirect/get: the account page says what went wrong.
     jar.flash(Kind::Error, message);
     Ok(Reply::to(uri!(account)))
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![account, end_session, end_other_sessions, change_password]
 }

@@ -140,7 +140,7 @@ fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/admin/users?<params..>")]
+#[get("/users?<params..>")]
 pub async fn users(
     params: UsersParams,
     uri: &Origin<'_>,
@@ -219,7 +219,7 @@ pub struct CreatedJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[post("/api/admin/users", data = "<body>")]
+#[post("/users", data = "<body>")]
 pub async fn create_user(
     body: JsonObject<NewUserJson>,
     _same_origin: SameOriginRequired,
@@ -364,7 +364,7 @@ async fn detail(auth: &Auth, overview: UserOverview) -> Result<UserDetailJson, A
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/admin/users/<id>")]
+#[get("/users/<id>")]
 pub async fn user(
     id: i64,
     admin: ApiActing<'_>,
@@ -404,7 +404,7 @@ pub struct UserChangeJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[patch("/api/admin/users/<id>", data = "<body>")]
+#[patch("/users/<id>", data = "<body>")]
 pub async fn change_user(
     id: i64,
     body: JsonObject<UserChangeJson>,
@@ -443,7 +443,7 @@ pub async fn change_user(
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/admin/users/<id>")]
+#[delete("/users/<id>")]
 pub async fn delete_user(
     id: i64,
     _same_origin: SameOriginRequired,
@@ -469,7 +469,7 @@ pub async fn delete_user(
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[post("/api/admin/users/<id>/reset-link")]
+#[post("/users/<id>/reset-link")]
 pub async fn reset_link(
     id: i64,
     _same_origin: SameOriginRequired,
@@ -506,7 +506,7 @@ pub struct EndedJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/admin/users/<id>/sessions")]
+#[delete("/users/<id>/sessions")]
 pub async fn end_sessions(
     id: i64,
     uri: &Origin<'_>,
@@ -542,7 +542,7 @@ pub async fn end_sessions(
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/admin/users/<id>/sessions/<session>")]
+#[delete("/users/<id>/sessions/<session>")]
 pub async fn end_session(
     id: i64,
     session: &str,
@@ -602,7 +602,7 @@ pub struct EventsJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/admin/events?<params..>")]
+#[get("/events?<params..>")]
 pub async fn events(
     params: EventsParams,
     uri: &Origin<'_>,
@@ -651,3 +651,18 @@ pub fn parse_cursor(text: &str) -> Option<EventCursor> {
     let (at, id) = text.split_once('.')?;
     Some(EventCursor { at: at.parse().ok()?, id: id.parse().ok()? })
 }
+
+/// Where [`routes`] are mounted.
+pub const BASE: &str = "/api/admin";
+
+documented_routes!(
+    users,
+    create_user,
+    user,
+    change_user,
+    delete_user,
+    reset_link,
+    end_sessions,
+    end_session,
+    events
+);

@@ -35,7 +35,7 @@ pub struct Me {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/me")]
+#[get("/me")]
 pub async fn me(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
     let user = me.0.user();
     let account = auth.account(user).await?;
@@ -79,7 +79,7 @@ pub struct SessionJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/sessions")]
+#[get("/sessions")]
 pub async fn sessions(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Sessions>, ApiError> {
     let current = me.0.session_id();
     let sessions = auth.sessions(me.0.user()).await?;
@@ -112,7 +112,7 @@ pub async fn sessions(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Sessio
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/sessions/<id>")]
+#[delete("/sessions/<id>")]
 pub async fn end_session(
     id: &str,
     _same_origin: SameOriginRequired,
@@ -125,3 +125,8 @@ pub async fn end_session(
         Err(ApiError::status(Status::NotFound))
     }
 }
+
+/// Where [`routes`] are mounted.
+pub const BASE: &str = "/api";
+
+documented_routes!(me, sessions, end_session);

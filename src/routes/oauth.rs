@@ -3,7 +3,7 @@
 //! `/account/unlink/<provider>`.
 
 use rocket::http::Status;
-use rocket::{get, post, uri, FromForm, State};
+use rocket::{get, post, uri, FromForm, Route, State};
 
 use crate::auth::oauth::ProviderKind;
 use crate::auth::{Arrival, ArrivalError, Auth, AuthError, Callback, ClientInfo, StartError};
@@ -151,4 +151,9 @@ pub async fn callback(
     };
     jar.flash(kind, message);
     Ok(Reply::to(uri!(login_page(_, _))))
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![start, callback, connect, unlink]
 }
