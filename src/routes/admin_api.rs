@@ -1,5 +1,5 @@
 //! `/api/admin`: the console's operations as JSON, for an administrator's browser session.
-//! Reads need an enabled administrator (`ApiAdmin`: 401 without a session, 403 for anyone
+//! Reads need an enabled administrator (`Acting`: 401 without a session, 403 for anyone
 //! else, as JSON); changes also need the request to say it is same-origin
 //! (`SameOriginRequired`), like the rest of `/api`. The operations are
 //! [`crate::auth::admin`]'s, shared with the console and the command line.
@@ -18,7 +18,7 @@ use crate::store::{search_key, Cursor, EventCursor, EventFilter, EventRecord, Us
 use crate::web::api::{ApiError, JsonObject};
 use crate::web::client::SiteOrigin;
 use crate::web::csrf::SameOriginRequired;
-use crate::web::guard::ApiActing;
+use crate::web::guard::Acting;
 use crate::when::rfc3339;
 
 /// A user as the admin API shows one.
@@ -144,7 +144,7 @@ fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
 pub async fn users(
     params: UsersParams,
     uri: &Origin<'_>,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<UsersJson>, ApiError> {
     once_each(uri)?;
@@ -223,7 +223,7 @@ pub struct CreatedJson {
 pub async fn create_user(
     body: JsonObject<NewUserJson>,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     origin: SiteOrigin,
     auth: &State<Auth>,
 ) -> Result<(Status, Json<CreatedJson>), ApiError> {
@@ -365,11 +365,7 @@ async fn detail(auth: &Auth, overview: UserOverview) -> Result<UserDetailJson, A
     )
 )]
 #[get("/users/<id>")]
-pub async fn user(
-    id: i64,
-    admin: ApiActing<'_>,
-    auth: &State<Auth>,
-) -> Result<Json<UserDetailJson>, ApiError> {
+pub async fn user(id: i64, admin: Acting<'_>, auth: &State<Auth>) -> Result<Json<UserDetailJson>, ApiError> {
     let by = admin.by();
     let overview = auth.user_overview(&by, id).await?;
     Ok(Json(detail(auth, overview).await?))
@@ -409,7 +405,7 @@ pub async fn change_user(
     id: i64,
     body: JsonObject<UserChangeJson>,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<UserJson>, ApiError> {
     let by = admin.by();
@@ -447,7 +443,7 @@ pub async fn change_user(
 pub async fn delete_user(
     id: i64,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Status, ApiError> {
     let by = admin.by();
@@ -473,7 +469,7 @@ pub async fn delete_user(
 pub async fn reset_link(
     id: i64,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     origin: SiteOrigin,
     auth: &State<Auth>,
 ) -> Result<(Status, Json<ResetLinkJson>), ApiError> {
@@ -511,7 +507,7 @@ pub async fn end_sessions(
     id: i64,
     uri: &Origin<'_>,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<EndedJson>, ApiError> {
     // Rocket would route `…/sessions/` here too: a client that built `…/sessions/{id}` with
@@ -547,7 +543,7 @@ pub async fn end_session(
     id: i64,
     session: &str,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Status, ApiError> {
     let by = admin.by();
@@ -606,7 +602,7 @@ pub struct EventsJson {
 pub async fn events(
     params: EventsParams,
     uri: &Origin<'_>,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<EventsJson>, ApiError> {
     once_each(uri)?;
