@@ -5,6 +5,8 @@
 //! settings and the auth service over store, hasher, throttle and providers), the web
 //! layer (branding, templates, headers, catchers), and the routes.
 
+#[cfg(test)]
+mod architecture;
 pub mod auth;
 pub mod cli;
 pub mod clock;
