@@ -24,13 +24,13 @@ pub struct Settings {
     #[serde(default)]
     pub oauth: OAuthSettings,
     #[serde(default)]
-    pub throttle: crate::throttle::ThrottleSettings,
+    pub throttle: ThrottleSettings,
     #[serde(default)]
     pub branding: BrandingSettings,
     #[serde(default)]
     pub audit: AuditSettings,
     #[serde(default)]
-    pub forward_auth: crate::auth::forward::ForwardAuthSettings,
+    pub forward_auth: ForwardAuthSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
     /// A key derived from `secret_key` (the same on every instance that shares it): keys
@@ -68,6 +68,92 @@ impl InstanceKey {
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         InstanceKey(out)
+    }
+}
+
+/// `[throttle]`: failed sign-ins and provider sign-in starts, counted per window.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    /// Failed sign-ins allowed per account and client IP in one window.
+    pub account_ip_failures: u32,
+    /// Failed sign-ins allowed per client IP in one window, whatever the accounts.
+    pub ip_failures: u32,
+    /// `/login/<provider>` starts allowed per client IP in one window.
+    pub oauth_starts: u32,
+    /// The window, in seconds.
+    pub window: i64,
+    /// Most keys remembered at once.
+    pub max_entries: usize,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            enabled: true,
+            account_ip_failures: 5,
+            ip_failures: 50,
+            oauth_starts: 30,
+            window: 15 * 60,
+            max_entries: 50_000,
+        }
+    }
+}
+
+/// `[forward_auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ForwardAuthSettings {
+    /// Hosts the portal gates and may send people back to (`rd`): exact hosts and
+    /// `*.example.com` patterns. Empty: forward-auth refuses every request (403) and no `rd`
+    /// is followed.
+    pub allowed_domains: Vec<String>,
+    /// First match wins.
+    pub rules: Vec<RuleSettings>,
+    /// For a host no rule names: `allow` (every signed-in user) or `deny`.
+    pub default: DefaultPolicy,
+    /// Send `X-Portal-Assertion`, a signed JWT of who the user is, with every `200`.
+    pub assertion: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultPolicy {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// One `[[forward_auth.rules]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleSettings {
+    pub host: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    #[serde(default)]
+    pub allow: AllowSettings,
+    /// Match `path` with case as written. Off by default: a backend that ignores case
+    /// (IIS, a case-insensitive file system) serves `/Finance` as `/finance`.
+    #[serde(default)]
+    pub case_sensitive: bool,
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+/// `"signed-in"`, `"admins"`, or a list of usernames.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AllowSettings {
+    Named(String),
+    Users(Vec<String>),
+}
+
+impl Default for AllowSettings {
+    fn default() -> Self {
+        AllowSettings::Named("signed-in".into())
     }
 }
 
@@ -356,7 +442,7 @@ fn cookie_domain<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Strin
         Some(raw) if raw.trim().is_empty() => Ok(None),
         Some(raw) => {
             let bare = raw.trim().trim_start_matches('.');
-            match crate::auth::forward::normalize_host(bare) {
+            match crate::host::normalize_host(bare) {
                 Some(host) if host.contains('.') && !host.chars().all(|c| c.is_ascii_digit() || c == '.') => {
                     Ok(Some(host))
                 }
@@ -415,7 +501,27 @@ pub struct Databases {
 pub struct Database {
     pub url: String,
     #[serde(flatten)]
-    pub pool: crate::store::PoolSettings,
+    pub pool: PoolSettings,
+}
+
+/// How the pool connects (`databases.portal.*`, beside `url`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct PoolSettings {
+    /// Connections in the pool; unset: 8 on SQLite, 16 on PostgreSQL (one of which the
+    /// revocation listener keeps).
+    pub max_connections: Option<u32>,
+    /// Seconds a request waits for a connection (or a new connection for its handshake)
+    /// before it is answered `503`.
+    pub connect_timeout: u64,
+    /// Seconds an unused connection is kept open (PostgreSQL).
+    pub idle_timeout: u64,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings { max_connections: None, connect_timeout: 5, idle_timeout: 300 }
+    }
 }
 
 impl std::fmt::Debug for Databases {
@@ -440,22 +546,70 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Each section's own check, in the order of the file's sections, and the one rule
+    /// across two (the session cookie's domain must cover `public_url`).
     fn validate(&self) -> Result<(), String> {
-        let s = &self.session;
+        self.session.check()?;
+        self.audit.check()?;
+        self.session.check_refresh()?;
+        self.branding.check()?;
+        self.forward_auth.check(self.public_url.as_ref())?;
+        self.session.check_domain(self.public_url.as_ref())?;
+        self.metrics.check()?;
+        self.databases.portal.check()?;
+        self.throttle.check()?;
+        self.oauth.check()
+    }
+}
+
+impl SessionSettings {
+    pub fn check(&self) -> Result<(), String> {
+        let s = self;
         if s.idle_timeout <= 0
             || s.absolute_timeout <= 0
             || s.refresh_after < 0
             || s.cache_ttl < 0
             || s.retention < 0
             || s.sweep_interval == 0
-            || self.audit.retention_days < 0
         {
             return Err("session timeouts must be positive numbers of seconds".into());
         }
-        if s.refresh_after >= s.idle_timeout {
+        Ok(())
+    }
+
+    fn check_refresh(&self) -> Result<(), String> {
+        if self.refresh_after >= self.idle_timeout {
             return Err("session.refresh_after must be shorter than session.idle_timeout".into());
         }
-        let name = self.branding.name.trim();
+        Ok(())
+    }
+
+    /// `cookie_domain` must cover `public_url`'s host, or the browser drops the cookie.
+    pub fn check_domain(&self, public_url: Option<&PublicUrl>) -> Result<(), String> {
+        if let (Some(domain), Some(public)) = (&self.cookie_domain, public_url) {
+            let host = url::Url::parse(public.origin()).ok().and_then(|u| u.host_str().map(str::to_owned));
+            let covered = host.is_some_and(|h| h == *domain || h.ends_with(&format!(".{domain}")));
+            if !covered {
+                return Err(format!("session.cookie_domain {domain:?} does not cover public_url's host"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AuditSettings {
+    pub fn check(&self) -> Result<(), String> {
+        // The message `validate` always gave for this key, kept as it was.
+        if self.retention_days < 0 {
+            return Err("session timeouts must be positive numbers of seconds".into());
+        }
+        Ok(())
+    }
+}
+
+impl BrandingSettings {
+    pub fn check(&self) -> Result<(), String> {
+        let name = self.name.trim();
         if name.is_empty()
             || name.chars().count() > MAX_BRAND_NAME_CHARS
             || name.chars().any(char::is_control)
@@ -464,21 +618,28 @@ impl Settings {
                 "branding.name must be 1 to {MAX_BRAND_NAME_CHARS} characters, without control characters"
             ));
         }
-        let forward = crate::auth::forward::Policy::from_settings(&self.forward_auth)?;
-        if forward.is_enabled() && self.public_url.is_none() {
+        Ok(())
+    }
+}
+
+impl ForwardAuthSettings {
+    /// Forward-auth sends people to the login page at `public_url`. The rules themselves
+    /// are read once, into the policy the auth service builds (`Policy::from_settings`),
+    /// where a bad one stops startup.
+    pub fn check(&self, public_url: Option<&PublicUrl>) -> Result<(), String> {
+        if !self.allowed_domains.is_empty() && public_url.is_none() {
             return Err(
                 "forward_auth.allowed_domains needs public_url: the login page the proxies send people to"
                     .into(),
             );
         }
-        if let (Some(domain), Some(public)) = (&self.session.cookie_domain, &self.public_url) {
-            let host = url::Url::parse(public.origin()).ok().and_then(|u| u.host_str().map(str::to_owned));
-            let covered = host.is_some_and(|h| h == *domain || h.ends_with(&format!(".{domain}")));
-            if !covered {
-                return Err(format!("session.cookie_domain {domain:?} does not cover public_url's host"));
-            }
-        }
-        if let Some(token) = &self.metrics.token {
+        Ok(())
+    }
+}
+
+impl MetricsSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(token) = &self.token {
             if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(
                     "metrics.token must be at least 16 characters without spaces (generate one with `openssl rand -hex 32`)"
@@ -486,19 +647,37 @@ impl Settings {
                 );
             }
         }
-        let pool = &self.databases.portal.pool;
+        Ok(())
+    }
+}
+
+impl Database {
+    pub fn check(&self) -> Result<(), String> {
+        let pool = &self.pool;
         if pool.connect_timeout == 0 || pool.idle_timeout == 0 || pool.max_connections.is_some_and(|n| n < 2)
         {
             return Err("databases.portal.connect_timeout and idle_timeout must be positive and max_connections at least 2".into());
         }
-        if self.databases.portal.url.trim().is_empty() {
+        if self.url.trim().is_empty() {
             return Err("databases.portal.url is empty".into());
         }
-        let t = &self.throttle;
+        Ok(())
+    }
+}
+
+impl ThrottleSettings {
+    pub fn check(&self) -> Result<(), String> {
+        let t = self;
         if t.window <= 0 || t.max_entries == 0 || t.account_ip_failures == 0 || t.ip_failures == 0 {
             return Err("throttle.window, max_entries and the failure limits must be positive".into());
         }
-        if self.oauth.timeout == 0 || self.oauth.connect_timeout == 0 || self.oauth.max_response_bytes == 0 {
+        Ok(())
+    }
+}
+
+impl OAuthSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if self.timeout == 0 || self.connect_timeout == 0 || self.max_response_bytes == 0 {
             return Err(
                 "oauth.timeout, oauth.connect_timeout and oauth.max_response_bytes must be positive".into()
             );

@@ -5,15 +5,17 @@
 //! settings and the auth service over store, hasher, throttle and providers), the web
 //! layer (branding, templates, headers, catchers), and the routes.
 
+#[cfg(test)]
+mod architecture;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod routes;
 pub mod store;
-pub mod throttle;
 pub mod web;
 pub mod when;
 
@@ -26,11 +28,11 @@ use rocket::{Build, Config, Rocket};
 
 use crate::auth::oauth::Providers;
 use crate::auth::password::{self, Hasher};
+use crate::auth::throttle::Throttle;
 use crate::auth::Auth;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::store::{NewUser, Store};
-use crate::throttle::Throttle;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portal.sqlite?mode=rwc";
 

@@ -171,14 +171,9 @@ impl Metrics {
         self.sign_ins.get_or_create(&SignInLabels { method, outcome }).inc();
     }
 
-    pub fn store_error(&self, e: &sqlx::Error) {
-        let kind = if crate::store::is_unavailable(e) {
-            "unavailable"
-        } else if crate::store::is_bad_input(e) {
-            "refused"
-        } else {
-            "other"
-        };
+    /// Counts a store error under its class's label (`store::ErrorClass::label`: the store
+    /// classifies its errors, once).
+    pub fn store_error(&self, kind: &'static str) {
         self.store_errors.get_or_create(&KindLabels { kind }).inc();
     }
 }
@@ -211,7 +206,14 @@ impl Fairing for RequestTimer {
                 .routes()
                 .map(|route| {
                     let text = route.uri.as_str().to_owned();
-                    let leaked: &'static str = Box::leak(text.clone().into_boxed_str());
+                    // A `/` route under a base is spelt `/admin/?…`; the label spells it as
+                    // requests do (`/admin?…`), as it was before the routes had bases.
+                    let path = route.uri.path();
+                    let label = match path.strip_suffix('/') {
+                        Some(bare) if !bare.is_empty() => text.replacen(path, bare, 1),
+                        _ => text.clone(),
+                    };
+                    let leaked: &'static str = Box::leak(label.into_boxed_str());
                     (text, leaked)
                 })
                 .collect()

@@ -26,7 +26,7 @@ pub enum AuthError {
 /// (`portal_store_errors_total`).
 impl From<sqlx::Error> for AuthError {
     fn from(e: sqlx::Error) -> AuthError {
-        crate::metrics::get().store_error(&e);
+        crate::metrics::get().store_error(crate::store::class(&e).label());
         AuthError::Store(e)
     }
 }

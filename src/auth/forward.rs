@@ -11,65 +11,9 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-
+use crate::config::{AllowSettings, DefaultPolicy, ForwardAuthSettings};
+use crate::host::normalize_host;
 use crate::store::{account_key, User};
-
-/// `[forward_auth]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ForwardAuthSettings {
-    /// Hosts the portal gates and may send people back to (`rd`): exact hosts and
-    /// `*.example.com` patterns. Empty: forward-auth refuses every request (403) and no `rd`
-    /// is followed.
-    pub allowed_domains: Vec<String>,
-    /// First match wins.
-    pub rules: Vec<RuleSettings>,
-    /// For a host no rule names: `allow` (every signed-in user) or `deny`.
-    pub default: DefaultPolicy,
-    /// Send `X-Portal-Assertion`, a signed JWT of who the user is, with every `200`.
-    pub assertion: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DefaultPolicy {
-    #[default]
-    Allow,
-    Deny,
-}
-
-/// One `[[forward_auth.rules]]` entry as written.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RuleSettings {
-    pub host: String,
-    #[serde(default = "root_path")]
-    pub path: String,
-    #[serde(default)]
-    pub allow: AllowSettings,
-    /// Match `path` with case as written. Off by default: a backend that ignores case
-    /// (IIS, a case-insensitive file system) serves `/Finance` as `/finance`.
-    #[serde(default)]
-    pub case_sensitive: bool,
-}
-
-fn root_path() -> String {
-    "/".into()
-}
-
-/// `"signed-in"`, `"admins"`, or a list of usernames.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum AllowSettings {
-    Named(String),
-    Users(Vec<String>),
-}
-
-impl Default for AllowSettings {
-    fn default() -> Self {
-        AllowSettings::Named("signed-in".into())
-    }
-}
 
 /// A host, or every subdomain of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,35 +42,6 @@ impl HostPattern {
             HostPattern::Exact(exact) => host == exact,
             HostPattern::Subdomains(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
         }
-    }
-}
-
-/// A host as typed or sent, in the one form hosts are compared in: lowercase ASCII (IDN as
-/// `xn--`), no trailing dot. `None` for anything that is not a domain name (an address, a
-/// port, userinfo, spaces).
-pub fn normalize_host(raw: &str) -> Option<String> {
-    let raw = raw.strip_suffix('.').unwrap_or(raw);
-    if raw.is_empty() || raw.contains([':', '/', '@', '\\', ' ', '%']) {
-        return None;
-    }
-    // The common case, on every check: a plain ASCII name needs no IDNA mapping.
-    let plain = |label: &str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && !label.starts_with("xn--")
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if raw.len() <= 253 && raw.split('.').all(plain) && !raw.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-    {
-        return Some(raw.to_ascii_lowercase());
-    }
-    match url::Host::parse(raw).ok()? {
-        url::Host::Domain(domain) => Some(domain.trim_end_matches('.').to_owned()),
-        // Addresses are allowed as exact hosts (a test setup on 127.0.0.1).
-        url::Host::Ipv4(ip) => Some(ip.to_string()),
-        url::Host::Ipv6(_) => None,
     }
 }
 

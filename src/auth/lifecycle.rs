@@ -9,11 +9,11 @@ use crate::auth::audit::EventKind;
 use crate::auth::password::{check_policy, normalized, MAX_PASSWORD_BYTES};
 use crate::auth::session::{freshness, Freshness, Method, SessionToken};
 use crate::auth::sign_in::{log_attempt, Verdict};
+use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn};
 use crate::clock::Clock;
 use crate::config::SessionSettings;
 use crate::store::{account_key, SessionRecord, Store, SweepBefore, User};
-use crate::throttle::RetryAfter;
 
 /// What a session cookie turned out to be worth.
 // Made once per request and moved straight into the guard: boxing the valid case would only

@@ -19,6 +19,7 @@ mod providers;
 mod reset;
 pub mod session;
 mod sign_in;
+pub mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,8 +30,8 @@ use crate::clock::Clock;
 use crate::config::{SessionSettings, Settings};
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
+use crate::auth::throttle::Throttle;
 use crate::store::Store;
-use crate::throttle::Throttle;
 
 pub use self::authz::Gate;
 pub use self::errors::{ArrivalError, AuthError, PasswordChangeError, SignInError, StartError};
@@ -77,7 +78,8 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// The service; `settings` were validated (a bad forward-auth policy never gets here).
+    /// The service; `settings` were validated section by section. The forward-auth policy is
+    /// read here, once: a bad one is the one-line error that stops startup.
     pub fn new(
         store: Store,
         hasher: Hasher,

@@ -8,10 +8,10 @@ use crate::auth::audit::EventKind;
 use crate::auth::oauth::{
     tidy_provider_text, Admission, Flow, FlowError, OAuthError, ProviderKind, FLOW_LIFETIME_SECS,
 };
+use crate::auth::throttle::RetryAfter;
 use crate::auth::{ArrivalError, Auth, AuthError, ClientInfo, SignedIn, StartError};
 use crate::logging::AUDIT_TARGET;
 use crate::store::{EventRecord, LinkError, LinkedIdentity, Unlinked, User};
-use crate::throttle::RetryAfter;
 
 /// A provider's callback, as it arrived.
 #[derive(Debug, Default)]

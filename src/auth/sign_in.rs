@@ -6,10 +6,10 @@ use serde_json::json;
 use crate::auth::audit::{typed_name, EventKind};
 use crate::auth::password::{HashError, PasswordMatch, MAX_PASSWORD_BYTES};
 use crate::auth::session::{Method, SessionToken};
+use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
 use crate::logging::AUDIT_TARGET;
 use crate::store::{account_key, NewSession, SessionRecord, User, MAX_USERNAME_CHARS};
-use crate::throttle::RetryAfter;
 
 /// A password sign-in as submitted.
 pub struct PasswordSignIn<'a> {

@@ -1,15 +1,13 @@
-//! `/account`: the signed-in user's ways to sign in and their sessions; connecting and
-//! disconnecting providers, signing other devices out, and changing the password.
+//! `/account`: the signed-in user's ways to sign in and their sessions; signing other
+//! devices out, and changing the password. (Connecting and disconnecting a provider sit
+//! beside the provider round trip, in `routes::oauth`.)
 
 use rocket::http::{Header, Status};
-use rocket::{get, post, uri, FromForm, Responder, State};
+use rocket::{get, post, uri, FromForm, Responder, Route, State};
 use rocket_dyn_templates::Template;
 
-use crate::auth::oauth::ProviderKind;
 use crate::auth::password::MIN_PASSWORD_CHARS;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordChange, PasswordChangeError};
-use crate::routes::oauth::leave_for;
-use crate::store::Unlinked;
 use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected};
 use crate::web::flash::Kind;
@@ -34,37 +32,6 @@ pub async fn account(
         std::iter::once("'self'".to_owned()).chain(providers.authorize_origins().await).collect::<Vec<_>>();
     let page = layout.account(providers, &account, &sessions, me.session(), auth.now());
     Ok(AccountPage(page, content_security_policy(&form_action.join(" "))))
-}
-
-#[post("/account/connect/<provider>", data = "<_form>")]
-pub async fn connect(
-    provider: Result<ProviderKind, &str>,
-    _form: Checked<CsrfOnly<'_>>,
-    me: &LoggedIn,
-    jar: Jar<'_>,
-    auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
-    let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
-    leave_for(provider, auth.start_provider_link(provider, me.user()).await, &jar)
-}
-
-#[post("/account/unlink/<provider>", data = "<_form>")]
-pub async fn unlink(
-    provider: Result<ProviderKind, &str>,
-    _form: Checked<CsrfOnly<'_>>,
-    me: &LoggedIn,
-    jar: Jar<'_>,
-    auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
-    let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
-    let name = provider.display_name();
-    match auth.unlink(me.user(), provider).await? {
-        Unlinked::Done => jar.flash(Kind::Success, format!("Your {name} account is disconnected.")),
-        Unlinked::NotLinked => jar.flash(Kind::Info, format!("No {name} account is connected.")),
-        Unlinked::LastWayIn => jar
-            .flash(Kind::Error, format!("{name} is your only way to sign in, so it cannot be disconnected.")),
-    }
-    Ok(Reply::to(uri!(account)))
 }
 
 /// Signs one of the person's other devices out. Someone else's session, a made-up id or
@@ -155,4 +122,9 @@ pub async fn change_password(
     // Post/redirect/get: the account page says what went wrong.
     jar.flash(Kind::Error, message);
     Ok(Reply::to(uri!(account)))
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![account, end_session, end_other_sessions, change_password]
 }

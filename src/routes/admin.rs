@@ -5,9 +5,10 @@
 //! are [`crate::auth::admin`]'s, shared with the API and the command line.
 
 use rocket::form::{self, FromForm};
+use rocket::http::uri::Origin;
 use rocket::http::Status;
 use rocket::request::FromParam;
-use rocket::{get, post, uri, State};
+use rocket::{get, post, uri, Route, State};
 
 use crate::auth::admin::{AdminError, NewAccount, MAX_SEARCH_BYTES};
 use crate::auth::Auth;
@@ -35,7 +36,7 @@ pub struct UsersQuery<'r> {
     before: Option<&'r str>,
 }
 
-#[get("/admin?<query..>")]
+#[get("/?<query..>")]
 pub async fn users(
     query: Result<UsersQuery<'_>, form::Errors<'_>>,
     admin: Acting<'_>,
@@ -64,7 +65,7 @@ pub async fn users(
     Ok(Reply::page(Status::Ok, layout.admin_users(q, &page)))
 }
 
-#[get("/admin/users/<id>")]
+#[get("/users/<id>")]
 pub async fn user(
     id: i64,
     admin: Acting<'_>,
@@ -83,7 +84,7 @@ pub async fn user(
     Ok(Reply::page(Status::Ok, layout.admin_user(&overview, &names, admin.me.user().id)))
 }
 
-#[get("/admin/users/new")]
+#[get("/users/new")]
 pub fn new_user(_admin: Admin<'_>, layout: Layout<'_>) -> Reply {
     Reply::page(Status::Ok, layout.admin_new_user(NewUserView::default()))
 }
@@ -104,7 +105,7 @@ impl CsrfProtected for NewUserForm<'_> {
 }
 
 /// Creates a user and shows their one-time password link (once: it is not stored).
-#[post("/admin/users", data = "<form>")]
+#[post("/users", data = "<form>")]
 pub async fn create_user(
     form: Checked<NewUserForm<'_>>,
     admin: Acting<'_>,
@@ -122,7 +123,7 @@ pub async fn create_user(
             let url = link.url(origin.0.as_deref());
             Ok(Reply::page(Status::Created, layout.admin_link(&user, &url, link.expires_at, true)))
         }
-        Ok((user, None)) => Ok(Reply::to(uri!(user(user.id)))),
+        Ok((user, None)) => Ok(Reply::to(user_uri(user.id))),
         Err(AdminError::Failed(e)) => Err(e.into()),
         Err(AdminError::NotAdmin) => Ok(Reply::Error(Status::Forbidden)),
         Err(e) => {
@@ -134,7 +135,7 @@ pub async fn create_user(
 }
 
 /// Makes a new one-time password link for the user and shows it once.
-#[post("/admin/users/<id>/reset-link", data = "<_form>")]
+#[post("/users/<id>/reset-link", data = "<_form>")]
 pub async fn reset_link(
     id: i64,
     _form: Checked<CsrfOnly<'_>>,
@@ -179,7 +180,7 @@ impl<'a> FromParam<'a> for Switch {
 
 /// Disables (and signs out everywhere) or enables a user; makes them an administrator or
 /// not. After the routes with a fixed last segment (`delete`, `reset-link`).
-#[post("/admin/users/<id>/<switch>", data = "<_form>", rank = 2)]
+#[post("/users/<id>/<switch>", data = "<_form>", rank = 2)]
 pub async fn switch(
     id: i64,
     switch: Switch,
@@ -222,7 +223,7 @@ impl Confirmed<'_> {
     }
 }
 
-#[post("/admin/users/<id>/delete", data = "<form>")]
+#[post("/users/<id>/delete", data = "<form>")]
 pub async fn delete(
     id: i64,
     form: Checked<Confirmed<'_>>,
@@ -243,7 +244,7 @@ pub async fn delete(
     }
 }
 
-#[post("/admin/users/<id>/sessions/end-all", data = "<form>")]
+#[post("/users/<id>/sessions/end-all", data = "<form>")]
 pub async fn end_all_sessions(
     id: i64,
     form: Checked<Confirmed<'_>>,
@@ -261,7 +262,7 @@ pub async fn end_all_sessions(
     }
 }
 
-#[post("/admin/users/<id>/sessions/<session>/end", data = "<_form>")]
+#[post("/users/<id>/sessions/<session>/end", data = "<_form>")]
 pub async fn end_session(
     id: i64,
     session: &str,
@@ -297,7 +298,7 @@ pub struct EventsQuery<'r> {
     before: Option<&'r str>,
 }
 
-#[get("/admin/events?<query..>")]
+#[get("/events?<query..>")]
 pub async fn events(
     query: Result<EventsQuery<'_>, form::Errors<'_>>,
     admin: Acting<'_>,
@@ -388,15 +389,20 @@ fn older_href(query: &EventsQuery<'_>, at: i64, id: i64) -> String {
     href
 }
 
+/// The user's console page. `uri!` needs the mount point, as a literal it checks: [`BASE`].
+fn user_uri(id: i64) -> Origin<'static> {
+    uri!("/admin", user(id))
+}
+
 /// Back to the user's page, saying what happened.
 fn done(jar: &Jar<'_>, id: i64, message: String) -> Result<Reply, AdminError> {
     jar.flash(Kind::Success, message);
-    Ok(Reply::to(uri!(user(id))))
+    Ok(Reply::to(user_uri(id)))
 }
 
 fn unconfirmed(jar: &Jar<'_>, id: i64, message: &str) -> Result<Reply, AdminError> {
     jar.flash(Kind::Error, message);
-    Ok(Reply::to(uri!(user(id))))
+    Ok(Reply::to(user_uri(id)))
 }
 
 /// An operation that did not happen: back to the user's page saying why (their page, or the
@@ -410,7 +416,7 @@ fn refused(error: AdminError, id: i64, jar: &Jar<'_>) -> Result<Reply, AdminErro
         }
         other => {
             jar.flash(Kind::Error, sentence(&other));
-            Ok(Reply::to(uri!(user(id))))
+            Ok(Reply::to(user_uri(id)))
         }
     }
 }
@@ -431,4 +437,23 @@ fn sentence(error: &AdminError) -> String {
             }
         }
     }
+}
+
+/// Where [`routes`] are mounted.
+pub const BASE: &str = "/admin";
+
+/// This module's routes, mounted at [`BASE`] (`/admin`).
+pub fn routes() -> Vec<Route> {
+    rocket::routes![
+        users,
+        user,
+        new_user,
+        create_user,
+        reset_link,
+        switch,
+        delete,
+        end_all_sessions,
+        end_session,
+        events
+    ]
 }

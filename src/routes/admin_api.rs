@@ -1,5 +1,5 @@
 //! `/api/admin`: the console's operations as JSON, for an administrator's browser session.
-//! Reads need an enabled administrator (`ApiAdmin`: 401 without a session, 403 for anyone
+//! Reads need an enabled administrator (`Acting`: 401 without a session, 403 for anyone
 //! else, as JSON); changes also need the request to say it is same-origin
 //! (`SameOriginRequired`), like the rest of `/api`. The operations are
 //! [`crate::auth::admin`]'s, shared with the console and the command line.
@@ -18,7 +18,7 @@ use crate::store::{search_key, Cursor, EventCursor, EventFilter, EventRecord, Us
 use crate::web::api::{ApiError, JsonObject};
 use crate::web::client::SiteOrigin;
 use crate::web::csrf::SameOriginRequired;
-use crate::web::guard::ApiActing;
+use crate::web::guard::Acting;
 use crate::when::rfc3339;
 
 /// A user as the admin API shows one.
@@ -140,11 +140,11 @@ fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/admin/users?<params..>")]
+#[get("/users?<params..>")]
 pub async fn users(
     params: UsersParams,
     uri: &Origin<'_>,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<UsersJson>, ApiError> {
     once_each(uri)?;
@@ -219,11 +219,11 @@ pub struct CreatedJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[post("/api/admin/users", data = "<body>")]
+#[post("/users", data = "<body>")]
 pub async fn create_user(
     body: JsonObject<NewUserJson>,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     origin: SiteOrigin,
     auth: &State<Auth>,
 ) -> Result<(Status, Json<CreatedJson>), ApiError> {
@@ -364,12 +364,8 @@ async fn detail(auth: &Auth, overview: UserOverview) -> Result<UserDetailJson, A
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/admin/users/<id>")]
-pub async fn user(
-    id: i64,
-    admin: ApiActing<'_>,
-    auth: &State<Auth>,
-) -> Result<Json<UserDetailJson>, ApiError> {
+#[get("/users/<id>")]
+pub async fn user(id: i64, admin: Acting<'_>, auth: &State<Auth>) -> Result<Json<UserDetailJson>, ApiError> {
     let by = admin.by();
     let overview = auth.user_overview(&by, id).await?;
     Ok(Json(detail(auth, overview).await?))
@@ -404,12 +400,12 @@ pub struct UserChangeJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[patch("/api/admin/users/<id>", data = "<body>")]
+#[patch("/users/<id>", data = "<body>")]
 pub async fn change_user(
     id: i64,
     body: JsonObject<UserChangeJson>,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<UserJson>, ApiError> {
     let by = admin.by();
@@ -443,11 +439,11 @@ pub async fn change_user(
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/admin/users/<id>")]
+#[delete("/users/<id>")]
 pub async fn delete_user(
     id: i64,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Status, ApiError> {
     let by = admin.by();
@@ -469,11 +465,11 @@ pub async fn delete_user(
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[post("/api/admin/users/<id>/reset-link")]
+#[post("/users/<id>/reset-link")]
 pub async fn reset_link(
     id: i64,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     origin: SiteOrigin,
     auth: &State<Auth>,
 ) -> Result<(Status, Json<ResetLinkJson>), ApiError> {
@@ -506,12 +502,12 @@ pub struct EndedJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/admin/users/<id>/sessions")]
+#[delete("/users/<id>/sessions")]
 pub async fn end_sessions(
     id: i64,
     uri: &Origin<'_>,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<EndedJson>, ApiError> {
     // Rocket would route `…/sessions/` here too: a client that built `…/sessions/{id}` with
@@ -542,12 +538,12 @@ pub async fn end_sessions(
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/admin/users/<id>/sessions/<session>")]
+#[delete("/users/<id>/sessions/<session>")]
 pub async fn end_session(
     id: i64,
     session: &str,
     _same_origin: SameOriginRequired,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Status, ApiError> {
     let by = admin.by();
@@ -602,11 +598,11 @@ pub struct EventsJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/admin/events?<params..>")]
+#[get("/events?<params..>")]
 pub async fn events(
     params: EventsParams,
     uri: &Origin<'_>,
-    admin: ApiActing<'_>,
+    admin: Acting<'_>,
     auth: &State<Auth>,
 ) -> Result<Json<EventsJson>, ApiError> {
     once_each(uri)?;
@@ -651,3 +647,18 @@ pub fn parse_cursor(text: &str) -> Option<EventCursor> {
     let (at, id) = text.split_once('.')?;
     Some(EventCursor { at: at.parse().ok()?, id: id.parse().ok()? })
 }
+
+/// Where [`routes`] are mounted.
+pub const BASE: &str = "/api/admin";
+
+documented_routes!(
+    users,
+    create_user,
+    user,
+    change_user,
+    delete_user,
+    reset_link,
+    end_sessions,
+    end_session,
+    events
+);

@@ -11,7 +11,7 @@ use crate::auth::Auth;
 use crate::routes::admin_api::ErrorJson;
 use crate::web::api::ApiError;
 use crate::web::csrf::SameOriginRequired;
-use crate::web::guard::ApiUser;
+use crate::web::guard::LoggedIn;
 
 /// The signed-in person.
 #[derive(Serialize, ToSchema)]
@@ -35,16 +35,16 @@ pub struct Me {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/me")]
-pub async fn me(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
-    let user = me.0.user();
+#[get("/me")]
+pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
+    let user = me.user();
     let account = auth.account(user).await?;
     Ok(Json(Me {
         id: user.id,
         username: user.username.clone(),
         email: user.email.clone(),
         admin: user.is_admin,
-        method: me.0.method().as_str(),
+        method: me.method().as_str(),
         providers: account.identities.into_iter().map(|i| i.provider).collect(),
     }))
 }
@@ -79,10 +79,10 @@ pub struct SessionJson {
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[get("/api/sessions")]
-pub async fn sessions(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Sessions>, ApiError> {
-    let current = me.0.session_id();
-    let sessions = auth.sessions(me.0.user()).await?;
+#[get("/sessions")]
+pub async fn sessions(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Sessions>, ApiError> {
+    let current = me.session_id();
+    let sessions = auth.sessions(me.user()).await?;
     let sessions = sessions
         .into_iter()
         .map(|s| SessionJson {
@@ -112,16 +112,21 @@ pub async fn sessions(me: ApiUser<'_>, auth: &State<Auth>) -> Result<Json<Sessio
         (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
-#[delete("/api/sessions/<id>")]
+#[delete("/sessions/<id>")]
 pub async fn end_session(
     id: &str,
     _same_origin: SameOriginRequired,
-    me: ApiUser<'_>,
+    me: &LoggedIn,
     auth: &State<Auth>,
 ) -> Result<Status, ApiError> {
-    if auth.end_session(me.0.user(), id).await? {
+    if auth.end_session(me.user(), id).await? {
         Ok(Status::NoContent)
     } else {
         Err(ApiError::status(Status::NotFound))
     }
 }
+
+/// Where [`routes`] are mounted.
+pub const BASE: &str = "/api";
+
+documented_routes!(me, sessions, end_session);

@@ -14,7 +14,7 @@
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
-use rocket::{get, State};
+use rocket::{get, Route, State};
 
 use crate::auth::assertion::groups;
 use crate::auth::forward::Target;
@@ -228,4 +228,9 @@ fn login_url(settings: &Settings, original: Option<&Target>) -> String {
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(auth: &State<Auth>) -> Result<(ContentType, String), AuthError> {
     Ok((ContentType::JSON, auth.jwks().await?.to_string()))
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![auth_request, forward_auth, jwks]
 }

@@ -3,6 +3,7 @@
 use rocket::get;
 use rocket::http::Status;
 use rocket::serde::json::{json, Json, Value};
+use rocket::Route;
 use rocket::State;
 
 use crate::auth::Auth;
@@ -16,4 +17,9 @@ pub async fn health(auth: &State<Auth>) -> (Status, Json<Value>) {
             (Status::ServiceUnavailable, Json(json!({ "status": "unavailable" })))
         }
     }
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![health]
 }

@@ -1,7 +1,7 @@
 //! `/login` and `/logout`.
 
 use rocket::http::Status;
-use rocket::{get, post, uri, FromForm, State};
+use rocket::{get, post, uri, FromForm, Route, State};
 
 use crate::auth::next::safe_next;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordSignIn, SignInError};
@@ -163,4 +163,9 @@ fn signed_out(jar: &Jar<'_>, message: &str, rd: Option<String>) -> Reply {
             Reply::to(uri!(index))
         }
     }
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![login_page, login, logout_page, logout, logout_everywhere]
 }

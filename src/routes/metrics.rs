@@ -6,6 +6,7 @@ use rocket::get;
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
+use rocket::Route;
 use rocket::State;
 
 use crate::auth::Auth;
@@ -84,4 +85,9 @@ pub async fn metrics(scraper: Scraper, auth: &State<Auth>) -> Exposition {
             Exposition::Text(metrics.encode())
         }
     }
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![metrics]
 }

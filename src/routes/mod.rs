@@ -1,10 +1,30 @@
 //! Thin handlers: read guards and forms, call one operation of the auth service, pick a reply.
+//! Each module ends in `pub fn routes()`, mounted at its base (`/`, `/admin`, `/api`,
+//! `/api/admin`) by [`stage`]; the catchers are handlers too (`catchers`).
+
+/// Ends a module of `/api` handlers: `pub fn routes()` for Rocket and `Paths`, the OpenAPI
+/// document of the same handlers (each one's `#[utoipa::path]`, relative to the mount
+/// point), from one list, so what is mounted and what is documented cannot drift apart.
+macro_rules! documented_routes {
+    ($($handler:ident),+ $(,)?) => {
+        /// This module's routes, mounted at [`BASE`].
+        pub fn routes() -> Vec<rocket::Route> {
+            rocket::routes![$($handler),+]
+        }
+
+        /// The OpenAPI paths of [`routes`], relative to [`BASE`].
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($handler),+))]
+        pub struct Paths;
+    };
+}
 
 pub mod account;
 pub mod admin;
 pub mod admin_api;
 pub mod api;
 pub mod authz;
+pub mod catchers;
 pub mod health;
 pub mod login;
 pub mod metrics;
@@ -15,60 +35,23 @@ pub mod reset;
 
 use rocket::fairing::AdHoc;
 
-/// Mounts every route.
+/// Mounts every module's routes at its base and registers the catchers.
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Routes", |rocket| async {
-        rocket.mount(
-            "/",
-            rocket::routes![
-                pages::index,
-                pages::welcome,
-                pages::stylesheet,
-                pages::brand_stylesheet,
-                login::login_page,
-                login::login,
-                login::logout_page,
-                login::logout,
-                login::logout_everywhere,
-                health::health,
-                metrics::metrics,
-                oauth::start,
-                oauth::callback,
-                account::account,
-                account::connect,
-                account::unlink,
-                account::end_session,
-                account::end_other_sessions,
-                account::change_password,
-                api::me,
-                api::sessions,
-                api::end_session,
-                admin::users,
-                admin::user,
-                admin::new_user,
-                admin::create_user,
-                admin::reset_link,
-                admin::switch,
-                admin::delete,
-                admin::end_all_sessions,
-                admin::end_session,
-                admin::events,
-                admin_api::users,
-                admin_api::create_user,
-                admin_api::user,
-                admin_api::change_user,
-                admin_api::delete_user,
-                admin_api::reset_link,
-                admin_api::end_sessions,
-                admin_api::end_session,
-                admin_api::events,
-                openapi::document,
-                authz::auth_request,
-                authz::forward_auth,
-                authz::jwks,
-                reset::reset_page,
-                reset::reset,
-            ],
-        )
+        rocket
+            .register("/", catchers::catchers())
+            .register("/api", catchers::api_catchers())
+            .mount("/", pages::routes())
+            .mount("/", login::routes())
+            .mount("/", health::routes())
+            .mount("/", metrics::routes())
+            .mount("/", oauth::routes())
+            .mount("/", account::routes())
+            .mount(api::BASE, api::routes())
+            .mount(admin::BASE, admin::routes())
+            .mount(admin_api::BASE, admin_api::routes())
+            .mount(openapi::BASE, openapi::routes())
+            .mount("/", authz::routes())
+            .mount("/", reset::routes())
     })
 }

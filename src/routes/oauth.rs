@@ -1,13 +1,17 @@
-//! `/login/<provider>` (leave for the provider) and `/auth/<provider>` (come back).
+//! `/login/<provider>` (leave for the provider) and `/auth/<provider>` (come back), and from
+//! the account page `/account/connect/<provider>` (leave to link one) and
+//! `/account/unlink/<provider>`.
 
 use rocket::http::Status;
-use rocket::{get, uri, FromForm, State};
+use rocket::{get, post, uri, FromForm, Route, State};
 
 use crate::auth::oauth::ProviderKind;
 use crate::auth::{Arrival, ArrivalError, Auth, AuthError, Callback, ClientInfo, StartError};
 use crate::routes::account::rocket_uri_macro_account;
 use crate::routes::login::rocket_uri_macro_login_page;
+use crate::store::Unlinked;
 use crate::web::cookies::Jar;
+use crate::web::csrf::{Checked, CsrfOnly};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
 use crate::web::pages::{message_page_reply, Reply};
@@ -51,6 +55,37 @@ pub fn leave_for(
         }
         Err(StartError::Failed(e)) => Err(e),
     }
+}
+
+#[post("/account/connect/<provider>", data = "<_form>")]
+pub async fn connect(
+    provider: Result<ProviderKind, &str>,
+    _form: Checked<CsrfOnly<'_>>,
+    me: &LoggedIn,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
+    leave_for(provider, auth.start_provider_link(provider, me.user()).await, &jar)
+}
+
+#[post("/account/unlink/<provider>", data = "<_form>")]
+pub async fn unlink(
+    provider: Result<ProviderKind, &str>,
+    _form: Checked<CsrfOnly<'_>>,
+    me: &LoggedIn,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
+    let name = provider.display_name();
+    match auth.unlink(me.user(), provider).await? {
+        Unlinked::Done => jar.flash(Kind::Success, format!("Your {name} account is disconnected.")),
+        Unlinked::NotLinked => jar.flash(Kind::Info, format!("No {name} account is connected.")),
+        Unlinked::LastWayIn => jar
+            .flash(Kind::Error, format!("{name} is your only way to sign in, so it cannot be disconnected.")),
+    }
+    Ok(Reply::to(uri!(account)))
 }
 
 /// A provider's callback query.
@@ -116,4 +151,9 @@ pub async fn callback(
     };
     jar.flash(kind, message);
     Ok(Reply::to(uri!(login_page(_, _))))
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![start, callback, connect, unlink]
 }

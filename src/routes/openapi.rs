@@ -1,7 +1,9 @@
 //! `/api/openapi.json`: the OpenAPI document of `/api`, generated from the handlers'
 //! `#[utoipa::path]` annotations, which read each path and its parameters from the Rocket
-//! route attribute beneath them. `tests/api/openapi.rs` checks that it lists exactly the
-//! `/api` routes that are mounted, and `.ci/run` runs schemathesis against it.
+//! route attribute beneath them; the list of handlers is each module's `routes()`
+//! (`documented_routes!`), nested at the module's base. `tests/api/openapi.rs` checks that
+//! it lists exactly the `/api` routes that are mounted, and `.ci/run` runs schemathesis
+//! against it.
 
 use rocket::get;
 use rocket::http::ContentType;
@@ -15,21 +17,6 @@ use crate::routes::{admin_api, api};
     info(title = "Portal API", description = "The signed-in person, their sessions, and the admin console's operations. \
         Authentication is the browser's session cookie; changes must be same-origin (an `Origin` or \
         `Sec-Fetch-Site: same-origin` header)."),
-    paths(
-        document,
-        api::me,
-        api::sessions,
-        api::end_session,
-        admin_api::users,
-        admin_api::create_user,
-        admin_api::user,
-        admin_api::change_user,
-        admin_api::delete_user,
-        admin_api::reset_link,
-        admin_api::end_sessions,
-        admin_api::end_session,
-        admin_api::events,
-    ),
     modifiers(&SessionCookie),
     security(("session" = []))
 )]
@@ -49,14 +36,28 @@ impl Modify for SessionCookie {
     }
 }
 
+/// The whole document: the paths of each `/api` module's `routes()` (their `Paths`), at
+/// the base it is mounted at.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+        .nest(BASE, Paths::openapi())
+        .nest(api::BASE, api::Paths::openapi())
+        .nest(admin_api::BASE, admin_api::Paths::openapi())
+}
+
 /// The document, built once.
 static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 });
 
 /// This document.
 #[utoipa::path(tag = "meta", operation_id = "openapi", security(()), responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-#[get("/api/openapi.json")]
+#[get("/openapi.json")]
 pub fn document() -> (ContentType, &'static str) {
     (ContentType::JSON, DOCUMENT.as_str())
 }
+
+/// Where [`routes`] are mounted.
+pub const BASE: &str = "/api";
+
+documented_routes!(document);

@@ -1,7 +1,7 @@
 //! The public and protected pages, and the stylesheets.
 
 use rocket::http::{ContentType, Header};
-use rocket::{get, Responder, State};
+use rocket::{get, Responder, Route, State};
 use rocket_dyn_templates::Template;
 
 use crate::web::guard::LoggedIn;
@@ -39,6 +39,11 @@ pub fn stylesheet() -> Stylesheet<&'static str> {
 pub fn brand_stylesheet(css: &State<BrandStylesheet>) -> Option<Stylesheet<String>> {
     let css = css.0.clone()?;
     Some(Stylesheet(css, ContentType::CSS, Header::new("Cache-Control", STYLESHEET_CACHE)))
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![index, welcome, stylesheet, brand_stylesheet]
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! saying so, whatever the reason (404).
 
 use rocket::http::Status;
-use rocket::{get, post, uri, FromForm, State};
+use rocket::{get, post, uri, FromForm, Route, State};
 
 use crate::auth::{Auth, AuthError, ClientInfo, Reset, ResetError};
 use crate::routes::pages::rocket_uri_macro_index;
@@ -82,4 +82,9 @@ pub async fn reset(
         return Ok(message_page_reply(Status::NotFound, BAD_LINK));
     };
     Ok(Reply::page(status, layout.reset(&user.username, Some(&error))))
+}
+
+/// This module's routes, mounted at `/`.
+pub fn routes() -> Vec<Route> {
+    rocket::routes![reset_page, reset]
 }

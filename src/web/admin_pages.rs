@@ -1,6 +1,6 @@
 //! The admin console's pages and the one-time password link's page: what each template
-//! receives (part of the template interface, docs/templates.md), and samples of each for
-//! the startup check.
+//! receives (part of the template interface, docs/templates.md); their samples are in
+//! `web::samples`.
 //!
 //! - `admin_users.html`: `q`, `users` (`id`, `username`, `email`, `providers`, `is_admin`,
 //!   `disabled`, `created`, `last_sign_in`, `live_sessions`), `previous` and `next` (links or
@@ -38,7 +38,7 @@ pub const ADMIN_EVENTS: &str = "admin_events.html";
 pub const RESET: &str = "reset.html";
 
 #[derive(Serialize)]
-struct UsersPage<'a> {
+pub(super) struct UsersPage<'a> {
     q: &'a str,
     users: Vec<UserView>,
     previous: Option<String>,
@@ -91,7 +91,7 @@ fn users_href(q: &str, key: &str, cursor: &str) -> String {
     href
 }
 
-fn users_page<'a>(q: &'a str, page: &UserPage) -> UsersPage<'a> {
+pub(super) fn users_page<'a>(q: &'a str, page: &UserPage) -> UsersPage<'a> {
     let users = page
         .users
         .iter()
@@ -106,7 +106,7 @@ fn users_page<'a>(q: &'a str, page: &UserPage) -> UsersPage<'a> {
 }
 
 #[derive(Serialize)]
-struct UserPageView {
+pub(super) struct UserPageView {
     user: UserView,
     identities: Vec<IdentityView>,
     sessions: Vec<SessionView>,
@@ -149,7 +149,7 @@ fn session_views(sessions: &[SessionRecord]) -> Vec<SessionView> {
         .collect()
 }
 
-fn user_page(overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> UserPageView {
+pub(super) fn user_page(overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> UserPageView {
     let providers: Vec<String> = overview.identities.iter().map(|i| i.provider.clone()).collect();
     let live = i64::try_from(overview.sessions.len()).unwrap_or(i64::MAX);
     let identities = overview
@@ -182,13 +182,13 @@ pub struct NewUserView<'a> {
 }
 
 #[derive(Serialize)]
-struct LinkPage<'a> {
-    username: &'a str,
-    user_id: i64,
-    link: &'a str,
-    expires: String,
+pub(super) struct LinkPage<'a> {
+    pub(super) username: &'a str,
+    pub(super) user_id: i64,
+    pub(super) link: &'a str,
+    pub(super) expires: String,
     /// The link was made with a new account.
-    created: bool,
+    pub(super) created: bool,
 }
 
 /// The events page's filter, as typed (shown back in the form).
@@ -202,7 +202,7 @@ pub struct EventsFilterView<'a> {
 }
 
 #[derive(Serialize)]
-struct EventsPage<'a> {
+pub(super) struct EventsPage<'a> {
     filter: EventsFilterView<'a>,
     kinds: Vec<KindView>,
     events: Vec<EventView>,
@@ -272,13 +272,13 @@ fn detail_text(detail: &str) -> String {
 }
 
 #[derive(Serialize)]
-struct ResetPage<'a> {
-    username: &'a str,
-    error: Option<&'a str>,
+pub(super) struct ResetPage<'a> {
+    pub(super) username: &'a str,
+    pub(super) error: Option<&'a str>,
 }
 
 /// A time as the console shows it: RFC 3339, UTC.
-fn when(unix: i64) -> String {
+pub(super) fn when(unix: i64) -> String {
     rfc3339(unix)
 }
 
@@ -316,7 +316,7 @@ impl Layout<'_> {
     }
 }
 
-fn events_page<'a>(
+pub(super) fn events_page<'a>(
     filter: EventsFilterView<'a>,
     events: &[EventRecord],
     names: &HashMap<i64, String>,
@@ -325,138 +325,3 @@ fn events_page<'a>(
     let kinds = ALL_KINDS.iter().map(|k| KindView { slug: k.slug(), words: k.words() }).collect();
     EventsPage { filter, kinds, events: event_views(events, names), older }
 }
-
-/// Samples of every console page (empty and full, first and middle pages, errors), for the
-/// startup check and the tests.
-pub(crate) fn samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
-    use crate::store::LinkedIdentity;
-    let user = |id: i64, name: &str, admin: bool, disabled: bool| User {
-        id,
-        username: name.into(),
-        email: (id % 2 == 0).then(|| format!("{name}@example.com")),
-        is_admin: admin,
-        disabled,
-        created_at: 1_800_000_000,
-        last_login_at: (id % 3 != 0).then_some(1_800_000_600),
-    };
-    let rows = vec![
-        DirectoryRow {
-            user: user(1, "alice", true, false),
-            username_key: "alice".into(),
-            providers: vec!["github".into()],
-            live_sessions: 2,
-        },
-        DirectoryRow {
-            user: user(2, "bob", false, true),
-            username_key: "bob".into(),
-            providers: Vec::new(),
-            live_sessions: 0,
-        },
-        DirectoryRow {
-            user: user(3, "carol", false, false),
-            username_key: "carol".into(),
-            providers: vec!["github".into(), "google".into()],
-            live_sessions: 1,
-        },
-    ];
-    let full = UserPage { users: rows, next: Some("carol".into()), previous: Some("alice".into()) };
-    let empty = UserPage { users: Vec::new(), next: None, previous: None };
-    let event = |id: i64, kind: EventKind, actor: &str, detail: &str| EventRecord {
-        id,
-        at: 1_800_000_000 + id,
-        kind: kind.slug().into(),
-        actor: actor.into(),
-        subject_user_id: Some(2),
-        subject_name: Some("bob".into()),
-        ip: Some("192.0.2.7".into()),
-        client: Some("Firefox on Linux".into()),
-        detail: detail.into(),
-    };
-    let events = vec![
-        event(
-            1,
-            EventKind::SignInFailed,
-            "anonymous",
-            r#"{"method":"password","reason":"invalid-credentials"}"#,
-        ),
-        event(2, EventKind::UserDisabled, "1", r#"{"sessions_ended":true}"#),
-        event(3, EventKind::UserDeleted, "cli", r#"{"username":"bob"}"#),
-        event(4, EventKind::ResetLinkCreated, "9", "{}"),
-    ];
-    let names: HashMap<i64, String> = [(1, "alice".to_owned())].into_iter().collect();
-    let session = SessionRecord {
-        id: "s1".into(),
-        user_id: 2,
-        method: "github".into(),
-        created_at: 1_800_000_000,
-        last_seen_at: 1_800_000_100,
-        ended_at: None,
-        client: "Safari on iOS".into(),
-        ip: None,
-        persist: true,
-    };
-    let identity = LinkedIdentity {
-        provider: "github".into(),
-        subject: "42".into(),
-        email: Some("bob@users.example".into()),
-        created_at: 1_800_000_000,
-    };
-    let overview = |disabled: bool, admin: bool, full: bool| UserOverview {
-        user: user(2, "bob", admin, disabled),
-        has_password: full,
-        identities: if full { vec![identity.clone()] } else { Vec::new() },
-        sessions: if full { vec![session.clone()] } else { Vec::new() },
-        events: if full { events.clone() } else { Vec::new() },
-    };
-    let filter = |error: Option<&str>| EventsFilterView {
-        user: "bob",
-        kind: "sign_in_failed",
-        since: "2027-01-01",
-        until: "",
-        error: error.map(str::to_owned),
-    };
-    let mut out: Vec<(&'static str, Box<dyn erased::Page>)> = vec![
-        (ADMIN_USERS, Box::new(users_page("", &full))),
-        (ADMIN_USERS, Box::new(users_page("nobody", &empty))),
-        (ADMIN_NEW_USER, Box::new(NewUserView::default())),
-        (
-            ADMIN_NEW_USER,
-            Box::new(NewUserView {
-                username: "bob",
-                email: "bob@",
-                admin: true,
-                error: Some("that is not an email address".into()),
-            }),
-        ),
-        (
-            ADMIN_EVENTS,
-            Box::new(events_page(filter(None), &events, &names, Some("/admin/events?before=1.1".into()))),
-        ),
-        (ADMIN_EVENTS, Box::new(events_page(filter(Some("not a time")), &[], &names, None))),
-        (RESET, Box::new(ResetPage { username: "bob", error: None })),
-        (RESET, Box::new(ResetPage { username: "bob", error: Some("Use at least 8 characters.") })),
-    ];
-    for created in [true, false] {
-        let page = LinkPage {
-            username: "bob",
-            user_id: 2,
-            link: "https://portal.example/reset/t",
-            expires: when(1_800_086_400),
-            created,
-        };
-        out.push((ADMIN_LINK, Box::new(OwnedLink(page))));
-    }
-    for (disabled, admin, full, me) in
-        [(false, false, true, 1), (true, true, false, 2), (false, true, true, 2)]
-    {
-        out.push((ADMIN_USER, Box::new(user_page(&overview(disabled, admin, full), &names, me))));
-    }
-    out
-}
-
-/// A link page with 'static borrows, boxed for the samples.
-#[derive(Serialize)]
-#[serde(transparent)]
-struct OwnedLink(LinkPage<'static>);
-
-pub(crate) use crate::web::pages::erased;

@@ -1,5 +1,5 @@
 //! The JSON side of the web layer: errors as `{"error": "…"}` with their status (never an
-//! HTML page or a redirect), and the catchers mounted under `/api`.
+//! HTML page or a redirect); the catchers under `/api` (`routes::catchers`) say the same.
 
 use std::borrow::Cow;
 
@@ -7,7 +7,7 @@ use rocket::data::{self, Data, FromData, Limits};
 use rocket::http::Status;
 use rocket::response::{self, Responder};
 use rocket::serde::json::{json, Json, Value};
-use rocket::{catch, catchers, Catcher, Request};
+use rocket::Request;
 use serde::de::{DeserializeOwned, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Map;
@@ -182,6 +182,25 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
     }
 }
 
+/// What an API client is told for each error status: no internals.
+pub fn message(status: Status) -> &'static str {
+    match status.code {
+        400 => "bad request",
+        401 => "not signed in",
+        403 => "forbidden",
+        404 => "not found",
+        405 => "method not allowed",
+        409 => "conflict",
+        413 => "too large",
+        415 => "unsupported media type",
+        422 => "unprocessable request",
+        429 => "too many attempts",
+        503 => "unavailable, try again shortly",
+        500..=599 => "internal error",
+        _ => "error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::UniqueKeys;
@@ -205,32 +224,4 @@ mod tests {
         assert_eq!(parse(text).unwrap(), serde_json::from_str::<serde_json::Value>(text).unwrap());
         assert!(parse("{").is_err());
     }
-}
-
-/// What an API client is told for each error status: no internals.
-pub fn message(status: Status) -> &'static str {
-    match status.code {
-        400 => "bad request",
-        401 => "not signed in",
-        403 => "forbidden",
-        404 => "not found",
-        405 => "method not allowed",
-        409 => "conflict",
-        413 => "too large",
-        415 => "unsupported media type",
-        422 => "unprocessable request",
-        429 => "too many attempts",
-        503 => "unavailable, try again shortly",
-        500..=599 => "internal error",
-        _ => "error",
-    }
-}
-
-pub fn catchers() -> Vec<Catcher> {
-    catchers![api_default]
-}
-
-#[catch(default)]
-fn api_default(status: Status, _: &Request<'_>) -> (Status, Json<Value>) {
-    (status, Json(json!({ "error": message(status) })))
 }

@@ -7,6 +7,7 @@ use rocket::response::{self, Responder};
 
 use crate::auth::admin::AdminError;
 use crate::auth::AuthError;
+use crate::store::ErrorClass;
 use crate::web::pages::error_page;
 
 /// What the person sees for each failure. A store that does not answer (no pooled
@@ -16,9 +17,12 @@ pub fn status_of(error: &AuthError) -> Status {
     match error {
         AuthError::Busy => Status::ServiceUnavailable,
         AuthError::Throttled(_) => Status::TooManyRequests,
-        AuthError::Store(e) if crate::store::is_unavailable(e) => Status::ServiceUnavailable,
-        AuthError::Store(e) if crate::store::is_bad_input(e) => Status::BadRequest,
-        AuthError::Store(_) | AuthError::Internal(_) => Status::InternalServerError,
+        AuthError::Store(e) => match crate::store::class(e) {
+            ErrorClass::Unavailable => Status::ServiceUnavailable,
+            ErrorClass::BadInput => Status::BadRequest,
+            ErrorClass::Other => Status::InternalServerError,
+        },
+        AuthError::Internal(_) => Status::InternalServerError,
     }
 }
 

@@ -1,8 +1,7 @@
-//! Request guards: `LoggedIn` (a live, unexpired session of an enabled user), and
-//! `ApiUser`, the same for `/api`, which answers 401 instead of a trip to the login page.
-//!
-//! `Admin` and `ApiAdmin` are the same for an enabled administrator: anyone else signed in
-//! gets 403 (a page, or JSON on `/api`), nobody signed in the login page (or 401 on `/api`).
+//! Request guards: `LoggedIn` (a live, unexpired session of an enabled user), and `Admin`
+//! (and `Acting`), the same for an enabled administrator: anyone else signed in gets 403.
+//! Nobody signed in: the guard forwards with 401, and the 401 catcher decides what that
+//! means: the login page, or on `/api` (whose catcher has the longer base) 401 in JSON.
 //! The operations they lead to check the role again, in the store.
 //!
 //! `LoggedIn` has no public constructor, so a function taking `&LoggedIn` can only run for a
@@ -87,23 +86,6 @@ impl<'r> FromRequest<'r> for &'r LoggedIn {
     }
 }
 
-/// A signed-in user on `/api`: without a session the request fails with 401, which the
-/// `/api` catchers answer in JSON (no redirect).
-pub struct ApiUser<'r>(pub &'r LoggedIn);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ApiUser<'r> {
-    type Error = ();
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match request.local_cache_async(load(request)).await {
-            Loaded::Yes(me) => Outcome::Success(ApiUser(me)),
-            Loaded::No => Outcome::Error((Status::Unauthorized, ())),
-            Loaded::StoreDown => Outcome::Error((Status::ServiceUnavailable, ())),
-        }
-    }
-}
-
 /// An enabled administrator (the console's pages and forms).
 pub struct Admin<'r>(pub &'r LoggedIn);
 
@@ -116,23 +98,6 @@ impl<'r> FromRequest<'r> for Admin<'r> {
             Loaded::Yes(me) if is_admin(me) => Outcome::Success(Admin(me)),
             Loaded::Yes(_) => Outcome::Error((Status::Forbidden, ())),
             Loaded::No => None.or_forward(Status::Unauthorized),
-            Loaded::StoreDown => Outcome::Error((Status::ServiceUnavailable, ())),
-        }
-    }
-}
-
-/// An enabled administrator on `/api/admin`: 401 without a session, 403 for anyone else.
-pub struct ApiAdmin<'r>(pub &'r LoggedIn);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ApiAdmin<'r> {
-    type Error = ();
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        match request.local_cache_async(load(request)).await {
-            Loaded::Yes(me) if is_admin(me) => Outcome::Success(ApiAdmin(me)),
-            Loaded::Yes(_) => Outcome::Error((Status::Forbidden, ())),
-            Loaded::No => Outcome::Error((Status::Unauthorized, ())),
             Loaded::StoreDown => Outcome::Error((Status::ServiceUnavailable, ())),
         }
     }
@@ -167,33 +132,6 @@ impl<'r> FromRequest<'r> for Acting<'r> {
         };
         let client = ClientInfo::from_request(request).await.succeeded().unwrap_or_default();
         Outcome::Success(Acting { me: admin.0, client })
-    }
-}
-
-/// [`Acting`] on `/api/admin`: fails as [`ApiAdmin`] does.
-pub struct ApiActing<'r> {
-    pub me: &'r LoggedIn,
-    client: ClientInfo,
-}
-
-impl ApiActing<'_> {
-    pub fn by(&self) -> Operator<'_> {
-        Operator::user(self.me.user(), &self.client)
-    }
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ApiActing<'r> {
-    type Error = ();
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let admin = match ApiAdmin::from_request(request).await {
-            Outcome::Success(admin) => admin,
-            Outcome::Error(e) => return Outcome::Error(e),
-            Outcome::Forward(status) => return Outcome::Forward(status),
-        };
-        let client = ClientInfo::from_request(request).await.succeeded().unwrap_or_default();
-        Outcome::Success(ApiActing { me: admin.0, client })
     }
 }
 

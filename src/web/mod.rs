@@ -1,10 +1,10 @@
 //! The web layer: the only part of the portal that knows Rocket's response side. Pages
 //! (templates and what they receive), replies, cookies, flash, CSRF, security headers,
-//! request guards, and the mapping of domain errors to pages.
+//! request guards, and the mapping of domain errors to pages. (The catchers, being handlers,
+//! are in `routes`.)
 
 pub mod admin_pages;
 pub mod api;
-pub mod catchers;
 pub mod client;
 pub mod cookies;
 pub mod csrf;
@@ -14,6 +14,7 @@ pub mod guard;
 pub mod headers;
 pub mod pages;
 pub mod params;
+pub mod samples;
 pub mod session;
 pub mod templates;
 
@@ -28,7 +29,7 @@ pub const BRAND_STYLESHEET: &str = "/static/brand.css";
 /// An operator's stylesheet, read at start (managed state; empty when there is none).
 pub struct BrandStylesheet(pub Option<String>);
 
-/// The site's branding, the templates, the security headers and the catchers.
+/// The site's branding, the templates, the security headers and the request timer.
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Web", |rocket| async {
         rocket
@@ -54,7 +55,5 @@ pub fn stage() -> AdHoc {
             .attach(headers::shield())
             .attach(headers::Defaults::default())
             .attach(crate::metrics::RequestTimer)
-            .register("/", catchers::catchers())
-            .register("/api", api::catchers())
     })
 }

@@ -150,20 +150,20 @@ impl<'r> Layout<'r> {
 }
 
 #[derive(Serialize)]
-struct Empty {}
+pub(super) struct Empty {}
 
 #[derive(Serialize)]
-struct LogoutPage<'a> {
+pub(super) struct LogoutPage<'a> {
     /// Where the buttons send the person afterwards (an allowed application URL), or none.
-    rd: Option<&'a str>,
+    pub(super) rd: Option<&'a str>,
 }
 
 #[derive(Serialize)]
-struct WelcomePage {
+pub(super) struct WelcomePage {
     /// `password`, `google` or `github`.
-    method: &'static str,
+    pub(super) method: &'static str,
     /// `Password`, `Google` or `GitHub`.
-    method_name: &'static str,
+    pub(super) method_name: &'static str,
 }
 
 /// What the login form shows besides the layout.
@@ -178,7 +178,7 @@ pub struct LoginForm<'a> {
 }
 
 #[derive(Serialize)]
-struct LoginPage<'a> {
+pub(super) struct LoginPage<'a> {
     error: Option<&'a str>,
     username: &'a str,
     next: Option<&'a str>,
@@ -195,7 +195,7 @@ struct ProviderButton {
     href: String,
 }
 
-fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
+pub(super) fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
     let next = match (form.next, form.rd) {
         (Some(next), _) => Some(format!("?next={}", RawStr::new(next).percent_encode())),
         (None, Some(rd)) => Some(format!("?rd={}", RawStr::new(rd).percent_encode())),
@@ -214,13 +214,13 @@ fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
 }
 
 #[derive(Serialize)]
-struct AccountPage {
+pub(super) struct AccountPage {
     has_password: bool,
     /// No password yet, and this session is a fresh provider sign-in: one may be set.
-    can_set_password: bool,
+    pub(super) can_set_password: bool,
     providers: Vec<ProviderRow>,
     /// Where the person is signed in, most recently active first.
-    sessions: Vec<SessionRow>,
+    pub(super) sessions: Vec<SessionRow>,
     /// The latest sign-in attempts, newest first.
     recent_sign_ins: Vec<SignInRow>,
 }
@@ -260,7 +260,7 @@ fn sign_in_rows(events: &[EventRecord]) -> Vec<SignInRow> {
 
 /// A session on the account page.
 #[derive(Serialize)]
-struct SessionRow {
+pub(super) struct SessionRow {
     id: String,
     /// This device.
     current: bool,
@@ -272,7 +272,7 @@ struct SessionRow {
     last_active: String,
 }
 
-fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<SessionRow> {
+pub(super) fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<SessionRow> {
     sessions
         .iter()
         .map(|s| SessionRow {
@@ -311,7 +311,7 @@ struct ProviderRow {
     linked_as: Option<String>,
 }
 
-fn account_page(providers: &Providers, account: &Account) -> AccountPage {
+pub(super) fn account_page(providers: &Providers, account: &Account) -> AccountPage {
     let rows = [ProviderKind::Google, ProviderKind::Github]
         .into_iter()
         .filter_map(|kind| {
@@ -336,14 +336,14 @@ fn account_page(providers: &Providers, account: &Account) -> AccountPage {
 }
 
 #[derive(Serialize)]
-struct ErrorPage<'a> {
-    code: u16,
-    title: &'a str,
-    message: &'a str,
+pub(super) struct ErrorPage<'a> {
+    pub(super) code: u16,
+    pub(super) title: &'a str,
+    pub(super) message: &'a str,
 }
 
 /// What a person is told for each error status: no internals, ever.
-fn explain(status: Status) -> &'static str {
+pub(super) fn explain(status: Status) -> &'static str {
     match status.code {
         400 => "The request could not be understood.",
         403 => {
@@ -416,117 +416,6 @@ impl Reply {
     }
 }
 
-/// Representative contexts for every page (signed in and out, with and without email, each
-/// flash kind, an error, providers on and off, linked identities), rendered once at start
-/// so that a template error is known before the first request, and by the tests.
-pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
-    use crate::web::flash::Kind;
-    let alice = User {
-        id: 7,
-        username: "alice".into(),
-        email: Some("alice@example.com".into()),
-        is_admin: true,
-        disabled: false,
-        created_at: 0,
-        last_login_at: None,
-    };
-    let bob = User { id: 8, username: "bob".into(), email: None, is_admin: false, ..alice.clone() };
-    let flashes: Vec<Option<Flash>> = [None, Some(Kind::Success), Some(Kind::Info), Some(Kind::Error)]
-        .into_iter()
-        .map(|kind| kind.map(|kind| Flash { kind, message: format!("a {} message", kind.as_str()) }))
-        .collect();
-    let linked = sample_account("alice@users.example", true);
-    let unlinked = Account { identities: Vec::new(), has_password: false, recent_sign_ins: Vec::new() };
-    let both = Providers::sample(true);
-    let none = Providers::sample(false);
-    let mut out = Vec::new();
-    let value = |name, me: Option<&User>, flash: &Option<Flash>, page: &dyn erased::Page| {
-        (name, page.context(site, me.map(Me::from), flash.as_ref()))
-    };
-    for flash in &flashes {
-        for me in [None, Some(&alice), Some(&bob)] {
-            out.push(value(INDEX, me, flash, &Empty {}));
-            let form = LoginForm {
-                error: Some("Invalid username or password."),
-                username: "al",
-                next: Some("/welcome"),
-                rd: None,
-            };
-            for providers in [&both, &none] {
-                out.push(value(LOGIN, me, flash, &login_page(providers, form)));
-                out.push(value(LOGIN, me, flash, &login_page(providers, LoginForm::default())));
-            }
-        }
-        for me in [&alice, &bob] {
-            for method in [Method::Password, Method::Google, Method::Github] {
-                let page = WelcomePage { method: method.as_str(), method_name: method.display_name() };
-                out.push(value(WELCOME, Some(me), flash, &page));
-            }
-            out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: None }));
-            out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: Some("https://app.example.com/") }));
-            for account in [&linked, &unlinked] {
-                for providers in [&both, &none] {
-                    let mut page = account_page(providers, account);
-                    page.sessions = session_rows(&sample_sessions(me.id), "this");
-                    page.can_set_password = !account.has_password;
-                    out.push(value(ACCOUNT, Some(me), flash, &page));
-                }
-            }
-        }
-    }
-    let error = ErrorPage { code: 404, title: "Not Found", message: explain(Status::NotFound) };
-    out.push(value(ERROR, None, &None, &error));
-    for (name, page) in crate::web::admin_pages::samples() {
-        for flash in [&flashes[0], &flashes[1]] {
-            out.push(value(name, Some(&alice), flash, page.as_ref()));
-        }
-    }
-    out
-}
-
-/// Two sessions of the user: this device, and another.
-fn sample_sessions(user_id: i64) -> Vec<SessionRecord> {
-    let session = |id: &str, client: &str| SessionRecord {
-        id: id.into(),
-        user_id,
-        method: "password".into(),
-        created_at: 1_800_000_000,
-        last_seen_at: 1_800_000_600,
-        ended_at: None,
-        client: client.into(),
-        ip: Some("192.0.2.7".into()),
-        persist: false,
-    };
-    vec![session("this", "Firefox on Linux"), session("other", "Safari on iOS")]
-}
-
-/// An account with a GitHub identity linked as `email`.
-fn sample_account(email: &str, has_password: bool) -> Account {
-    let github = crate::store::LinkedIdentity {
-        provider: "github".into(),
-        subject: "42".into(),
-        email: Some(email.into()),
-        created_at: 0,
-    };
-    let event = |kind: EventKind, detail: &str| EventRecord {
-        subject_name: Some("alice".into()),
-        id: 1,
-        at: 1_800_000_000,
-        kind: kind.slug().into(),
-        actor: "anonymous".into(),
-        subject_user_id: Some(7),
-        ip: Some("192.0.2.7".into()),
-        client: Some("Firefox on Linux".into()),
-        detail: detail.into(),
-    };
-    let recent_sign_ins = vec![
-        event(EventKind::SignInSucceeded, r#"{"method":"github"}"#),
-        event(EventKind::SignInFailed, r#"{"method":"password","reason":"invalid-credentials"}"#),
-        event(EventKind::SignInThrottled, "{}"),
-    ];
-    Account { identities: vec![github], has_password, recent_sign_ins }
-}
-
 /// Turning any page's values into a template context without knowing its type.
 pub(crate) mod erased {
     use super::{minijinja, Context, Flash, Me, Site};
@@ -546,6 +435,7 @@ pub(crate) mod erased {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::samples::{sample_account, samples};
     use crate::web::templates::{embedded, environment};
 
     fn render(name: &str, context: &minijinja::Value) -> String {

@@ -16,6 +16,7 @@ use rocket_dyn_templates::{Engines, Template};
 
 use crate::web::admin_pages as admin;
 use crate::web::pages::{self, Site};
+use crate::web::samples;
 
 /// The templates compiled into the binary, by name.
 const EMBEDDED: [(&str, &str); 14] = [
@@ -110,7 +111,7 @@ fn install(env: &mut Environment<'static>, sources: &[Source]) -> Result<(), Str
 /// Renders every page with representative values: a missing parent or include, a macro
 /// that does not exist, a filter that fails, all show up here rather than at request time.
 fn check(env: &Environment<'static>, sources: &[Source], site: &Site) -> Result<(), String> {
-    for (name, context) in pages::samples(site) {
+    for (name, context) in samples::samples(site) {
         let rendered = env.get_template(name).and_then(|t| t.render(&context));
         if let Err(e) = rendered {
             let origin =

@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use portal::config::InstanceKey;
+use portal::auth::throttle::{RetryAfter, Throttle};
+use portal::config::{InstanceKey, ThrottleSettings};
 use portal::store::{Guarded, NewSession, NewUser, Store, SweepBefore};
-use portal::throttle::{RetryAfter, Throttle, ThrottleSettings};
 
 use crate::common::{new_postgres_database, PATIENCE};
 

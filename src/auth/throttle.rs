@@ -12,39 +12,8 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use serde::Deserialize;
-
-use crate::config::InstanceKey;
+use crate::config::{InstanceKey, ThrottleSettings};
 use crate::store::Store;
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(default)]
-pub struct ThrottleSettings {
-    pub enabled: bool,
-    /// Failed sign-ins allowed per account and client IP in one window.
-    pub account_ip_failures: u32,
-    /// Failed sign-ins allowed per client IP in one window, whatever the accounts.
-    pub ip_failures: u32,
-    /// `/login/<provider>` starts allowed per client IP in one window.
-    pub oauth_starts: u32,
-    /// The window, in seconds.
-    pub window: i64,
-    /// Most keys remembered at once.
-    pub max_entries: usize,
-}
-
-impl Default for ThrottleSettings {
-    fn default() -> Self {
-        ThrottleSettings {
-            enabled: true,
-            account_ip_failures: 5,
-            ip_failures: 50,
-            oauth_starts: 30,
-            window: 15 * 60,
-            max_entries: 50_000,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Window {

@@ -1,0 +1,269 @@
+//! Representative values of every page, signed in and out, for the startup check that
+//! renders each template once (`web::templates`) and for the tests. Apart from the pages so
+//! that the page contexts (`web::pages`, `web::admin_pages`) hold only what requests need.
+
+use std::collections::HashMap;
+
+use rocket::http::Status;
+use rocket_dyn_templates::minijinja;
+use serde::Serialize;
+
+use crate::auth::admin::UserOverview;
+use crate::auth::audit::EventKind;
+use crate::auth::oauth::Providers;
+use crate::auth::session::Method;
+use crate::auth::Account;
+use crate::store::{DirectoryRow, EventRecord, SessionRecord, User, UserPage};
+use crate::web::admin_pages::{
+    events_page, user_page, users_page, when, EventsFilterView, LinkPage, NewUserView, ResetPage,
+    ADMIN_EVENTS, ADMIN_LINK, ADMIN_NEW_USER, ADMIN_USER, ADMIN_USERS, RESET,
+};
+use crate::web::flash::Flash;
+use crate::web::pages::{
+    account_page, erased, explain, login_page, session_rows, Empty, ErrorPage, LoginForm, LogoutPage, Me,
+    Site, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN, LOGOUT, WELCOME,
+};
+
+/// Representative contexts for every page (signed in and out, with and without email, each
+/// flash kind, an error, providers on and off, linked identities), rendered once at start
+/// so that a template error is known before the first request, and by the tests.
+pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
+    use crate::web::flash::Kind;
+    let alice = User {
+        id: 7,
+        username: "alice".into(),
+        email: Some("alice@example.com".into()),
+        is_admin: true,
+        disabled: false,
+        created_at: 0,
+        last_login_at: None,
+    };
+    let bob = User { id: 8, username: "bob".into(), email: None, is_admin: false, ..alice.clone() };
+    let flashes: Vec<Option<Flash>> = [None, Some(Kind::Success), Some(Kind::Info), Some(Kind::Error)]
+        .into_iter()
+        .map(|kind| kind.map(|kind| Flash { kind, message: format!("a {} message", kind.as_str()) }))
+        .collect();
+    let linked = sample_account("alice@users.example", true);
+    let unlinked = Account { identities: Vec::new(), has_password: false, recent_sign_ins: Vec::new() };
+    let both = Providers::sample(true);
+    let none = Providers::sample(false);
+    let mut out = Vec::new();
+    let value = |name, me: Option<&User>, flash: &Option<Flash>, page: &dyn erased::Page| {
+        (name, page.context(site, me.map(Me::from), flash.as_ref()))
+    };
+    for flash in &flashes {
+        for me in [None, Some(&alice), Some(&bob)] {
+            out.push(value(INDEX, me, flash, &Empty {}));
+            let form = LoginForm {
+                error: Some("Invalid username or password."),
+                username: "al",
+                next: Some("/welcome"),
+                rd: None,
+            };
+            for providers in [&both, &none] {
+                out.push(value(LOGIN, me, flash, &login_page(providers, form)));
+                out.push(value(LOGIN, me, flash, &login_page(providers, LoginForm::default())));
+            }
+        }
+        for me in [&alice, &bob] {
+            for method in [Method::Password, Method::Google, Method::Github] {
+                let page = WelcomePage { method: method.as_str(), method_name: method.display_name() };
+                out.push(value(WELCOME, Some(me), flash, &page));
+            }
+            out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: None }));
+            out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: Some("https://app.example.com/") }));
+            for account in [&linked, &unlinked] {
+                for providers in [&both, &none] {
+                    let mut page = account_page(providers, account);
+                    page.sessions = session_rows(&sample_sessions(me.id), "this");
+                    page.can_set_password = !account.has_password;
+                    out.push(value(ACCOUNT, Some(me), flash, &page));
+                }
+            }
+        }
+    }
+    let error = ErrorPage { code: 404, title: "Not Found", message: explain(Status::NotFound) };
+    out.push(value(ERROR, None, &None, &error));
+    for (name, page) in console_samples() {
+        for flash in [&flashes[0], &flashes[1]] {
+            out.push(value(name, Some(&alice), flash, page.as_ref()));
+        }
+    }
+    out
+}
+
+/// Two sessions of the user: this device, and another.
+fn sample_sessions(user_id: i64) -> Vec<SessionRecord> {
+    let session = |id: &str, client: &str| SessionRecord {
+        id: id.into(),
+        user_id,
+        method: "password".into(),
+        created_at: 1_800_000_000,
+        last_seen_at: 1_800_000_600,
+        ended_at: None,
+        client: client.into(),
+        ip: Some("192.0.2.7".into()),
+        persist: false,
+    };
+    vec![session("this", "Firefox on Linux"), session("other", "Safari on iOS")]
+}
+
+/// An account with a GitHub identity linked as `email`.
+pub(crate) fn sample_account(email: &str, has_password: bool) -> Account {
+    let github = crate::store::LinkedIdentity {
+        provider: "github".into(),
+        subject: "42".into(),
+        email: Some(email.into()),
+        created_at: 0,
+    };
+    let event = |kind: EventKind, detail: &str| EventRecord {
+        subject_name: Some("alice".into()),
+        id: 1,
+        at: 1_800_000_000,
+        kind: kind.slug().into(),
+        actor: "anonymous".into(),
+        subject_user_id: Some(7),
+        ip: Some("192.0.2.7".into()),
+        client: Some("Firefox on Linux".into()),
+        detail: detail.into(),
+    };
+    let recent_sign_ins = vec![
+        event(EventKind::SignInSucceeded, r#"{"method":"github"}"#),
+        event(EventKind::SignInFailed, r#"{"method":"password","reason":"invalid-credentials"}"#),
+        event(EventKind::SignInThrottled, "{}"),
+    ];
+    Account { identities: vec![github], has_password, recent_sign_ins }
+}
+
+/// Samples of every console page (empty and full, first and middle pages, errors), for the
+/// startup check and the tests.
+fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
+    use crate::store::LinkedIdentity;
+    let user = |id: i64, name: &str, admin: bool, disabled: bool| User {
+        id,
+        username: name.into(),
+        email: (id % 2 == 0).then(|| format!("{name}@example.com")),
+        is_admin: admin,
+        disabled,
+        created_at: 1_800_000_000,
+        last_login_at: (id % 3 != 0).then_some(1_800_000_600),
+    };
+    let rows = vec![
+        DirectoryRow {
+            user: user(1, "alice", true, false),
+            username_key: "alice".into(),
+            providers: vec!["github".into()],
+            live_sessions: 2,
+        },
+        DirectoryRow {
+            user: user(2, "bob", false, true),
+            username_key: "bob".into(),
+            providers: Vec::new(),
+            live_sessions: 0,
+        },
+        DirectoryRow {
+            user: user(3, "carol", false, false),
+            username_key: "carol".into(),
+            providers: vec!["github".into(), "google".into()],
+            live_sessions: 1,
+        },
+    ];
+    let full = UserPage { users: rows, next: Some("carol".into()), previous: Some("alice".into()) };
+    let empty = UserPage { users: Vec::new(), next: None, previous: None };
+    let event = |id: i64, kind: EventKind, actor: &str, detail: &str| EventRecord {
+        id,
+        at: 1_800_000_000 + id,
+        kind: kind.slug().into(),
+        actor: actor.into(),
+        subject_user_id: Some(2),
+        subject_name: Some("bob".into()),
+        ip: Some("192.0.2.7".into()),
+        client: Some("Firefox on Linux".into()),
+        detail: detail.into(),
+    };
+    let events = vec![
+        event(
+            1,
+            EventKind::SignInFailed,
+            "anonymous",
+            r#"{"method":"password","reason":"invalid-credentials"}"#,
+        ),
+        event(2, EventKind::UserDisabled, "1", r#"{"sessions_ended":true}"#),
+        event(3, EventKind::UserDeleted, "cli", r#"{"username":"bob"}"#),
+        event(4, EventKind::ResetLinkCreated, "9", "{}"),
+    ];
+    let names: HashMap<i64, String> = [(1, "alice".to_owned())].into_iter().collect();
+    let session = SessionRecord {
+        id: "s1".into(),
+        user_id: 2,
+        method: "github".into(),
+        created_at: 1_800_000_000,
+        last_seen_at: 1_800_000_100,
+        ended_at: None,
+        client: "Safari on iOS".into(),
+        ip: None,
+        persist: true,
+    };
+    let identity = LinkedIdentity {
+        provider: "github".into(),
+        subject: "42".into(),
+        email: Some("bob@users.example".into()),
+        created_at: 1_800_000_000,
+    };
+    let overview = |disabled: bool, admin: bool, full: bool| UserOverview {
+        user: user(2, "bob", admin, disabled),
+        has_password: full,
+        identities: if full { vec![identity.clone()] } else { Vec::new() },
+        sessions: if full { vec![session.clone()] } else { Vec::new() },
+        events: if full { events.clone() } else { Vec::new() },
+    };
+    let filter = |error: Option<&str>| EventsFilterView {
+        user: "bob",
+        kind: "sign_in_failed",
+        since: "2027-01-01",
+        until: "",
+        error: error.map(str::to_owned),
+    };
+    let mut out: Vec<(&'static str, Box<dyn erased::Page>)> = vec![
+        (ADMIN_USERS, Box::new(users_page("", &full))),
+        (ADMIN_USERS, Box::new(users_page("nobody", &empty))),
+        (ADMIN_NEW_USER, Box::new(NewUserView::default())),
+        (
+            ADMIN_NEW_USER,
+            Box::new(NewUserView {
+                username: "bob",
+                email: "bob@",
+                admin: true,
+                error: Some("that is not an email address".into()),
+            }),
+        ),
+        (
+            ADMIN_EVENTS,
+            Box::new(events_page(filter(None), &events, &names, Some("/admin/events?before=1.1".into()))),
+        ),
+        (ADMIN_EVENTS, Box::new(events_page(filter(Some("not a time")), &[], &names, None))),
+        (RESET, Box::new(ResetPage { username: "bob", error: None })),
+        (RESET, Box::new(ResetPage { username: "bob", error: Some("Use at least 8 characters.") })),
+    ];
+    for created in [true, false] {
+        let page = LinkPage {
+            username: "bob",
+            user_id: 2,
+            link: "https://portal.example/reset/t",
+            expires: when(1_800_086_400),
+            created,
+        };
+        out.push((ADMIN_LINK, Box::new(OwnedLink(page))));
+    }
+    for (disabled, admin, full, me) in
+        [(false, false, true, 1), (true, true, false, 2), (false, true, true, 2)]
+    {
+        out.push((ADMIN_USER, Box::new(user_page(&overview(disabled, admin, full), &names, me))));
+    }
+    out
+}
+
+/// A link page with 'static borrows, boxed for the samples.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct OwnedLink(LinkPage<'static>);
