@@ -6,8 +6,8 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 use serde_json::Value;
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 /// An administrator, signed in on the test client.
 async fn admin_app() -> (TestApp, portal::store::User) {

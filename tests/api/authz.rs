@@ -7,9 +7,9 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 use serde_json::json;
 
-use crate::common::fakes::{query, FakeGithub};
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::fakes::{query, FakeGithub};
+use portal_testkit::PASSWORD;
 
 const PORTAL: &str = "https://auth.example.com";
 
@@ -469,7 +469,7 @@ async fn bad_forward_auth_settings_stop_startup_with_one_line() {
         |f| f.merge(("session.cookie_domain", "localhost")),
     ] {
         let (_dir, db) = temp_db();
-        let figment = configure(test_figment(&db, &crate::common::secret_key()));
+        let figment = configure(test_figment(&db, &portal_testkit::secret_key()));
         let started =
             rocket::local::asynchronous::Client::untracked(portal::rocket_with(figment, Default::default()))
                 .await;

@@ -3,8 +3,8 @@
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 fn assert_security_headers(response: &LocalResponse<'_>) {
     let h = response.headers();

@@ -5,9 +5,9 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 use serde_json::Value;
 
-use crate::common::fakes::{query, FakeGithub};
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::fakes::{query, FakeGithub};
+use portal_testkit::PASSWORD;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -319,7 +319,7 @@ async fn the_store_keeps_a_hash_of_the_secret_not_the_secret() {
     app.sign_in("alice", PASSWORD).await;
     let token: Value = {
         let jar = app.client.cookies();
-        let cookie = jar.get_private(crate::common::session_cookie_name()).unwrap();
+        let cookie = jar.get_private(portal_testkit::session_cookie_name()).unwrap();
         serde_json::from_str(cookie.value()).unwrap()
     };
     let secret = token["secret"].as_str().unwrap();
@@ -337,7 +337,7 @@ async fn the_store_keeps_a_hash_of_the_secret_not_the_secret() {
     // Replaying the id with a guessed secret is refused.
     let forged = serde_json::json!({ "id": stored[0].0, "secret": stored[0].1 }).to_string();
     let forged =
-        app.client.get("/welcome").private_cookie(Cookie::new(crate::common::session_cookie_name(), forged));
+        app.client.get("/welcome").private_cookie(Cookie::new(portal_testkit::session_cookie_name(), forged));
     assert_eq!(forged.dispatch().await.status(), Status::SeeOther);
 }
 

@@ -7,7 +7,7 @@ use portal::config::InstanceKey;
 use portal::store::{Guarded, NewSession, NewUser, Store, SweepBefore};
 use portal::throttle::{RetryAfter, Throttle, ThrottleSettings};
 
-use crate::common::{new_postgres_database, PATIENCE};
+use portal_testkit::{new_postgres_database, PATIENCE};
 
 async fn store(url: &str, cache_ttl: i64) -> Store {
     Store::connect(url).await.expect("the store opens").with_session_cache(cache_ttl)
@@ -276,21 +276,21 @@ pub async fn sweeps_on_two_instances_at_once_share_the_work(server: String) {
 }
 
 pub async fn store_copy_moves_a_sqlite_store_without_loss(server: String) {
-    use crate::helpers::{session_cookie, TestApp, START};
+    use portal_testkit::app::{session_cookie, TestApp, START};
     use rocket::http::Status;
     let dir = tempfile::tempdir().expect("dir");
-    let sqlite = crate::common::sqlite_url(dir.path());
-    let secret = crate::common::secret_key();
+    let sqlite = portal_testkit::sqlite_url(dir.path());
+    let secret = portal_testkit::secret_key();
     // A real store, written by the portal: users, a session, failed sign-ins, a reset link,
     // a signing key.
     let old = TestApp::spawn_at(tempfile::tempdir().expect("dir"), sqlite.clone(), START, |f| {
         f.merge(("secret_key", secret.clone()))
     })
     .await;
-    let alice = old.create_user("alice", crate::common::PASSWORD).await;
-    old.create_user("bob", crate::common::PASSWORD).await;
+    let alice = old.create_user("alice", portal_testkit::PASSWORD).await;
+    old.create_user("bob", portal_testkit::PASSWORD).await;
     assert_eq!(old.post_login("bob", "wrong password!").await.status(), Status::Ok);
-    let cookie = old.sign_in("alice", crate::common::PASSWORD).await;
+    let cookie = old.sign_in("alice", portal_testkit::PASSWORD).await;
     assert_eq!(old.get_with_cookie("/welcome", cookie.clone()).await.status(), Status::Ok);
     old.store()
         .create_reset_link(portal::store::NewResetLink {
@@ -329,10 +329,10 @@ pub async fn store_copy_moves_a_sqlite_store_without_loss(server: String) {
     })
     .await;
     assert_eq!(new.get_with_cookie("/welcome", cookie).await.status(), Status::Ok, "still signed in");
-    let bob = new.post_login("bob", crate::common::PASSWORD).await;
+    let bob = new.post_login("bob", portal_testkit::PASSWORD).await;
     assert_eq!(bob.status(), Status::SeeOther);
     assert!(session_cookie(&bob).is_some());
-    let carol = new.create_user("carol", crate::common::PASSWORD).await;
+    let carol = new.create_user("carol", portal_testkit::PASSWORD).await;
     assert!(carol.id > alice.id + 1, "ids go on after the copied ones");
 }
 

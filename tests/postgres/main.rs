@@ -9,12 +9,6 @@
 //! whose name contains NAME.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-#[path = "../common/mod.rs"]
-mod common;
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-
 mod forwarder;
 mod instances;
 mod outages;
@@ -33,8 +27,8 @@ macro_rules! tests {
 }
 
 fn main() -> ExitCode {
-    let Some(server) = common::postgres_server() else {
-        println!("SKIPPED: the PostgreSQL store suite (tests/postgres): {}", common::POSTGRES_HOWTO);
+    let Some(server) = portal_testkit::postgres_server() else {
+        println!("SKIPPED: the PostgreSQL store suite (tests/postgres): {}", portal_testkit::POSTGRES_HOWTO);
         return ExitCode::SUCCESS;
     };
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();

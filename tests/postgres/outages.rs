@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use rocket::http::Status;
 
-use crate::common::{new_postgres_database, PASSWORD, PATIENCE};
 use crate::forwarder::{port_of, Forwarder};
-use crate::helpers::{TestApp, START};
+use portal_testkit::app::{TestApp, START};
+use portal_testkit::{new_postgres_database, PASSWORD, PATIENCE};
 
 async fn health(app: &TestApp) -> (Status, String) {
     let response = app.get("/health").await;
@@ -123,5 +123,5 @@ pub async fn a_database_restart_under_load_is_503_never_500_and_loses_nothing(se
     }
     assert_eq!(health(&app).await.0, Status::Ok);
     assert_eq!(app.store().count_users().await.expect("count"), users_before);
-    assert_eq!(app.sign_in("alice", PASSWORD).await.name(), crate::common::session_cookie_name());
+    assert_eq!(app.sign_in("alice", PASSWORD).await.name(), portal_testkit::session_cookie_name());
 }

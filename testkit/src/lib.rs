@@ -1,14 +1,15 @@
-//! The one test kit, shared by every test binary (`api`, `browser`, `proxy`), each of which
-//! includes it with `#[path = "../common/mod.rs"] mod common;`: the test password, the
-//! session cookie's name, fake Google and GitHub, and the real binary on a free port.
-// Each binary uses a different part of the kit; what one of them leaves unused would
-// otherwise warn there as dead code.
-#![allow(dead_code)]
+//! The one test kit, a dev-only crate every test binary (`api`, `postgres`, `browser`,
+//! `proxy`, `cluster`) depends on: the test password, the session cookie's name, `TestApp`
+//! (the app on Rocket's local client), fake Google and GitHub, the real binary on a free port,
+//! nginx and Caddy in front of it, and a raw HTTP/1.1 client.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
+pub mod app;
 pub mod fakes;
 pub mod process;
+pub mod proxy;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -58,6 +59,29 @@ pub fn postgres_server() -> Option<String> {
 pub const POSTGRES_HOWTO: &str =
     "set PORTAL_TEST_POSTGRES=$(bash .ci/postgres.sh) to run it (`.ci/run` does)";
 
+/// The repository's root: the portal's own `Cargo.toml`, `deploy/`, `tests/`.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the kit sits inside the repository")
+}
+
+/// This build's `portal` binary: beside the `deps/` directory the running test binary is in
+/// (cargo builds a package's binaries before its integration tests).
+pub fn this_builds_binary() -> PathBuf {
+    let test = std::env::current_exe().expect("the test binary's path");
+    let dir = test.parent().and_then(Path::parent).expect("a test binary sits in target/PROFILE/deps/");
+    let bin = dir.join(format!("portal{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "no portal binary at {} (run the tests through cargo)", bin.display());
+    bin
+}
+
+/// The release build `PORTAL_RELEASE_BIN` names (CI sets it to `target/release/portal`),
+/// made absolute; `None` when it is unset (the binary and cluster tests then run this
+/// build's binary).
+pub fn release_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PORTAL_RELEASE_BIN")?;
+    Some(std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("PORTAL_RELEASE_BIN={path:?}: {e}")))
+}
+
 /// A new, empty database on `server` (named at random); its URL.
 pub fn new_postgres_database(server: &str) -> String {
     use sqlx::{Connection, Executor};
@@ -84,4 +108,32 @@ pub fn new_postgres_database(server: &str) -> String {
     .join()
     .expect("the database is made");
     url
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+
+    /// Every suite reaches shared code through this crate; a `#[path]` attribute under
+    /// `tests/` would include one suite's files in another again.
+    #[test]
+    fn no_test_file_includes_another_by_path() {
+        fn walk(dir: &Path, found: &mut Vec<String>) {
+            for entry in fs::read_dir(dir).expect("a readable directory") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = fs::read_to_string(&path).expect("a readable file");
+                    if text.contains("#[path") {
+                        found.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&super::repo_root().join("tests"), &mut found);
+        assert!(found.is_empty(), "#[path] under tests/: {found:?}");
+    }
 }

@@ -12,7 +12,7 @@ use rocket::http::{ContentType, Cookie, RawStr, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use tempfile::TempDir;
 
-use crate::common::{
+use crate::{
     new_postgres_database, postgres_server, secret_key, secure_session_cookie_name, session_cookie_name,
     sqlite_url,
 };
