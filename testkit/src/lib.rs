@@ -10,6 +10,7 @@ pub mod process;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -58,6 +59,33 @@ pub fn postgres_server() -> Option<String> {
 /// How to run the PostgreSQL suites, for the line a skipped one prints.
 pub const POSTGRES_HOWTO: &str =
     "set PORTAL_TEST_POSTGRES=$(bash .ci/postgres.sh) to run it (`.ci/run` does)";
+
+/// One test of the PostgreSQL store suite (`--features postgres --test postgres`) may run:
+/// the server and a turn of its own. The suite's tests take turns: some cut or restart what
+/// every connection goes through, and the timings of the races they stage assume two cores.
+pub struct PostgresTurn {
+    /// `PORTAL_TEST_POSTGRES`.
+    pub server: String,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// The server for one test of the PostgreSQL store suite, once the tests before it are done;
+/// `None` without `PORTAL_TEST_POSTGRES`, having said once, loudly, that the suite is skipped.
+pub async fn postgres_turn() -> Option<PostgresTurn> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    static SKIPPED: Once = Once::new();
+    let Some(server) = postgres_server() else {
+        // Past libtest's capture (it takes `print!`, not writes to the stream), so the line
+        // shows in a passing run.
+        SKIPPED.call_once(|| {
+            use std::io::Write;
+            let line = format!("SKIPPED: the PostgreSQL store suite (tests/postgres): {POSTGRES_HOWTO}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        });
+        return None;
+    };
+    Some(PostgresTurn { server, _turn: TURN.lock().await })
+}
 
 /// The repository's root: the portal's own `Cargo.toml`, `deploy/`, `tests/`.
 pub fn repo_root() -> &'static Path {

@@ -7,7 +7,7 @@ use portal::config::InstanceKey;
 use portal::store::{Guarded, NewSession, NewUser, Store, SweepBefore};
 use portal::throttle::{RetryAfter, Throttle, ThrottleSettings};
 
-use portal_testkit::{new_postgres_database, PATIENCE};
+use portal_testkit::{new_postgres_database, postgres_turn, PATIENCE};
 
 async fn store(url: &str, cache_ttl: i64) -> Store {
     Store::connect(url).await.expect("the store opens").with_session_cache(cache_ttl)
@@ -47,7 +47,10 @@ async fn is_ended(store: &Store, id: &str) -> bool {
     found.is_none_or(|(session, _)| session.record.ended_at.is_some())
 }
 
-pub async fn concurrent_starts_apply_each_migration_once(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_apply_each_migration_once() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let starts = (0..6).map(|_| {
         let url = url.clone();
@@ -75,7 +78,10 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
     out
 }
 
-pub async fn an_ended_session_leaves_every_instances_cache(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_leaves_every_instances_cache() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     // A long cache: only the announcement can make A forget.
     let (a, b) = (store(&url, 3600).await, store(&url, 3600).await);
@@ -111,7 +117,10 @@ pub async fn an_ended_session_leaves_every_instances_cache(server: String) {
     assert!(is_ended(&store(&url, 0).await, "t1").await, "the store has it ended");
 }
 
-pub async fn a_lost_listener_drops_the_cache_and_caching_resumes(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_listener_drops_the_cache_and_caching_resumes() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let a = store(&url, 3600).await;
     within("A listens", async || a.revocations_heard()).await;
@@ -153,7 +162,10 @@ fn ip() -> Option<IpAddr> {
     Some(IpAddr::from([192, 0, 2, 7]))
 }
 
-pub async fn the_throttle_budget_is_one_for_every_instance(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_throttle_budget_is_one_for_every_instance() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let key = InstanceKey([7; 32]);
     let settings = ThrottleSettings::default();
@@ -208,7 +220,10 @@ pub async fn the_throttle_budget_is_one_for_every_instance(server: String) {
     }
 }
 
-pub async fn the_last_admin_survives_concurrent_changes_on_two_instances(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_admin_survives_concurrent_changes_on_two_instances() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let (a, b) = (store(&url, 0).await, store(&url, 0).await);
     for round in 0..15 {
@@ -242,7 +257,10 @@ pub async fn the_last_admin_survives_concurrent_changes_on_two_instances(server:
     }
 }
 
-pub async fn sweeps_on_two_instances_at_once_share_the_work(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_on_two_instances_at_once_share_the_work() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let (a, b) = (store(&url, 0).await, store(&url, 0).await);
     let alice = user(&a, "alice", false).await;
@@ -275,7 +293,10 @@ pub async fn sweeps_on_two_instances_at_once_share_the_work(server: String) {
     assert_eq!(a.count_sessions().await.expect("count"), 1, "the live one stays");
 }
 
-pub async fn store_copy_moves_a_sqlite_store_without_loss(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_copy_moves_a_sqlite_store_without_loss() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     use portal_testkit::app::{session_cookie, TestApp, START};
     use rocket::http::Status;
     let dir = tempfile::tempdir().expect("dir");
