@@ -138,8 +138,7 @@ async fn each_status_and_the_identity_headers() {
         assert_eq!(ask(&app, sneaky).await.status(), Status::Forbidden, "{sneaky}");
     }
 
-    let root = app.create_user("root", PASSWORD).await;
-    app.auth().set_user_admin(&portal::auth::admin::Operator::cli(), root.id, true).await.unwrap();
+    app.create_admin("root").await;
     app.sign_in("root", PASSWORD).await;
     let admin = ask(&app, "https://admin.example.com/").await;
     assert_eq!(admin.status(), Status::Ok);
