@@ -3,96 +3,14 @@
 //! the events page, CSRF on every form, and bad input.
 
 use rocket::http::{ContentType, Header, Status};
-use rocket::local::asynchronous::LocalResponse;
 use serde_json::Value;
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
-
-/// An administrator, signed in on the test client.
-async fn admin_app() -> (TestApp, portal::store::User) {
-    let app = app_with_root(TestApp::spawn().await).await;
-    let root = app.store().user_by_username("root").await.unwrap().unwrap();
-    app.sign_in("root", PASSWORD).await;
-    (app, root)
-}
-
-/// The app with `root` as its only administrator: the debug build's `admin` (seeded into an
-/// empty store) is deleted.
-async fn app_with_root(app: TestApp) -> TestApp {
-    create_admin(&app, "root").await;
-    let seeded = app.store().user_by_username("admin").await.unwrap().unwrap();
-    let by = portal::auth::admin::Operator::cli();
-    app.auth().delete_user(&by, seeded.id).await.unwrap();
-    app
-}
-
-async fn create_admin(app: &TestApp, name: &str) -> portal::store::User {
-    let user = app.create_user(name, PASSWORD).await;
-    let by = portal::auth::admin::Operator::cli();
-    app.auth().set_user_admin(&by, user.id, true).await.unwrap()
-}
-
-async fn body(response: LocalResponse<'_>) -> String {
-    response.into_string().await.unwrap_or_default()
-}
-
-/// Posts a console form with this browser's CSRF token.
-async fn post<'a>(app: &'a TestApp, uri: &str, fields: &[(&str, &str)]) -> LocalResponse<'a> {
-    let token = app.csrf_token().await;
-    let mut all = vec![("csrf_token", token.as_str())];
-    all.extend_from_slice(fields);
-    app.client.post(uri.to_owned()).header(ContentType::Form).body(form_body(&all)).dispatch().await
-}
-
-/// The flash message the next page shows (read from the users list).
-async fn flash(app: &TestApp, page: &str) -> String {
-    let html = body(app.get(page).await).await;
-    let start = html.find("role=\"status\">").map(|i| i + "role=\"status\">".len()).unwrap_or(0);
-    let end = html[start..].find("</p>").map_or(start, |i| start + i);
-    unescape_html(&html[start..end])
-}
-
-/// The audit log, oldest first, as (kind, actor, subject).
-async fn events(app: &TestApp) -> Vec<(String, String, Option<i64>)> {
-    let mut all: Vec<_> = app
-        .store()
-        .recent_events(10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.kind, e.actor, e.subject_user_id))
-        .collect();
-    all.reverse();
-    all
-}
-
-async fn last_event(app: &TestApp) -> (String, String, Option<i64>) {
-    events(app).await.pop().expect("an event")
-}
-
-async fn json(response: LocalResponse<'_>) -> Value {
-    serde_json::from_str(&body(response).await).expect("a JSON body")
-}
-
-fn same_origin() -> Header<'static> {
-    Header::new("Sec-Fetch-Site", "same-origin")
-}
-
-/// The one-time link on a link page.
-fn link_in(page: &str) -> String {
-    let page = unescape_html(page);
-    let at = page.find("/reset/").expect("the page shows a /reset/ link");
-    let token: String = page[at + "/reset/".len()..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    format!("/reset/{token}")
-}
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 #[rocket::async_test]
 async fn the_console_is_for_administrators_only() {
-    let app = app_with_root(TestApp::spawn().await).await;
+    let app = TestApp::spawn().await.with_root().await;
     let bob = app.create_user("bob", PASSWORD).await;
     let bob_page = format!("/admin/users/{}", bob.id);
     let pages = ["/admin", bob_page.as_str(), "/admin/users/new", "/admin/events"];
@@ -113,7 +31,7 @@ async fn the_console_is_for_administrators_only() {
         assert_eq!(response.status(), Status::Forbidden, "{page}");
         assert!(body(response).await.contains("That request was refused."), "{page}");
     }
-    let refused = post(&app, "/admin/users/1/disable", &[]).await;
+    let refused = app.post_form("/admin/users/1/disable", &[]).await;
     assert_eq!(refused.status(), Status::Forbidden);
     let api = app.get("/api/admin/users?q=b").await;
     assert_eq!(api.status(), Status::Forbidden);
@@ -137,8 +55,8 @@ async fn the_console_is_for_administrators_only() {
 
 #[rocket::async_test]
 async fn a_role_removed_a_moment_ago_is_refused_at_the_action_too() {
-    let (app, root) = admin_app().await;
-    let other = create_admin(&app, "other").await;
+    let (app, root) = TestApp::spawn_admin().await;
+    let other = app.create_admin("other").await;
     let bob = app.create_user("bob", PASSWORD).await;
     let page = body(app.get(&format!("/admin/users/{}", bob.id)).await).await;
     let token = extract_hidden(&page, "csrf_token").unwrap();
@@ -160,7 +78,7 @@ async fn a_role_removed_a_moment_ago_is_refused_at_the_action_too() {
 
 #[rocket::async_test]
 async fn disabling_signs_the_user_out_everywhere_and_enabling_lets_them_back() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     let bob_cookie = {
         // Bob signs in elsewhere: his cookie, kept apart from the admin's browser.
@@ -174,51 +92,52 @@ async fn disabling_signs_the_user_out_everywhere_and_enabling_lets_them_back() {
     assert_eq!(app.get_with_cookie("/welcome", bob_cookie.clone()).await.status(), Status::Ok);
     app.sign_in("root", PASSWORD).await;
 
-    let response = post(&app, &format!("/admin/users/{}/disable", bob.id), &[]).await;
+    let response = app.post_form(&format!("/admin/users/{}/disable", bob.id), &[]).await;
     assert_is_redirect_to(&response, &format!("/admin/users/{}", bob.id));
-    assert!(flash(&app, &format!("/admin/users/{}", bob.id))
+    assert!(app
+        .flash(&format!("/admin/users/{}", bob.id))
         .await
         .contains("bob is disabled and signed out everywhere."));
-    assert_eq!(last_event(&app).await, ("user_disabled".into(), root.id.to_string(), Some(bob.id)));
+    assert_eq!(app.last_event().await, ("user_disabled".into(), root.id.to_string(), Some(bob.id)));
     assert!(app.store().sessions_of(bob.id).await.unwrap().is_empty());
     assert_is_redirect_to(&app.get_with_cookie("/welcome", bob_cookie).await, "/login?next=%2Fwelcome");
     app.sign_in("root", PASSWORD).await;
     assert_eq!(app.post_login("bob", PASSWORD).await.status(), Status::Forbidden, "disabled");
 
     app.sign_in("root", PASSWORD).await;
-    let response = post(&app, &format!("/admin/users/{}/enable", bob.id), &[]).await;
+    let response = app.post_form(&format!("/admin/users/{}/enable", bob.id), &[]).await;
     assert_eq!(response.status(), Status::SeeOther);
-    assert_eq!(last_event(&app).await, ("user_enabled".into(), root.id.to_string(), Some(bob.id)));
+    assert_eq!(app.last_event().await, ("user_enabled".into(), root.id.to_string(), Some(bob.id)));
     app.sign_in("bob", PASSWORD).await;
 }
 
 #[rocket::async_test]
 async fn the_last_administrator_and_your_own_account_are_protected() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let me = format!("/admin/users/{}", root.id);
     for action in ["disable", "delete", "sessions/end-all"] {
-        let response = post(&app, &format!("{me}/{action}"), &[("confirm", "yes")]).await;
+        let response = app.post_form(&format!("{me}/{action}"), &[("confirm", "yes")]).await;
         assert_is_redirect_to(&response, &me);
-        assert!(flash(&app, &me).await.contains("You cannot do that to your own account here"), "{action}");
+        assert!(app.flash(&me).await.contains("You cannot do that to your own account here"), "{action}");
     }
-    let response = post(&app, &format!("{me}/remove-admin"), &[]).await;
+    let response = app.post_form(&format!("{me}/remove-admin"), &[]).await;
     assert_is_redirect_to(&response, &me);
-    assert!(flash(&app, &me).await.contains("That would leave no enabled administrator"));
+    assert!(app.flash(&me).await.contains("That would leave no enabled administrator"));
     let root_now = app.store().user_by_id(root.id).await.unwrap().unwrap();
     assert!(root_now.is_admin && !root_now.disabled);
 
     // A second administrator may step down, or be disabled, while root remains.
-    let other = create_admin(&app, "other").await;
-    let response = post(&app, &format!("/admin/users/{}/disable", other.id), &[]).await;
+    let other = app.create_admin("other").await;
+    let response = app.post_form(&format!("/admin/users/{}/disable", other.id), &[]).await;
     assert_eq!(response.status(), Status::SeeOther);
     // Root is now the only *enabled* administrator: removing their role is still refused.
-    let response = post(&app, &format!("{me}/remove-admin"), &[]).await;
+    let response = app.post_form(&format!("{me}/remove-admin"), &[]).await;
     assert_eq!(response.status(), Status::SeeOther);
     assert!(app.store().user_by_id(root.id).await.unwrap().unwrap().is_admin);
-    post(&app, &format!("/admin/users/{}/enable", other.id), &[]).await;
-    post(&app, &format!("{me}/remove-admin"), &[]).await;
+    app.post_form(&format!("/admin/users/{}/enable", other.id), &[]).await;
+    app.post_form(&format!("{me}/remove-admin"), &[]).await;
     assert!(!app.store().user_by_id(root.id).await.unwrap().unwrap().is_admin, "with another admin, it goes");
-    assert_eq!(last_event(&app).await, ("admin_revoked".into(), root.id.to_string(), Some(root.id)));
+    assert_eq!(app.last_event().await, ("admin_revoked".into(), root.id.to_string(), Some(root.id)));
     assert_eq!(app.get("/admin").await.status(), Status::Forbidden, "and the console closes at once");
 
     // The command line follows the same rule.
@@ -231,19 +150,19 @@ async fn the_last_administrator_and_your_own_account_are_protected() {
 
 #[rocket::async_test]
 async fn making_and_removing_an_admin_is_recorded() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
-    post(&app, &format!("/admin/users/{}/make-admin", bob.id), &[]).await;
+    app.post_form(&format!("/admin/users/{}/make-admin", bob.id), &[]).await;
     assert!(app.store().user_by_id(bob.id).await.unwrap().unwrap().is_admin);
-    assert_eq!(last_event(&app).await, ("admin_granted".into(), root.id.to_string(), Some(bob.id)));
-    post(&app, &format!("/admin/users/{}/remove-admin", bob.id), &[]).await;
+    assert_eq!(app.last_event().await, ("admin_granted".into(), root.id.to_string(), Some(bob.id)));
+    app.post_form(&format!("/admin/users/{}/remove-admin", bob.id), &[]).await;
     assert!(!app.store().user_by_id(bob.id).await.unwrap().unwrap().is_admin);
-    assert_eq!(last_event(&app).await, ("admin_revoked".into(), root.id.to_string(), Some(bob.id)));
+    assert_eq!(app.last_event().await, ("admin_revoked".into(), root.id.to_string(), Some(bob.id)));
 }
 
 #[rocket::async_test]
 async fn deleting_a_user_takes_their_identities_sessions_and_links_and_keeps_their_history() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     app.store().link_identity(bob.id, "github", "4242", Some("bob@users.example"), START).await.unwrap();
     let bob_cookie = {
@@ -254,16 +173,16 @@ async fn deleting_a_user_takes_their_identities_sessions_and_links_and_keeps_the
         session_cookie(&response).unwrap()
     };
     app.sign_in("root", PASSWORD).await;
-    let page = body(post(&app, &format!("/admin/users/{}/reset-link", bob.id), &[]).await).await;
+    let page = body(app.post_form(&format!("/admin/users/{}/reset-link", bob.id), &[]).await).await;
     let link = link_in(&page);
 
-    let unconfirmed = post(&app, &format!("/admin/users/{}/delete", bob.id), &[]).await;
+    let unconfirmed = app.post_form(&format!("/admin/users/{}/delete", bob.id), &[]).await;
     assert_eq!(unconfirmed.status(), Status::SeeOther);
     assert!(app.store().user_by_id(bob.id).await.unwrap().is_some(), "not without the box ticked");
 
-    let response = post(&app, &format!("/admin/users/{}/delete", bob.id), &[("confirm", "yes")]).await;
+    let response = app.post_form(&format!("/admin/users/{}/delete", bob.id), &[("confirm", "yes")]).await;
     assert_is_redirect_to(&response, "/admin");
-    assert!(flash(&app, "/admin").await.contains("bob is deleted."));
+    assert!(app.flash("/admin").await.contains("bob is deleted."));
     assert!(app.store().user_by_id(bob.id).await.unwrap().is_none());
     assert!(app.store().identities(bob.id).await.unwrap().is_empty());
     assert!(app.store().user_by_identity("github", "4242").await.unwrap().is_none());
@@ -291,7 +210,7 @@ async fn deleting_a_user_takes_their_identities_sessions_and_links_and_keeps_the
 
 #[rocket::async_test]
 async fn a_reset_link_sets_a_password_once_ends_other_sessions_and_signs_in() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     let alice = app.create_user("alice", PASSWORD).await;
     let bob_cookie = {
@@ -302,14 +221,15 @@ async fn a_reset_link_sets_a_password_once_ends_other_sessions_and_signs_in() {
         session_cookie(&response).unwrap()
     };
     app.sign_in("root", PASSWORD).await;
-    let first = link_in(&body(post(&app, &format!("/admin/users/{}/reset-link", bob.id), &[]).await).await);
-    let response = post(&app, &format!("/admin/users/{}/reset-link", bob.id), &[]).await;
+    let first =
+        link_in(&body(app.post_form(&format!("/admin/users/{}/reset-link", bob.id), &[]).await).await);
+    let response = app.post_form(&format!("/admin/users/{}/reset-link", bob.id), &[]).await;
     assert_eq!(response.status(), Status::Created);
     let page = body(response).await;
     assert!(page.contains("Password link for bob") && page.contains("Earlier links for bob no longer work"));
     let link = link_in(&page);
     assert_eq!(link.len(), "/reset/".len() + 43, "256 bits, base64url");
-    assert_eq!(last_event(&app).await, ("reset_link_created".into(), root.id.to_string(), Some(bob.id)));
+    assert_eq!(app.last_event().await, ("reset_link_created".into(), root.id.to_string(), Some(bob.id)));
     assert!(app.get(&first).await.status() == Status::NotFound, "the newer link replaces the older");
     // The admin's own sign-in is untouched by making a link; bob's password still works.
     assert_eq!(app.get("/admin").await.status(), Status::Ok);
@@ -359,7 +279,7 @@ async fn a_reset_link_sets_a_password_once_ends_other_sessions_and_signs_in() {
     let again = app.get(&link).await;
     assert_eq!(again.status(), Status::NotFound);
     assert!(body(again).await.contains("This link does not work"));
-    let kinds: Vec<String> = events(&app).await.into_iter().map(|(k, ..)| k).collect();
+    let kinds: Vec<String> = app.events().await.into_iter().map(|(k, ..)| k).collect();
     assert!(kinds.contains(&"reset_link_used".to_owned()), "{kinds:?}");
 
     // Neither the token nor the passwords are in the audit log.
@@ -372,9 +292,9 @@ async fn a_reset_link_sets_a_password_once_ends_other_sessions_and_signs_in() {
 
 #[rocket::async_test]
 async fn reset_links_expire_and_tampered_ones_do_nothing() {
-    let (app, _root) = admin_app().await;
+    let (app, _root) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
-    let link = link_in(&body(post(&app, &format!("/admin/users/{}/reset-link", bob.id), &[]).await).await);
+    let link = link_in(&body(app.post_form(&format!("/admin/users/{}/reset-link", bob.id), &[]).await).await);
 
     // Tampered: one character changed; a wrong length; not base64url.
     let mut tampered = link.clone().into_bytes();
@@ -401,23 +321,23 @@ async fn reset_links_expire_and_tampered_ones_do_nothing() {
 
     // A disabled user's link does not let them in.
     app.sign_in("root", PASSWORD).await;
-    let link = link_in(&body(post(&app, &format!("/admin/users/{}/reset-link", bob.id), &[]).await).await);
-    post(&app, &format!("/admin/users/{}/disable", bob.id), &[]).await;
+    let link = link_in(&body(app.post_form(&format!("/admin/users/{}/reset-link", bob.id), &[]).await).await);
+    app.post_form(&format!("/admin/users/{}/disable", bob.id), &[]).await;
     assert_eq!(app.get(&link).await.status(), Status::Forbidden);
 }
 
 #[rocket::async_test]
 async fn an_admin_creates_a_user_who_sets_their_own_password() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let form = body(app.get("/admin/users/new").await).await;
     assert!(
         form.contains("name=\"username\"")
             && form.contains("name=\"email\"")
             && form.contains("name=\"admin\"")
     );
-    let response =
-        post(&app, "/admin/users", &[("username", "Dana"), ("email", "Dana@Example.com"), ("admin", "on")])
-            .await;
+    let response = app
+        .post_form("/admin/users", &[("username", "Dana"), ("email", "Dana@Example.com"), ("admin", "on")])
+        .await;
     assert_eq!(response.status(), Status::Created);
     let page = body(response).await;
     assert!(page.contains("Dana is created"), "{page}");
@@ -425,22 +345,23 @@ async fn an_admin_creates_a_user_who_sets_their_own_password() {
     let dana = app.store().user_by_username("dana").await.unwrap().unwrap();
     assert!(dana.is_admin && dana.email.as_deref() == Some("Dana@Example.com"));
     assert!(!app.store().has_password(dana.id).await.unwrap(), "no password chosen by the admin");
-    let kinds: Vec<_> = events(&app).await.into_iter().rev().take(2).collect();
+    let kinds: Vec<_> = app.events().await.into_iter().rev().take(2).collect();
     assert_eq!(kinds[1], ("user_created".into(), root.id.to_string(), Some(dana.id)));
     assert_eq!(kinds[0], ("reset_link_created".into(), root.id.to_string(), Some(dana.id)));
 
     // Mistakes get the form again, with what was typed.
-    let taken = post(&app, "/admin/users", &[("username", "DANA")]).await;
+    let taken = app.post_form("/admin/users", &[("username", "DANA")]).await;
     assert_eq!(taken.status(), Status::Conflict);
     assert!(body(taken).await.contains("That username is taken."));
-    let bad_email = post(&app, "/admin/users", &[("username", "erin"), ("email", "erin-at-example")]).await;
+    let bad_email =
+        app.post_form("/admin/users", &[("username", "erin"), ("email", "erin-at-example")]).await;
     assert_eq!(bad_email.status(), Status::UnprocessableEntity);
     let html = body(bad_email).await;
     assert!(html.contains("That is not an email address.") && html.contains("value=\"erin\""), "{html}");
-    let bad_name = post(&app, "/admin/users", &[("username", "two words")]).await;
+    let bad_name = app.post_form("/admin/users", &[("username", "two words")]).await;
     assert_eq!(bad_name.status(), Status::UnprocessableEntity);
     let huge = "x".repeat(10_000);
-    assert!(post(&app, "/admin/users", &[("username", &huge)]).await.status().class().is_client_error());
+    assert!(app.post_form("/admin/users", &[("username", &huge)]).await.status().class().is_client_error());
     assert!(app.store().user_by_username("erin").await.unwrap().is_none());
 
     // Dana follows the link, chooses a password, and is in.
@@ -477,7 +398,7 @@ fn usernames(v: &Value) -> Vec<String> {
 
 #[rocket::async_test]
 async fn the_users_list_pages_and_searches_at_its_edges() {
-    let (app, _root) = admin_app().await;
+    let (app, _root) = TestApp::spawn_admin().await;
     many_users(&app, 120).await;
 
     // Pages of 50 in username order: root comes after user119.
@@ -545,7 +466,7 @@ async fn the_users_list_pages_and_searches_at_its_edges() {
 async fn a_hundred_thousand_users_are_searched_and_paged_through_indexes() {
     use sqlx::Connection;
     let (dir, url) = temp_db();
-    let app = app_with_root(TestApp::spawn_on(dir, url.clone(), |f| f).await).await;
+    let app = TestApp::spawn_on(dir, url.clone(), |f| f).await.with_root().await;
     app.sign_in("root", PASSWORD).await;
     // 100,000 users in one statement, written straight to the store.
     if on_postgres() {
@@ -625,14 +546,14 @@ async fn a_hundred_thousand_users_are_searched_and_paged_through_indexes() {
 
 #[rocket::async_test]
 async fn the_events_page_filters_by_user_kind_and_time_and_pages() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     for _ in 0..3 {
         app.post_login("bob", "wrong password").await;
     }
     app.clock.advance(3600);
     app.sign_in("root", PASSWORD).await;
-    post(&app, &format!("/admin/users/{}/disable", bob.id), &[]).await;
+    app.post_form(&format!("/admin/users/{}/disable", bob.id), &[]).await;
 
     let page = body(app.get("/admin/events?user=bob").await).await;
     assert_eq!(page.matches("<tr class=\"event-").count(), 4, "{page}");
@@ -708,7 +629,7 @@ async fn the_events_page_filters_by_user_kind_and_time_and_pages() {
 
 #[rocket::async_test]
 async fn every_console_form_needs_its_csrf_token_and_the_same_origin() {
-    let (app, _root) = admin_app().await;
+    let (app, _root) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     let id = bob.id;
     let forms = [
@@ -766,7 +687,7 @@ async fn every_console_form_needs_its_csrf_token_and_the_same_origin() {
 
 #[rocket::async_test]
 async fn bad_input_gets_a_clear_4xx_never_a_5xx() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let gets = [
         "/admin/users/999999",
         "/admin/users/abc",
@@ -785,12 +706,12 @@ async fn bad_input_gets_a_clear_4xx_never_a_5xx() {
     assert_eq!(app.get("/admin/users/999999").await.status(), Status::NotFound);
     assert_eq!(app.get("/api/admin/users/999999").await.status(), Status::NotFound);
     for uri in ["/admin/users/999999/disable", "/admin/users/999999/reset-link", "/admin/users/abc/disable"] {
-        let status = post(&app, uri, &[("confirm", "yes")]).await.status();
+        let status = app.post_form(uri, &[("confirm", "yes")]).await.status();
         assert!(status.class().is_client_error() || status == Status::SeeOther, "{uri}: {status}");
     }
-    let response = post(&app, "/admin/users/999999/disable", &[]).await;
+    let response = app.post_form("/admin/users/999999/disable", &[]).await;
     assert_is_redirect_to(&response, "/admin");
-    assert!(flash(&app, "/admin").await.contains("There is no such user"));
+    assert!(app.flash("/admin").await.contains("There is no such user"));
 
     // The API with broken bodies.
     let api = |method: rocket::http::Method, uri: &str, body: &str| {
@@ -830,7 +751,7 @@ async fn bad_input_gets_a_clear_4xx_never_a_5xx() {
 /// given twice, which Rocket would read as absent.
 #[rocket::async_test]
 async fn the_api_reads_only_the_shapes_it_documents() {
-    let (app, _) = admin_app().await;
+    let (app, _) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     let send = |method: rocket::http::Method, uri: String, body: &'static str| {
         app.client.req(method, uri).header(ContentType::JSON).header(same_origin()).body(body).dispatch()
@@ -862,7 +783,7 @@ async fn the_api_reads_only_the_shapes_it_documents() {
 
 #[rocket::async_test]
 async fn a_json_body_without_the_json_media_type_is_refused_with_415_on_every_route() {
-    let (app, _) = admin_app().await;
+    let (app, _) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     use rocket::http::Method::{Patch, Post};
     let routes = [
@@ -899,7 +820,7 @@ async fn a_json_body_without_the_json_media_type_is_refused_with_415_on_every_ro
 
 #[rocket::async_test]
 async fn a_json_body_that_names_a_key_twice_is_refused_with_400() {
-    let (app, _) = admin_app().await;
+    let (app, _) = TestApp::spawn_admin().await;
     let bob = app.create_user("bob", PASSWORD).await;
     let send = |method: rocket::http::Method, uri: String, body: &'static str| {
         app.client.req(method, uri).header(ContentType::JSON).header(same_origin()).body(body).dispatch()
@@ -922,7 +843,7 @@ async fn a_json_body_that_names_a_key_twice_is_refused_with_400() {
 
 #[rocket::async_test]
 async fn the_api_runs_the_same_operations() {
-    let (app, root) = admin_app().await;
+    let (app, root) = TestApp::spawn_admin().await;
     let response = app
         .client
         .post("/api/admin/users")

@@ -4,9 +4,9 @@
 use rocket::http::{ContentType, Status};
 use serde_json::Value;
 
-use crate::common::fakes::{query, FakeGithub, CLIENT_SECRET, GITHUB_TOKEN};
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::fakes::{query, FakeGithub, CLIENT_SECRET, GITHUB_TOKEN};
+use portal_testkit::PASSWORD;
 
 /// Every event, oldest first, as (kind, actor, subject, detail).
 async fn events(app: &TestApp) -> Vec<(String, String, Option<i64>, Value)> {
@@ -161,7 +161,7 @@ async fn events_older_than_the_retention_are_swept() {
 
 #[rocket::async_test]
 async fn the_command_line_records_what_it_did_as_cli() {
-    use crate::common::process::Launch;
+    use portal_testkit::process::Launch;
     let (dir, db) = temp_db();
     let app = TestApp::spawn_on(dir, db.clone(), |f| f).await;
     let cli = |args: &[&str], stdin: &str| Launch::in_checkout().database(&db).run(args, stdin);

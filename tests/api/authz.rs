@@ -7,9 +7,9 @@ use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 use serde_json::json;
 
-use crate::common::fakes::{query, FakeGithub};
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::fakes::{query, FakeGithub};
+use portal_testkit::PASSWORD;
 
 const PORTAL: &str = "https://auth.example.com";
 
@@ -138,8 +138,7 @@ async fn each_status_and_the_identity_headers() {
         assert_eq!(ask(&app, sneaky).await.status(), Status::Forbidden, "{sneaky}");
     }
 
-    let root = app.create_user("root", PASSWORD).await;
-    app.auth().set_user_admin(&portal::auth::admin::Operator::cli(), root.id, true).await.unwrap();
+    app.create_admin("root").await;
     app.sign_in("root", PASSWORD).await;
     let admin = ask(&app, "https://admin.example.com/").await;
     assert_eq!(admin.status(), Status::Ok);
@@ -517,7 +516,7 @@ async fn bad_forward_auth_settings_stop_startup_with_one_line() {
         |f| f.merge(("session.cookie_domain", "localhost")),
     ] {
         let (_dir, db) = temp_db();
-        let figment = configure(test_figment(&db, &crate::common::secret_key()));
+        let figment = configure(test_figment(&db, &portal_testkit::secret_key()));
         let started =
             rocket::local::asynchronous::Client::untracked(portal::rocket_with(figment, Default::default()))
                 .await;

@@ -6,19 +6,15 @@
 
 use std::path::Path;
 
-use crate::common::process::{free_port, Launch};
-use crate::common::{secret_key, sqlite_url, PASSWORD};
-use crate::helpers::{http_client, LoginForm};
+use portal_testkit::app::{http_client, LoginForm};
+use portal_testkit::process::{free_port, Launch};
+use portal_testkit::{release_binary, secret_key, sqlite_url, PASSWORD};
 
 /// The binary under test, run in `dir` with nothing from the environment but what is given:
 /// the release build `PORTAL_RELEASE_BIN` names, or this build's with the release profile.
 fn launch(dir: &Path) -> Launch {
-    match std::env::var_os("PORTAL_RELEASE_BIN") {
-        Some(path) => {
-            let absolute = std::fs::canonicalize(&path);
-            let bin = absolute.unwrap_or_else(|e| panic!("PORTAL_RELEASE_BIN={path:?}: {e}"));
-            Launch::in_dir(dir).binary(bin)
-        }
+    match release_binary() {
+        Some(bin) => Launch::in_dir(dir).binary(bin),
         None => {
             eprintln!(
                 "binary: PORTAL_RELEASE_BIN is not set, so this build's binary runs with the release \

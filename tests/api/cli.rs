@@ -4,9 +4,9 @@ use std::process::Output;
 
 use rocket::http::Status;
 
-use crate::common::process::Launch;
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::process::Launch;
+use portal_testkit::PASSWORD;
 
 fn portal(db_url: &str, args: &[&str], stdin: &str) -> Output {
     Launch::in_checkout().database(db_url).run(args, stdin)
@@ -102,10 +102,10 @@ async fn passwd_and_disable_end_live_sessions() {
     if on_postgres() {
         // The command line announced it (NOTIFY): the server's cache forgot it at once.
         // (Delivered to this process's listener within moments; it runs when the test waits.)
-        let deadline = std::time::Instant::now() + crate::common::PATIENCE;
+        let deadline = std::time::Instant::now() + portal_testkit::PATIENCE;
         while app.get("/welcome").await.status() != Status::SeeOther {
             assert!(std::time::Instant::now() < deadline, "the announcement never arrived");
-            tokio::time::sleep(crate::common::POLL).await;
+            tokio::time::sleep(portal_testkit::POLL).await;
         }
     } else {
         // Another process wrote: the server sees it once its session cache entry is stale.

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::common::process::{free_port, Launch, Portal};
-use crate::common::PASSWORD;
-use crate::helpers::{extract_hidden, form_body, http_client, skip_on_postgres};
+use portal_testkit::app::{extract_hidden, form_body, http_client, skip_on_postgres};
+use portal_testkit::process::{free_port, Launch, Portal};
+use portal_testkit::PASSWORD;
 
 /// Longer than `session.cache_ttl`'s default (2 s): what a server may still answer from its
 /// cache after another process changed the store.

@@ -3,8 +3,8 @@
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 fn assert_security_headers(response: &LocalResponse<'_>) {
     let h = response.headers();
@@ -316,7 +316,7 @@ async fn end_everywhere(app: &TestApp, token: &str, cookie: Option<&str>) -> Sta
 async fn a_token_and_cookie_minted_in_another_browser_do_not_pass_a_signed_in_form() {
     // Two browsers on the same portal: the same store and secret key, a cookie jar each.
     let (dir, db) = temp_db();
-    let key = crate::common::secret_key();
+    let key = portal_testkit::secret_key();
     let victim = TestApp::spawn_on(dir, db.clone(), |f| f.merge(("secret_key", key.clone()))).await;
     let attacker =
         TestApp::spawn_on(tempfile::tempdir().unwrap(), db, |f| f.merge(("secret_key", key.clone()))).await;

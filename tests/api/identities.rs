@@ -6,10 +6,10 @@
 use rocket::http::{ContentType, Header, Status};
 use serde_json::Value;
 
-use crate::common::fakes::{FakeGithub, GITHUB_LOGIN};
-use crate::common::process::Launch;
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::fakes::{FakeGithub, GITHUB_LOGIN};
+use portal_testkit::process::Launch;
+use portal_testkit::PASSWORD;
 
 const BAD_USERNAMES: &[&str] = &[
     "bo\u{200b}ss", // zero-width space: looks like "boss"
@@ -32,16 +32,6 @@ const BAD_EMAILS: &[&str] = &[
     "a(b)@example.com",
     "a\u{200b}@example.com",
 ];
-
-/// An administrator signed in on a fresh app.
-async fn admin_app() -> TestApp {
-    let app = TestApp::spawn().await;
-    let root = app.create_user("root", PASSWORD).await;
-    let by = portal::auth::admin::Operator::cli();
-    app.auth().set_user_admin(&by, root.id, true).await.unwrap();
-    app.sign_in("root", PASSWORD).await;
-    app
-}
 
 async fn api_create(app: &TestApp, username: &str, email: Option<&str>) -> (Status, Value) {
     let body = serde_json::json!({ "username": username, "email": email });
@@ -67,7 +57,7 @@ async fn console_create(app: &TestApp, username: &str, email: &str) -> (Status, 
 
 #[rocket::async_test]
 async fn invisible_characters_and_separators_are_refused_in_new_usernames_by_the_api_and_the_console() {
-    let app = admin_app().await;
+    let app = TestApp::spawn_admin().await.0;
     for name in BAD_USERNAMES {
         let (status, body) = api_create(&app, name, None).await;
         assert_eq!(status, Status::UnprocessableEntity, "{name:?}: {body}");
@@ -83,7 +73,7 @@ async fn invisible_characters_and_separators_are_refused_in_new_usernames_by_the
 
 #[rocket::async_test]
 async fn emails_that_would_break_a_header_are_refused_by_the_api_and_the_console() {
-    let app = admin_app().await;
+    let app = TestApp::spawn_admin().await.0;
     for (n, email) in BAD_EMAILS.iter().enumerate() {
         let name = format!("user{n}");
         let (status, body) = api_create(&app, &name, Some(email)).await;
@@ -120,7 +110,7 @@ async fn a_provider_email_that_fails_the_check_is_not_kept_and_the_sign_in_goes_
     github.token_ok().await;
     let app = TestApp::spawn_with(|f| github.figment(f)).await;
     let start = app.get("/login/github").await;
-    let state = crate::common::fakes::query(location(&start).unwrap())["state"].clone();
+    let state = portal_testkit::fakes::query(location(&start).unwrap())["state"].clone();
     let response = app.get(&format!("/auth/github?code=c&state={state}")).await;
     assert_is_redirect_to(&response, "/welcome");
     let user = app.store().user_by_username(GITHUB_LOGIN).await.unwrap().expect("a user was made");

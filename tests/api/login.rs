@@ -2,8 +2,8 @@
 
 use rocket::http::Status;
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 #[rocket::async_test]
 async fn anonymous_welcome_redirects_to_login_and_the_flash_shows_exactly_once() {

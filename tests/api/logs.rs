@@ -3,10 +3,10 @@
 
 use reqwest::header::{COOKIE, LOCATION};
 
-use crate::common::fakes::{query, rocket_oauth, FakeGithub, CLIENT_SECRET, GITHUB_TOKEN};
-use crate::common::process::{free_port, Launch};
-use crate::common::{session_cookie_name, PASSWORD};
-use crate::helpers::{cookie_pairs, http_client, LoginForm};
+use portal_testkit::app::{cookie_pairs, http_client, LoginForm};
+use portal_testkit::fakes::{query, rocket_oauth, FakeGithub, CLIENT_SECRET, GITHUB_TOKEN};
+use portal_testkit::process::{free_port, Launch};
+use portal_testkit::{session_cookie_name, PASSWORD};
 
 #[rocket::async_test]
 async fn the_server_log_shows_attempts_but_no_secrets() {
@@ -51,14 +51,14 @@ async fn the_server_log_shows_attempts_but_no_secrets() {
     let token = link.trim_start_matches("/reset/").to_owned();
     let page = http.get(format!("{base}{link}")).send().await.unwrap();
     let jar = cookie_pairs(&page).join("; ");
-    let csrf = crate::helpers::extract_hidden(&page.text().await.unwrap(), "csrf_token").unwrap();
+    let csrf = portal_testkit::app::extract_hidden(&page.text().await.unwrap(), "csrf_token").unwrap();
     let chosen = "a passphrase chosen through the link";
     let fields = [("csrf_token", csrf.as_str()), ("new_password", chosen), ("confirm_password", chosen)];
     let reset = http
         .post(format!("{base}{link}"))
         .header(COOKIE, &jar)
         .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(crate::helpers::form_body(&fields))
+        .body(portal_testkit::app::form_body(&fields))
         .send()
         .await
         .unwrap();
@@ -117,14 +117,14 @@ async fn refused_and_accepted_requests_on_secret_paths_and_queries_leave_no_secr
     let token = link.trim_start_matches("/reset/").to_owned();
     let page = http.get(format!("{base}{link}")).send().await.unwrap();
     let jar = cookie_pairs(&page).join("; ");
-    let csrf = crate::helpers::extract_hidden(&page.text().await.unwrap(), "csrf_token").unwrap();
+    let csrf = portal_testkit::app::extract_hidden(&page.text().await.unwrap(), "csrf_token").unwrap();
     let chosen = "another passphrase chosen through the link";
     let fields = [("new_password", chosen), ("confirm_password", chosen)];
     let forged = http
         .post(format!("{base}{link}"))
         .header(COOKIE, &jar)
         .header(form_type.0.clone(), form_type.1)
-        .body(crate::helpers::form_body(&fields))
+        .body(portal_testkit::app::form_body(&fields))
         .send()
         .await
         .unwrap();
@@ -135,7 +135,7 @@ async fn refused_and_accepted_requests_on_secret_paths_and_queries_leave_no_secr
         .header(COOKIE, &jar)
         .header("Origin", "https://evil.example")
         .header(form_type.0.clone(), form_type.1)
-        .body(crate::helpers::form_body(&with_token))
+        .body(portal_testkit::app::form_body(&with_token))
         .send()
         .await
         .unwrap();
@@ -147,7 +147,7 @@ async fn refused_and_accepted_requests_on_secret_paths_and_queries_leave_no_secr
         .post(format!("{base}{link}"))
         .header(COOKIE, &jar)
         .header(form_type.0.clone(), form_type.1)
-        .body(crate::helpers::form_body(&with_token))
+        .body(portal_testkit::app::form_body(&with_token))
         .send()
         .await
         .unwrap();

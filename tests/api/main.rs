@@ -1,9 +1,6 @@
 //! One integration test binary (faster to link than many), a module per concern.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod admin;
 mod audit;
 mod authz;
@@ -11,7 +8,6 @@ mod binary;
 mod cli;
 mod durability;
 mod hardening;
-mod helpers;
 mod identities;
 mod login;
 mod logs;

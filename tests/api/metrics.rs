@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use rocket::http::{Header, Status};
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 const TOKEN: &str = "0123456789abcdef-scrape-token";
 
@@ -101,7 +101,7 @@ async fn metrics_need_the_bearer_token() {
 async fn a_short_or_spaced_token_stops_startup() {
     for bad in ["short", "a token with spaces in it"] {
         let figment =
-            test_figment("sqlite::memory:", &crate::common::secret_key()).merge(("metrics.token", bad));
+            test_figment("sqlite::memory:", &portal_testkit::secret_key()).merge(("metrics.token", bad));
         let rocket = portal::rocket_with(figment, portal::Overrides::default());
         let Err(error) = rocket::local::asynchronous::Client::tracked(rocket).await else {
             panic!("{bad}: must not start")

@@ -3,8 +3,8 @@
 
 use rocket::http::{RawStr, Status};
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 fn corpus() -> Vec<String> {
     include_str!("../data/openredirects.txt").lines().map(str::to_owned).collect()

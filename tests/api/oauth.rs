@@ -5,9 +5,9 @@ use rocket::http::{ContentType, Status};
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
-use crate::common::fakes::*;
-use crate::common::{secret_key, session_cookie_name, PASSWORD};
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::fakes::*;
+use portal_testkit::{secret_key, session_cookie_name, PASSWORD};
 
 struct Flow {
     authorize_url: String,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use rocket::http::Status;
 use serde_json::Value;
 
-use crate::helpers::*;
+use portal_testkit::app::*;
 
 /// `/api/admin/users/<id>?<params..>` → `/api/admin/users/{id}`.
 fn openapi_path(rocket_path: &str) -> String {

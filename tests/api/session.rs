@@ -2,8 +2,8 @@
 
 use rocket::http::{Cookie, Status};
 
-use crate::common::{session_cookie_name, PASSWORD};
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::{session_cookie_name, PASSWORD};
 
 const WELCOME_LOGIN: &str = "/login?next=%2Fwelcome";
 

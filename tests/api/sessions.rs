@@ -5,19 +5,11 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 use serde_json::Value;
 
-use crate::common::fakes::{query, FakeGithub};
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::fakes::{query, FakeGithub};
+use portal_testkit::PASSWORD;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-/// POSTs a form from the tracked client (this device), with its CSRF token.
-async fn post_form<'c>(app: &'c TestApp, uri: &str, fields: &[(&str, &str)]) -> LocalResponse<'c> {
-    let token = app.csrf_token().await;
-    let mut all = vec![("csrf_token", token.as_str())];
-    all.extend_from_slice(fields);
-    app.client.post(uri.to_owned()).header(ContentType::Form).body(form_body(&all)).dispatch().await
-}
 
 /// The flash message the next page shows.
 async fn flash(app: &TestApp) -> String {
@@ -62,7 +54,7 @@ async fn signing_out_all_other_devices_keeps_this_one() {
     let tablet = app.sign_in("alice", PASSWORD).await;
     let phone = app.sign_in("alice", PASSWORD).await;
 
-    let response = post_form(&app, "/account/sessions/end-others", &[]).await;
+    let response = app.post_form("/account/sessions/end-others", &[]).await;
     assert_is_redirect_to(&response, "/account");
     assert!(flash(&app).await.contains("2 other devices are signed out."));
     assert_eq!(api_sessions(&app).await.len(), 1);
@@ -82,10 +74,10 @@ async fn ending_a_session_by_id_signs_that_device_out_on_its_next_request() {
     let other = api_sessions(&app).await.into_iter().find(|s| s["current"] == false).unwrap();
     let id = other["id"].as_str().unwrap().to_owned();
 
-    let response = post_form(&app, &format!("/account/sessions/{id}/end"), &[]).await;
+    let response = app.post_form(&format!("/account/sessions/{id}/end"), &[]).await;
     assert_is_redirect_to(&response, "/account");
     assert!(flash(&app).await.contains("That device is signed out."));
-    let again = post_form(&app, &format!("/account/sessions/{id}/end"), &[]).await;
+    let again = app.post_form(&format!("/account/sessions/{id}/end"), &[]).await;
     assert_eq!(again.status(), Status::NotFound, "an id already ended");
     assert_is_redirect_to(&app.get_with_cookie("/welcome", laptop).await, "/login?next=%2Fwelcome");
 }
@@ -100,12 +92,9 @@ async fn another_users_session_id_is_404_and_nothing_ends() {
     app.sign_in("alice", PASSWORD).await;
 
     for id in [bobs.as_str(), "made-up", &"x".repeat(5000)] {
-        let response = post_form(&app, &format!("/account/sessions/{id}/end"), &[]).await;
+        let response = app.post_form(&format!("/account/sessions/{id}/end"), &[]).await;
         assert_eq!(response.status(), Status::NotFound, "{}", &id[..id.len().min(20)]);
-        let api = app
-            .client
-            .delete(format!("/api/sessions/{id}"))
-            .header(Header::new("Sec-Fetch-Site", "same-origin"));
+        let api = app.client.delete(format!("/api/sessions/{id}")).header(same_origin());
         let api = api.dispatch().await;
         assert_eq!(api.status(), Status::NotFound);
         assert_eq!(api.content_type(), Some(ContentType::JSON));
@@ -135,7 +124,7 @@ async fn signing_out_everywhere_ends_every_session() {
     let page = app.get("/logout").await.into_string().await.unwrap();
     assert!(page.contains("Sign out everywhere") && page.contains("this device"), "{page}");
 
-    let response = post_form(&app, "/logout/everywhere", &[]).await;
+    let response = app.post_form("/logout/everywhere", &[]).await;
     assert_is_redirect_to(&response, "/");
     for cookie in [laptop, phone] {
         assert_eq!(app.get_with_cookie("/welcome", cookie).await.status(), Status::SeeOther);
@@ -143,8 +132,7 @@ async fn signing_out_everywhere_ends_every_session() {
 }
 
 async fn change_password<'c>(app: &'c TestApp, current: &str, new: &str) -> LocalResponse<'c> {
-    post_form(
-        app,
+    app.post_form(
         "/account/password",
         &[("current_password", current), ("new_password", new), ("confirm_password", new)],
     )
@@ -243,14 +231,13 @@ async fn weak_mismatched_unchanged_or_missing_new_passwords_are_refused() {
         (&[("new_password", NEW_PASSWORD)], "Enter your current password"),
     ];
     for (fields, expected) in cases {
-        let response = post_form(&app, "/account/password", fields).await;
+        let response = app.post_form("/account/password", fields).await;
         assert_is_redirect_to(&response, "/account");
         let page = flash(&app).await;
         assert!(page.contains(expected), "{expected}: {page}");
     }
     let response =
-        post_form(&app, "/account/password", &[("current_password", PASSWORD), ("new_password", &huge)])
-            .await;
+        app.post_form("/account/password", &[("current_password", PASSWORD), ("new_password", &huge)]).await;
     assert_eq!(response.status(), Status::PayloadTooLarge, "a 1 MiB field");
     assert_eq!(app.post_login("alice", PASSWORD).await.status(), Status::SeeOther, "unchanged");
 }
@@ -275,22 +262,16 @@ async fn a_provider_user_can_set_a_password_within_ten_minutes_of_signing_in_onl
 
     app.clock.advance(11 * 60);
     app.get("/welcome").await; // still signed in (active), but the sign-in is not fresh
-    let late = post_form(
-        &app,
-        "/account/password",
-        &[("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)],
-    )
-    .await;
+    let late = app
+        .post_form("/account/password", &[("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)])
+        .await;
     assert_is_redirect_to(&late, "/account");
     assert!(flash(&app).await.contains("sign in again with your provider"));
 
     github_sign_in(&app, &github).await;
-    let set = post_form(
-        &app,
-        "/account/password",
-        &[("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)],
-    )
-    .await;
+    let set = app
+        .post_form("/account/password", &[("new_password", NEW_PASSWORD), ("confirm_password", NEW_PASSWORD)])
+        .await;
     assert_is_redirect_to(&set, "/account");
     assert!(flash(&app).await.contains("Your password is changed."));
     assert_eq!(
@@ -306,7 +287,7 @@ async fn a_cookie_whose_record_is_gone_is_signed_out() {
     let app = TestApp::spawn_with(|f| f.merge(("session.retention", 0))).await;
     app.create_user("alice", PASSWORD).await;
     let cookie = app.sign_in("alice", PASSWORD).await;
-    post_form(&app, "/logout", &[]).await;
+    app.post_form("/logout", &[]).await;
     app.clock.advance(1);
     let (deleted, _) = app.auth().sweeper().sweep().await.unwrap();
     assert_eq!(deleted, 1);
@@ -321,7 +302,7 @@ async fn the_cache_never_lets_an_ended_session_through() {
     let laptop = app.sign_in("alice", PASSWORD).await;
     assert_eq!(app.get_with_cookie("/welcome", laptop.clone()).await.status(), Status::Ok, "now cached");
     app.sign_in("alice", PASSWORD).await;
-    post_form(&app, "/account/sessions/end-others", &[]).await;
+    app.post_form("/account/sessions/end-others", &[]).await;
     assert_eq!(app.get_with_cookie("/welcome", laptop).await.status(), Status::SeeOther);
 }
 
@@ -334,7 +315,7 @@ async fn the_store_keeps_a_hash_of_the_secret_not_the_secret() {
     app.sign_in("alice", PASSWORD).await;
     let token: Value = {
         let jar = app.client.cookies();
-        let cookie = jar.get_private(crate::common::session_cookie_name()).unwrap();
+        let cookie = jar.get_private(portal_testkit::session_cookie_name()).unwrap();
         serde_json::from_str(cookie.value()).unwrap()
     };
     let secret = token["secret"].as_str().unwrap();
@@ -352,7 +333,7 @@ async fn the_store_keeps_a_hash_of_the_secret_not_the_secret() {
     // Replaying the id with a guessed secret is refused.
     let forged = serde_json::json!({ "id": stored[0].0, "secret": stored[0].1 }).to_string();
     let forged =
-        app.client.get("/welcome").private_cookie(Cookie::new(crate::common::session_cookie_name(), forged));
+        app.client.get("/welcome").private_cookie(Cookie::new(portal_testkit::session_cookie_name(), forged));
     assert_eq!(forged.dispatch().await.status(), Status::SeeOther);
 }
 

@@ -7,8 +7,8 @@ use portal::Overrides;
 use rocket::http::Status;
 use rocket::local::asynchronous::Client;
 
-use crate::common::{secret_key, PASSWORD};
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::{secret_key, PASSWORD};
 
 fn overrides() -> Overrides {
     Overrides { clock: Some(Arc::new(ManualClock::new(START))) }

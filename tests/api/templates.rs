@@ -8,8 +8,8 @@ use portal::Overrides;
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::Client;
 
-use crate::common::{secret_key, PASSWORD};
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::{secret_key, PASSWORD};
 
 /// A directory holding `files` (name, contents).
 fn template_dir(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 
-use crate::common::PASSWORD;
-use crate::helpers::*;
+use portal_testkit::app::*;
+use portal_testkit::PASSWORD;
 
 async fn attempt<'c>(
     app: &'c TestApp,
@@ -120,7 +120,7 @@ async fn disabled_throttling_lets_every_attempt_hash() {
 
 #[rocket::async_test]
 async fn oauth_starts_are_throttled_per_ip() {
-    let github = crate::common::fakes::FakeGithub::start().await;
+    let github = portal_testkit::fakes::FakeGithub::start().await;
     let app = TestApp::spawn_with(|f| github.figment(f).merge(("throttle.oauth_starts", 3))).await;
     let start =
         |ip: &'static str| app.client.get("/login/github").remote(format!("{ip}:1234").parse().unwrap());

@@ -4,7 +4,7 @@
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::common::fakes::{escape, html};
+use portal_testkit::fakes::{escape, html};
 
 /// Another server, visited both as `127.0.0.1` and as `localhost` (two different sites).
 pub struct Elsewhere {

@@ -15,9 +15,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use tempfile::TempDir;
 
-use crate::common::fakes::{rocket_oauth, FakeGithub, FakeGoogle};
-use crate::common::process::{free_port, Launch, Portal};
-use crate::common::{PATIENCE, POLL};
+use portal_testkit::fakes::{rocket_oauth, FakeGithub, FakeGoogle};
+use portal_testkit::process::{free_port, Launch, Portal};
+use portal_testkit::{PATIENCE, POLL};
 
 /// The binaries, overridable for other systems; missing ones fail the suite loudly.
 fn tool(var: &str, default: &str, package: &str) -> PathBuf {

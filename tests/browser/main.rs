@@ -11,21 +11,16 @@
 //! `bash .ci/proxy-deps.sh`). Screenshots land in `target/browser-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod elsewhere;
 mod harness;
 // nginx and the gated portal, as the proxy suite starts them (the same shipped files).
-#[path = "../proxy/harness.rs"]
-#[allow(dead_code)]
-mod proxy;
+use portal_testkit::proxy;
 
-use crate::common::fakes::{FakeGithub, FakeGoogle, GITHUB_EMAIL, GITHUB_LOGIN, GOOGLE_EMAIL};
-use crate::common::process::Portal;
-use crate::common::{session_cookie_name, PASSWORD};
 use crate::elsewhere::Elsewhere;
 use crate::harness::{start_portal, Browser, Driver};
+use portal_testkit::fakes::{FakeGithub, FakeGoogle, GITHUB_EMAIL, GITHUB_LOGIN, GOOGLE_EMAIL};
+use portal_testkit::process::Portal;
+use portal_testkit::{session_cookie_name, PASSWORD};
 
 const NEED_LOGIN: &str = "You need to log in first.";
 
@@ -433,7 +428,7 @@ async fn one_sign_in_opens_every_gated_application_and_one_logout_closes_them() 
     proxy::nginx_binary();
     let driver = Driver::start().await;
     let echo = proxy::Echo::start();
-    let port = crate::common::process::free_port();
+    let port = portal_testkit::process::free_port();
     let portal = proxy::gated_portal(port);
     let nginx = proxy::Nginx::with_config(
         port,

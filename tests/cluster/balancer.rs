@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::common::process::{free_port, Launch, Portal};
-use crate::common::{new_postgres_database, postgres_server, secret_key, PASSWORD, PATIENCE};
-use crate::proxy::{connect, connect_from, deploy_dir, exchange, nginx_binary, shipped, Answer, Nginx};
+use portal_testkit::process::{free_port, Launch, Portal};
+use portal_testkit::proxy::{
+    connect, connect_from, deploy_dir, exchange, nginx_binary, shipped, Answer, Nginx,
+};
+use portal_testkit::{new_postgres_database, postgres_server, secret_key, PASSWORD, PATIENCE};
 
 /// How many instances a cluster has.
 pub const INSTANCES: usize = 3;
@@ -37,15 +39,13 @@ pub const UPSTREAM_HEADER: &str = "X-Upstream";
 
 /// The binary under test: the release build `PORTAL_RELEASE_BIN` names (CI), or this build's.
 fn portal_binary() -> PathBuf {
-    match std::env::var_os("PORTAL_RELEASE_BIN") {
-        Some(path) => {
-            let bin =
-                std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("PORTAL_RELEASE_BIN={path:?}: {e}"));
+    match portal_testkit::release_binary() {
+        Some(bin) => {
             println!("cluster: the portal binary is {} (PORTAL_RELEASE_BIN)", bin.display());
             bin
         }
         None => {
-            let bin = PathBuf::from(env!("CARGO_BIN_EXE_portal"));
+            let bin = portal_testkit::this_builds_binary();
             println!(
                 "cluster: the portal binary is this build's, {} (set PORTAL_RELEASE_BIN for another)",
                 bin.display()
@@ -175,7 +175,7 @@ impl Cluster {
         println!("cluster: nginx on {port}, instances on {ports:?}, database {database}");
         // Each instance caches sessions only while it hears the others' announcements: wait
         // until all of them listen, so no test sees a cache that is still off.
-        crate::proxy::until("every instance to LISTEN on portal_revoked", || {
+        portal_testkit::proxy::until("every instance to LISTEN on portal_revoked", || {
             let listening = sql(
                 &database,
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
@@ -259,9 +259,10 @@ impl Cluster {
         let notify = "SELECT 'sent' FROM (SELECT pg_notify('portal_revoked', $1)) AS announced";
         sql(&self.database, notify, &[&format!("u:{id}")]);
         for &i in &live {
-            crate::proxy::until(&format!("instance {i} to hear that canary {name} is disabled"), || {
-                is_sent_to_login(&browser.clone().get(Via::Instance(i), "/welcome")).then_some(())
-            });
+            portal_testkit::proxy::until(
+                &format!("instance {i} to hear that canary {name} is disabled"),
+                || is_sent_to_login(&browser.clone().get(Via::Instance(i), "/welcome")).then_some(()),
+            );
         }
     }
 
@@ -487,7 +488,7 @@ impl Browser {
 
     /// `name=value` of the session cookie, if the browser holds one.
     pub fn session(&self) -> Option<String> {
-        let name = crate::common::session_cookie_name();
+        let name = portal_testkit::session_cookie_name();
         self.jar.get(name).map(|value| format!("{name}={value}"))
     }
 

@@ -17,13 +17,6 @@
 //! temporary directories, so they run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-#[path = "../common/mod.rs"]
-mod common;
-// nginx and the raw HTTP client, as the proxy suite has them.
-#[path = "../proxy/harness.rs"]
-#[allow(dead_code)]
-mod proxy;
-
 mod balancer;
 
 use std::collections::BTreeSet;
@@ -36,9 +29,9 @@ use crate::balancer::{
     balancer_http_body, directives, hidden, is_sent_to_login, upstream, upstream_ports, Browser, Cluster,
     Revocations, Via, BALANCER_CONF, INSTANCES, SNIPPETS,
 };
-use crate::common::process::free_port;
-use crate::common::{PASSWORD, PATIENCE};
-use crate::proxy::{deploy_dir, nginx_test, shipped, Answer};
+use portal_testkit::process::free_port;
+use portal_testkit::proxy::{deploy_dir, nginx_test, shipped, Answer};
+use portal_testkit::{PASSWORD, PATIENCE};
 
 /// What `/welcome` says to a signed-in `user`.
 fn welcomes(answer: &Answer, user: &str) -> bool {

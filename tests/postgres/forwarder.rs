@@ -16,7 +16,7 @@ impl Forwarder {
     /// A forwarder on a free port that is not accepting yet.
     pub fn new(target_port: u16) -> Forwarder {
         Forwarder {
-            port: crate::common::process::free_port(),
+            port: portal_testkit::process::free_port(),
             target: format!("127.0.0.1:{target_port}"),
             tasks: Arc::default(),
         }

@@ -7,7 +7,7 @@ use portal::auth::throttle::{RetryAfter, Throttle};
 use portal::config::{InstanceKey, ThrottleSettings};
 use portal::store::{Guarded, NewSession, NewUser, Store, SweepBefore};
 
-use crate::common::{new_postgres_database, PATIENCE};
+use portal_testkit::{new_postgres_database, postgres_turn, PATIENCE};
 
 async fn store(url: &str, cache_ttl: i64) -> Store {
     Store::connect(url).await.expect("the store opens").with_session_cache(cache_ttl)
@@ -47,7 +47,10 @@ async fn is_ended(store: &Store, id: &str) -> bool {
     found.is_none_or(|(session, _)| session.record.ended_at.is_some())
 }
 
-pub async fn concurrent_starts_apply_each_migration_once(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_apply_each_migration_once() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let starts = (0..6).map(|_| {
         let url = url.clone();
@@ -75,7 +78,10 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
     out
 }
 
-pub async fn an_ended_session_leaves_every_instances_cache(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_leaves_every_instances_cache() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     // A long cache: only the announcement can make A forget.
     let (a, b) = (store(&url, 3600).await, store(&url, 3600).await);
@@ -111,7 +117,10 @@ pub async fn an_ended_session_leaves_every_instances_cache(server: String) {
     assert!(is_ended(&store(&url, 0).await, "t1").await, "the store has it ended");
 }
 
-pub async fn a_lost_listener_drops_the_cache_and_caching_resumes(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_listener_drops_the_cache_and_caching_resumes() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let a = store(&url, 3600).await;
     within("A listens", async || a.revocations_heard()).await;
@@ -153,7 +162,10 @@ fn ip() -> Option<IpAddr> {
     Some(IpAddr::from([192, 0, 2, 7]))
 }
 
-pub async fn the_throttle_budget_is_one_for_every_instance(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_throttle_budget_is_one_for_every_instance() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let key = InstanceKey([7; 32]);
     let settings = ThrottleSettings::default();
@@ -208,7 +220,10 @@ pub async fn the_throttle_budget_is_one_for_every_instance(server: String) {
     }
 }
 
-pub async fn the_last_admin_survives_concurrent_changes_on_two_instances(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_admin_survives_concurrent_changes_on_two_instances() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let (a, b) = (store(&url, 0).await, store(&url, 0).await);
     for round in 0..15 {
@@ -242,7 +257,10 @@ pub async fn the_last_admin_survives_concurrent_changes_on_two_instances(server:
     }
 }
 
-pub async fn sweeps_on_two_instances_at_once_share_the_work(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_on_two_instances_at_once_share_the_work() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let url = new_postgres_database(&server);
     let (a, b) = (store(&url, 0).await, store(&url, 0).await);
     let alice = user(&a, "alice", false).await;
@@ -275,22 +293,25 @@ pub async fn sweeps_on_two_instances_at_once_share_the_work(server: String) {
     assert_eq!(a.count_sessions().await.expect("count"), 1, "the live one stays");
 }
 
-pub async fn store_copy_moves_a_sqlite_store_without_loss(server: String) {
-    use crate::helpers::{session_cookie, TestApp, START};
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_copy_moves_a_sqlite_store_without_loss() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
+    use portal_testkit::app::{session_cookie, TestApp, START};
     use rocket::http::Status;
     let dir = tempfile::tempdir().expect("dir");
-    let sqlite = crate::common::sqlite_url(dir.path());
-    let secret = crate::common::secret_key();
+    let sqlite = portal_testkit::sqlite_url(dir.path());
+    let secret = portal_testkit::secret_key();
     // A real store, written by the portal: users, a session, failed sign-ins, a reset link,
     // a signing key.
     let old = TestApp::spawn_at(tempfile::tempdir().expect("dir"), sqlite.clone(), START, |f| {
         f.merge(("secret_key", secret.clone()))
     })
     .await;
-    let alice = old.create_user("alice", crate::common::PASSWORD).await;
-    old.create_user("bob", crate::common::PASSWORD).await;
+    let alice = old.create_user("alice", portal_testkit::PASSWORD).await;
+    old.create_user("bob", portal_testkit::PASSWORD).await;
     assert_eq!(old.post_login("bob", "wrong password!").await.status(), Status::Ok);
-    let cookie = old.sign_in("alice", crate::common::PASSWORD).await;
+    let cookie = old.sign_in("alice", portal_testkit::PASSWORD).await;
     assert_eq!(old.get_with_cookie("/welcome", cookie.clone()).await.status(), Status::Ok);
     old.store()
         .create_reset_link(portal::store::NewResetLink {
@@ -329,10 +350,10 @@ pub async fn store_copy_moves_a_sqlite_store_without_loss(server: String) {
     })
     .await;
     assert_eq!(new.get_with_cookie("/welcome", cookie).await.status(), Status::Ok, "still signed in");
-    let bob = new.post_login("bob", crate::common::PASSWORD).await;
+    let bob = new.post_login("bob", portal_testkit::PASSWORD).await;
     assert_eq!(bob.status(), Status::SeeOther);
     assert!(session_cookie(&bob).is_some());
-    let carol = new.create_user("carol", crate::common::PASSWORD).await;
+    let carol = new.create_user("carol", portal_testkit::PASSWORD).await;
     assert!(carol.id > alice.id + 1, "ids go on after the copied ones");
 }
 

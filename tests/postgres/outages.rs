@@ -5,16 +5,19 @@ use std::time::{Duration, Instant};
 
 use rocket::http::Status;
 
-use crate::common::{new_postgres_database, PASSWORD, PATIENCE};
 use crate::forwarder::{port_of, Forwarder};
-use crate::helpers::{TestApp, START};
+use portal_testkit::app::{TestApp, START};
+use portal_testkit::{new_postgres_database, postgres_turn, PASSWORD, PATIENCE};
 
 async fn health(app: &TestApp) -> (Status, String) {
     let response = app.get("/health").await;
     (response.status(), response.into_string().await.unwrap_or_default())
 }
 
-pub async fn postgres_down_at_start_serves_503_then_connects(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_at_start_serves_503_then_connects() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let direct = new_postgres_database(&server);
     let forwarder = Forwarder::new(port_of(&direct));
     let url = forwarder.url(&direct);
@@ -51,7 +54,10 @@ pub async fn postgres_down_at_start_serves_503_then_connects(server: String) {
     assert!(keys.contains("\"kid\""), "the first-start work ran: {keys}");
 }
 
-pub async fn a_database_restart_under_load_is_503_never_500_and_loses_nothing(server: String) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_under_load_is_503_never_500_and_loses_nothing() {
+    let Some(turn) = postgres_turn().await else { return };
+    let server = turn.server.clone();
     let direct = new_postgres_database(&server);
     let forwarder = Forwarder::new(port_of(&direct));
     forwarder.up().await;
@@ -123,5 +129,5 @@ pub async fn a_database_restart_under_load_is_503_never_500_and_loses_nothing(se
     }
     assert_eq!(health(&app).await.0, Status::Ok);
     assert_eq!(app.store().count_users().await.expect("count"), users_before);
-    assert_eq!(app.sign_in("alice", PASSWORD).await.name(), crate::common::session_cookie_name());
+    assert_eq!(app.sign_in("alice", PASSWORD).await.name(), portal_testkit::session_cookie_name());
 }

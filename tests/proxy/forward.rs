@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 
-use crate::common::process::{free_port, Portal};
-use crate::harness::{
+use portal_testkit::process::{free_port, Portal};
+use portal_testkit::proxy::{
     caddy_binary, caddy_deploy_dir, connect, exchange, gate_http_body, gate_sites_http_body, gated_portal,
     nginx_binary, Answer, Caddy, Echo, Files, Nginx, FINANCE_SECRET,
 };
@@ -102,7 +102,7 @@ fn walk(port: u16, logs: impl Fn() -> String) {
     let form = format!(
         "csrf_token={}&username=alice&password={}&rd={}",
         encode(&token),
-        encode(crate::common::PASSWORD),
+        encode(portal_testkit::PASSWORD),
         encode(&original)
     );
     let signed_in = send(port, "POST", &auth, "/login", &cookie_header(&jar), browser, Some(&form));
@@ -258,7 +258,7 @@ impl Site {
         let form = format!(
             "csrf_token={}&username={user}&password={}",
             encode(&hidden(&login.body, "csrf_token")),
-            encode(crate::common::PASSWORD)
+            encode(portal_testkit::PASSWORD)
         );
         let signed_in = send(self.port, "POST", &auth, "/login", &cookie_header(&jar), "", Some(&form));
         assert_eq!(signed_in.status, 303, "{user} signs in: {signed_in:#?}\n{}", self.logs());

@@ -12,18 +12,14 @@
 //! temporary directories, so they run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod forward;
-mod harness;
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::common::process::{free_port, Portal};
-use crate::harness::{
+use portal_testkit::process::{free_port, Portal};
+use portal_testkit::proxy::{
     connect, connect_from, deploy_dir, exchange, get, is_timeout, nginx_test, parse_answer, proxy_http_body,
     read_to_close, shipped, shipped_seconds, shipped_value, start_portal, until, Nginx,
 };
@@ -42,7 +38,7 @@ struct World {
 
 impl World {
     fn start() -> World {
-        harness::nginx_binary(); // no nginx: say so before starting anything
+        portal_testkit::proxy::nginx_binary(); // no nginx: say so before starting anything
         let portal = start_portal();
         let nginx = Nginx::start(&portal);
         World { nginx, portal }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::{secret_key, sqlite_url, PASSWORD, POLL};
+use crate::{repo_root, secret_key, sqlite_url, this_builds_binary, PASSWORD, POLL};
 
 /// How long a server may take to answer `GET /health` (a debug build on two busy cores).
 pub const STARTUP: Duration = Duration::from_secs(30);
@@ -19,6 +19,7 @@ pub const STARTUP: Duration = Duration::from_secs(30);
 /// The name of a served portal's log (its stdout and stderr) in its home directory.
 const LOG: &str = "portal.log";
 
+/// A loopback port nothing listens on at the moment.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     listener.local_addr().expect("its address").port()
@@ -35,12 +36,12 @@ pub struct Launch {
 impl Launch {
     /// This build's binary, run from the checkout, so the repository's `Rocket.toml` applies.
     pub fn in_checkout() -> Launch {
-        Launch::in_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        Launch::in_dir(repo_root())
     }
 
     /// This build's binary, run from `dir` (whose `Rocket.toml`, if any, applies).
     pub fn in_dir(dir: &Path) -> Launch {
-        Launch { bin: PathBuf::from(env!("CARGO_BIN_EXE_portal")), dir: dir.to_owned(), env: Vec::new() }
+        Launch { bin: this_builds_binary(), dir: dir.to_owned(), env: Vec::new() }
     }
 
     /// Another build of the binary (the release one, say).

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::common::process::{free_port, wait_for_health, Launch, Portal};
-use crate::common::{PATIENCE, POLL};
+use crate::process::{free_port, wait_for_health, Launch, Portal};
+use crate::{repo_root, PATIENCE, POLL};
 
 /// `deploy/nginx/` in this checkout: the files we ship, used as they are.
 pub fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join("nginx")
+    repo_root().join("deploy").join("nginx")
 }
 
 /// The text of a shipped file in `deploy/nginx/`.
@@ -347,7 +347,7 @@ pub fn caddy_binary() -> PathBuf {
 
 /// `deploy/caddy/` in this checkout.
 pub fn caddy_deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join("caddy")
+    repo_root().join("deploy").join("caddy")
 }
 
 /// Caddy running `caddyfile` (its admin API off, its data in a temporary directory), with
@@ -521,6 +521,7 @@ pub struct Files {
 }
 
 impl Files {
+    #[allow(clippy::new_without_default)] // it writes a new directory: not a default value
     pub fn new() -> Files {
         let dir = tempfile::tempdir().expect("a temporary directory");
         fs::write(dir.path().join("finance"), FINANCE_SECRET).expect("the finance file is written");

@@ -1,5 +1,7 @@
 //! `TestApp`: the real app on Rocket's local client, with a fresh SQLite file, its own
-//! secret key and a clock the test moves.
+//! secret key and a clock the test moves, and the requests tests make with it (the login
+//! form, any form with this browser's CSRF token, the console's flash and audit log); and
+//! the real binary's login form over HTTP.
 
 use std::sync::Arc;
 
@@ -8,13 +10,14 @@ use portal::clock::ManualClock;
 use portal::store::{NewUser, Store, User};
 use portal::Overrides;
 use rocket::figment::Figment;
-use rocket::http::{ContentType, Cookie, RawStr, Status};
+use rocket::http::{ContentType, Cookie, Header, RawStr, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
+use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::common::{
+use crate::{
     new_postgres_database, postgres_server, secret_key, secure_session_cookie_name, session_cookie_name,
-    sqlite_url,
+    sqlite_url, PASSWORD,
 };
 
 pub const START: i64 = 1_800_000_000;
@@ -156,6 +159,92 @@ impl TestApp {
         let untracked = self.client.get(uri.to_owned()).cookie(cookie);
         untracked.dispatch().await
     }
+
+    /// Posts a form (the console's, the account page's) with this browser's CSRF token.
+    pub async fn post_form(&self, uri: &str, fields: &[(&str, &str)]) -> LocalResponse<'_> {
+        let token = self.csrf_token().await;
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        self.client.post(uri.to_owned()).header(ContentType::Form).body(form_body(&all)).dispatch().await
+    }
+
+    /// The flash message the next page shows (read from the users list).
+    pub async fn flash(&self, page: &str) -> String {
+        let html = body(self.get(page).await).await;
+        let start = html.find("role=\"status\">").map(|i| i + "role=\"status\">".len()).unwrap_or(0);
+        let end = html[start..].find("</p>").map_or(start, |i| start + i);
+        unescape_html(&html[start..end])
+    }
+
+    /// The audit log, oldest first, as (kind, actor, subject).
+    pub async fn events(&self) -> Vec<(String, String, Option<i64>)> {
+        let mut all: Vec<_> = self
+            .store()
+            .recent_events(10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.actor, e.subject_user_id))
+            .collect();
+        all.reverse();
+        all
+    }
+
+    /// The audit log's newest event, as (kind, actor, subject).
+    pub async fn last_event(&self) -> (String, String, Option<i64>) {
+        self.events().await.pop().expect("an event")
+    }
+
+    /// A new administrator `name` with [`PASSWORD`].
+    pub async fn create_admin(&self, name: &str) -> User {
+        let user = self.create_user(name, PASSWORD).await;
+        let by = portal::auth::admin::Operator::cli();
+        self.auth().set_user_admin(&by, user.id, true).await.unwrap()
+    }
+
+    /// The app with `root` as its only administrator: the debug build's `admin` (seeded into an
+    /// empty store) is deleted.
+    pub async fn with_root(self) -> TestApp {
+        self.create_admin("root").await;
+        let seeded = self.store().user_by_username("admin").await.unwrap().unwrap();
+        let by = portal::auth::admin::Operator::cli();
+        self.auth().delete_user(&by, seeded.id).await.unwrap();
+        self
+    }
+
+    /// An administrator, signed in on the test client.
+    pub async fn spawn_admin() -> (TestApp, User) {
+        let app = TestApp::spawn().await.with_root().await;
+        let root = app.store().user_by_username("root").await.unwrap().unwrap();
+        app.sign_in("root", PASSWORD).await;
+        (app, root)
+    }
+}
+
+/// A response's body as text (empty when there is none).
+pub async fn body(response: LocalResponse<'_>) -> String {
+    response.into_string().await.unwrap_or_default()
+}
+
+/// A response's body as JSON; the test fails if it is not.
+pub async fn json(response: LocalResponse<'_>) -> Value {
+    serde_json::from_str(&body(response).await).expect("a JSON body")
+}
+
+/// `Sec-Fetch-Site: same-origin`, as a browser sends it with a request from the portal's own page.
+pub fn same_origin() -> Header<'static> {
+    Header::new("Sec-Fetch-Site", "same-origin")
+}
+
+/// The one-time link on a link page.
+pub fn link_in(page: &str) -> String {
+    let page = unescape_html(page);
+    let at = page.find("/reset/").expect("the page shows a /reset/ link");
+    let token: String = page[at + "/reset/".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    format!("/reset/{token}")
 }
 
 /// Runs one statement with one bound id on the store at `db_url`, behind the app's back: for
