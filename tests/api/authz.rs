@@ -615,7 +615,7 @@ const ELSEWHERE: [&str; 6] =
 
 /// `GET /authz/forward-auth` about `https://app.example.com{uri}`, as Caddy asks for a
 /// browser's navigation.
-async fn ask_forward<'a>(app: &'a TestApp, uri: &str) -> LocalResponse<'a> {
+async fn ask_forward_path<'a>(app: &'a TestApp, uri: &str) -> LocalResponse<'a> {
     app.client
         .get("/authz/forward-auth")
         .header(Header::new("X-Forwarded-Proto", "https"))
@@ -629,7 +629,7 @@ async fn ask_forward<'a>(app: &'a TestApp, uri: &str) -> LocalResponse<'a> {
 /// The statuses both endpoints answer for `uri` on app.example.com, as the client now is.
 async fn statuses(app: &TestApp, uri: &str) -> (Status, Status) {
     let nginx = ask(app, &format!("https://app.example.com{uri}")).await.status();
-    let caddy = ask_forward(app, uri).await.status();
+    let caddy = ask_forward_path(app, uri).await.status();
     (nginx, caddy)
 }
 
