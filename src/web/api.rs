@@ -12,7 +12,7 @@ use serde::de::{DeserializeOwned, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Map;
 
-use crate::auth::admin::AdminError;
+use crate::auth::admin::{AdminError, QueryError};
 use crate::auth::AuthError;
 use crate::web::error::{admin_status, status_of};
 
@@ -45,6 +45,13 @@ impl From<AdminError> for ApiError {
             AdminError::NoSuchUser => ApiError::status(Status::NotFound),
             other => ApiError(admin_status(&other), other.to_string().into()),
         }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    /// 422 with the refusal's own words.
+    fn from(error: QueryError) -> ApiError {
+        ApiError(Status::UnprocessableEntity, error.to_string().into())
     }
 }
 
