@@ -17,7 +17,10 @@ use crate::auth::admin::{
 use crate::auth::audit::{Actor, EventKind};
 use crate::auth::Auth;
 use crate::store::{EventRecord, User};
-use crate::web::api::{ApiError, JsonObject};
+use crate::web::api::{
+    ApiError, ErrorJson, JsonBodyErrors, JsonObject, NotAdmin, NotAdminOrCrossSite, SignedInErrors,
+    UserIdErrors,
+};
 use crate::web::client::SiteOrigin;
 use crate::web::csrf::SameOriginRequired;
 use crate::web::guard::ApiActing;
@@ -89,12 +92,6 @@ pub struct UsersParams {
     limit: Option<String>,
 }
 
-/// An error: `{"error": "…"}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorJson {
-    error: String,
-}
-
 /// Each query parameter at most once: Rocket reads an optional field given twice
 /// (`?limit=1&limit=2`) as absent, which would quietly drop a filter or a bound.
 fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
@@ -114,10 +111,9 @@ fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
     params(UsersParams),
     responses(
         (status = 200, description = "A page of users", body = UsersJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator", body = ErrorJson),
+        SignedInErrors,
+        NotAdmin,
         (status = 422, description = "A parameter is out of range, or given twice", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[get("/api/admin/users?<params..>")]
@@ -187,14 +183,11 @@ pub struct CreatedJson {
     request_body = NewUserJson,
     responses(
         (status = 201, description = "Created", body = CreatedJson),
-        (status = 400, description = "The body is not JSON, or names a key twice", body = ErrorJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        JsonBodyErrors,
         (status = 409, description = "The username is taken", body = ErrorJson),
-        (status = 413, description = "Too large", body = ErrorJson),
-        (status = 415, description = "Not sent as application/json", body = ErrorJson),
         (status = 422, description = "An invalid username or email, or unreadable fields", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[post("/api/admin/users", data = "<body>")]
@@ -335,11 +328,9 @@ async fn detail(auth: &Auth, overview: UserOverview) -> Result<UserDetailJson, A
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", body = UserDetailJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
+        SignedInErrors,
+        NotAdmin,
+        UserIdErrors,
     )
 )]
 #[get("/api/admin/users/<id>")]
@@ -371,15 +362,12 @@ pub struct UserChangeJson {
     request_body = UserChangeJson,
     responses(
         (status = 200, description = "The user as changed", body = UserJson),
-        (status = 400, description = "The body is not JSON, or names a key twice", body = ErrorJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        JsonBodyErrors,
         (status = 404, description = "No such user", body = ErrorJson),
         (status = 409, description = "The last administrator, or yourself", body = ErrorJson),
-        (status = 413, description = "Too large", body = ErrorJson),
-        (status = 415, description = "Not sent as application/json", body = ErrorJson),
         (status = 422, description = "Unreadable fields, or an id that is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[patch("/api/admin/users/<id>", data = "<body>")]
@@ -413,12 +401,10 @@ pub async fn change_user(
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        UserIdErrors,
         (status = 409, description = "The last administrator, or yourself", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[delete("/api/admin/users/<id>")]
@@ -440,11 +426,9 @@ pub async fn delete_user(
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 201, description = "The link (shown only here)", body = ResetLinkJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        UserIdErrors,
     )
 )]
 #[post("/api/admin/users/<id>/reset-link")]
@@ -476,12 +460,10 @@ pub struct EndedJson {
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 200, description = "Sessions ended", body = EndedJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        UserIdErrors,
         (status = 409, description = "Your own account", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[delete("/api/admin/users/<id>/sessions")]
@@ -512,12 +494,11 @@ pub async fn end_sessions(
     ),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
         (status = 404, description = "No such user or live session", body = ErrorJson),
         (status = 409, description = "Your own account", body = ErrorJson),
         (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[delete("/api/admin/users/<id>/sessions/<session>")]
@@ -574,10 +555,9 @@ pub struct EventsJson {
     params(EventsParams),
     responses(
         (status = 200, description = "A page of events", body = EventsJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator", body = ErrorJson),
+        SignedInErrors,
+        NotAdmin,
         (status = 422, description = "A parameter is invalid, or given twice", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[get("/api/admin/events?<params..>")]
