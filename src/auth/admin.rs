@@ -215,13 +215,22 @@ fn page_size(limit: Option<&str>) -> Result<i64, QueryError> {
     }
 }
 
-/// The users list's query as sent (`/admin?…`, `/api/admin/users?…`).
+/// A users or events query's parameters as sent, each absent or not: the console's form
+/// fields, the API's query. Each query reads its own: users `q`, `after`, `before`, `limit`;
+/// events `user`, `kind`, `since`, `until`, `before`, `limit`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct UsersText<'a> {
+pub struct QueryParams<'a> {
+    /// Usernames or emails starting with this.
     pub q: Option<&'a str>,
-    /// A page's `next`: the page after it.
+    /// Whose events, by name.
+    pub user: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    /// Users: a page's `next`, for the page after it.
     pub after: Option<&'a str>,
-    /// A page's `previous`: the page before it.
+    /// Users: a page's `previous`, for the page before it; events: a page's `next`
+    /// ([`EventCursor`] as text), for older ones.
     pub before: Option<&'a str>,
     pub limit: Option<&'a str>,
 }
@@ -235,7 +244,7 @@ pub struct UsersQuery {
 }
 
 impl UsersQuery {
-    pub fn parse(text: UsersText<'_>) -> Result<UsersQuery, QueryError> {
+    pub fn parse(text: QueryParams<'_>) -> Result<UsersQuery, QueryError> {
         within_limits(&[text.q, text.after, text.before])?;
         let limit = page_size(text.limit)?;
         // A users cursor is the username key itself; the parameter's name says which way.
@@ -249,35 +258,17 @@ impl UsersQuery {
     }
 }
 
-/// The audit log's query as sent (`/admin/events?…`, `/api/admin/events?…`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EventsText<'a> {
-    /// Whose events, by name.
-    pub user: Option<&'a str>,
-    pub kind: Option<&'a str>,
-    pub since: Option<&'a str>,
-    pub until: Option<&'a str>,
-    /// The previous page's `next` ([`EventCursor`] as text).
-    pub before: Option<&'a str>,
-    pub limit: Option<&'a str>,
-}
-
-/// An audit log query, read; [`Auth::events_filter`] looks the user up.
+/// An audit log query, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventsQuery {
+    /// Whose events, by name: [`Auth::events_filter`] looks them up.
     pub user: Option<String>,
-    /// An [`EventKind`] slug.
-    pub kind: Option<String>,
-    /// Unix seconds, inclusive.
-    pub since: Option<i64>,
-    /// Unix seconds, exclusive.
-    pub until: Option<i64>,
-    pub before: Option<EventCursor>,
-    pub limit: i64,
+    /// The rest of the filter (no subject yet).
+    pub filter: EventFilter,
 }
 
 impl EventsQuery {
-    pub fn parse(text: EventsText<'_>, how: QueryText) -> Result<EventsQuery, QueryError> {
+    pub fn parse(text: QueryParams<'_>, how: QueryText) -> Result<EventsQuery, QueryError> {
         within_limits(&[text.user, text.kind, text.since, text.until, text.before])?;
         let limit = page_size(text.limit)?;
         let kind = match how.value(text.kind) {
@@ -291,7 +282,8 @@ impl EventsQuery {
             .transpose()?;
         let since = how.value(text.since).map(|t| how.time(t)).transpose()?;
         let until = how.value(text.until).map(|t| how.time(t)).transpose()?;
-        Ok(EventsQuery { user: how.value(text.user).map(str::to_owned), kind, since, until, before, limit })
+        let filter = EventFilter { subject: None, kind, since, until, before, limit };
+        Ok(EventsQuery { user: how.value(text.user).map(str::to_owned), filter })
     }
 }
 
@@ -551,14 +543,7 @@ impl Auth {
             Some(name) => Some(self.events_subject(name).await?),
             None => None,
         };
-        Ok(EventFilter {
-            subject,
-            kind: query.kind.clone(),
-            since: query.since,
-            until: query.until,
-            before: query.before,
-            limit: query.limit,
-        })
+        Ok(EventFilter { subject, ..query.filter.clone() })
     }
 
     /// A page of the audit log, newest first, and where the next (older) page starts when
@@ -653,17 +638,17 @@ mod tests {
 
     #[test]
     fn a_users_query_reads_its_search_cursor_and_page_size() {
-        let text = UsersText { q: Some("  Bob "), after: Some("carol"), ..UsersText::default() };
+        let text = QueryParams { q: Some("  Bob "), after: Some("carol"), ..QueryParams::default() };
         let query = UsersQuery::parse(text).unwrap();
         assert_eq!(query.q, "Bob");
         assert_eq!(query.search.prefix.as_deref(), Some("bob"));
         assert_eq!(query.search.cursor, Some(Cursor::After("carol".into())));
         assert_eq!(query.search.limit, DEFAULT_PAGE);
-        let text = UsersText { before: Some("alice"), limit: Some("100"), ..UsersText::default() };
+        let text = QueryParams { before: Some("alice"), limit: Some("100"), ..QueryParams::default() };
         let query = UsersQuery::parse(text).unwrap();
         assert_eq!((query.search.cursor, query.search.limit), (Some(Cursor::Before("alice".into())), 100));
         // A page's `next` and `previous` are the keys themselves: they come back unchanged.
-        let text = UsersText { after: Some("ﬁ ⅻ"), ..UsersText::default() };
+        let text = QueryParams { after: Some("ﬁ ⅻ"), ..QueryParams::default() };
         assert_eq!(UsersQuery::parse(text).unwrap().search.cursor, Some(Cursor::After("ﬁ ⅻ".into())));
     }
 
@@ -671,61 +656,66 @@ mod tests {
     fn a_users_query_refuses_long_text_and_odd_page_sizes() {
         let long = "a".repeat(MAX_SEARCH_BYTES + 1);
         for text in [
-            UsersText { q: Some(&long), ..UsersText::default() },
-            UsersText { after: Some(&long), ..UsersText::default() },
-            UsersText { before: Some(&long), ..UsersText::default() },
+            QueryParams { q: Some(&long), ..QueryParams::default() },
+            QueryParams { after: Some(&long), ..QueryParams::default() },
+            QueryParams { before: Some(&long), ..QueryParams::default() },
         ] {
             assert_eq!(UsersQuery::parse(text).unwrap_err(), QueryError::TooLong);
         }
         for limit in ["0", "101", "-5", "abc", "", "99999999999999999999"] {
-            let text = UsersText { limit: Some(limit), ..UsersText::default() };
+            let text = QueryParams { limit: Some(limit), ..QueryParams::default() };
             assert_eq!(UsersQuery::parse(text).unwrap_err(), QueryError::BadLimit, "{limit:?}");
         }
         let fits = "a".repeat(MAX_SEARCH_BYTES);
-        assert!(UsersQuery::parse(UsersText { q: Some(&fits), ..UsersText::default() }).is_ok());
+        assert!(UsersQuery::parse(QueryParams { q: Some(&fits), ..QueryParams::default() }).is_ok());
     }
 
     #[test]
     fn an_events_query_reads_a_form_and_the_api_each_its_own_way() {
         let now = 1_800_000_000;
         let form = QueryText::Form { now };
-        let text = EventsText {
+        let text = QueryParams {
             user: Some(" bob "),
             kind: Some("sign_in_failed"),
             since: Some("24h"),
             until: Some(""),
             before: Some("1800000000.7"),
-            limit: None,
+            ..QueryParams::default()
         };
         let query = EventsQuery::parse(text, form).unwrap();
-        let expected = EventsQuery {
-            user: Some("bob".into()),
+        let filter = EventFilter {
+            subject: None,
             kind: Some("sign_in_failed".into()),
             since: Some(now - 86_400),
             until: None,
             before: Some(EventCursor { at: 1_800_000_000, id: 7 }),
             limit: DEFAULT_PAGE,
         };
+        let expected = EventsQuery { user: Some("bob".into()), filter };
         assert_eq!(query, expected);
-        // A form's empty fields are no filter.
-        let empty = EventsText {
-            user: Some(""),
-            kind: Some(""),
-            since: Some(" "),
-            until: Some(""),
-            before: Some(""),
-            limit: None,
+        // A form's empty (or blank) fields are no filter.
+        let blank = Some(" ");
+        let empty = QueryParams {
+            user: blank,
+            kind: blank,
+            since: blank,
+            until: blank,
+            before: blank,
+            ..QueryParams::default()
         };
         let query = EventsQuery::parse(empty, form).unwrap();
-        assert_eq!((query.user, query.kind, query.since, query.before), (None, None, None, None));
+        assert_eq!(
+            query,
+            EventsQuery { user: None, filter: EventFilter { limit: DEFAULT_PAGE, ..EventFilter::default() } }
+        );
         // The API takes Unix seconds, and refuses what is empty but means something.
-        let text = EventsText { since: Some("1800000000"), limit: Some("7"), ..EventsText::default() };
+        let text = QueryParams { since: Some("1800000000"), limit: Some("7"), ..QueryParams::default() };
         let query = EventsQuery::parse(text, QueryText::Api).unwrap();
-        assert_eq!((query.since, query.limit), (Some(now), 7));
+        assert_eq!((query.filter.since, query.filter.limit), (Some(now), 7));
         for (text, refusal) in [
-            (EventsText { kind: Some(""), ..EventsText::default() }, QueryError::BadKind),
-            (EventsText { before: Some(""), ..EventsText::default() }, QueryError::BadCursor),
-            (EventsText { since: Some("24h"), ..EventsText::default() }, QueryError::BadTime("".into())),
+            (QueryParams { kind: Some(""), ..QueryParams::default() }, QueryError::BadKind),
+            (QueryParams { before: Some(""), ..QueryParams::default() }, QueryError::BadCursor),
+            (QueryParams { since: Some("24h"), ..QueryParams::default() }, QueryError::BadTime("".into())),
         ] {
             let got = EventsQuery::parse(text, QueryText::Api).unwrap_err();
             assert_eq!(std::mem::discriminant(&got), std::mem::discriminant(&refusal), "{text:?}");
@@ -737,35 +727,35 @@ mod tests {
         let long = "x".repeat(MAX_SEARCH_BYTES + 1);
         let form = QueryText::Form { now: 1_800_000_000 };
         for how in [form, QueryText::Api] {
-            let refused = |text: EventsText<'_>| EventsQuery::parse(text, how).unwrap_err();
+            let refused = |text: QueryParams<'_>| EventsQuery::parse(text, how).unwrap_err();
             for text in [
-                EventsText { user: Some(&long), ..EventsText::default() },
-                EventsText { kind: Some(&long), ..EventsText::default() },
-                EventsText { since: Some(&long), ..EventsText::default() },
-                EventsText { before: Some(&long), ..EventsText::default() },
+                QueryParams { user: Some(&long), ..QueryParams::default() },
+                QueryParams { kind: Some(&long), ..QueryParams::default() },
+                QueryParams { since: Some(&long), ..QueryParams::default() },
+                QueryParams { before: Some(&long), ..QueryParams::default() },
             ] {
                 assert_eq!(refused(text), QueryError::TooLong, "{how:?}");
             }
             assert_eq!(
-                refused(EventsText { kind: Some("nonsense"), ..EventsText::default() }),
+                refused(QueryParams { kind: Some("nonsense"), ..QueryParams::default() }),
                 QueryError::BadKind
             );
             assert_eq!(
-                refused(EventsText { before: Some("1"), ..EventsText::default() }),
+                refused(QueryParams { before: Some("1"), ..QueryParams::default() }),
                 QueryError::BadCursor
             );
             assert_eq!(
-                refused(EventsText { limit: Some("0"), ..EventsText::default() }),
+                refused(QueryParams { limit: Some("0"), ..QueryParams::default() }),
                 QueryError::BadLimit
             );
-            let bad_time = refused(EventsText { until: Some("yesterday"), ..EventsText::default() });
+            let bad_time = refused(QueryParams { until: Some("yesterday"), ..QueryParams::default() });
             assert!(matches!(bad_time, QueryError::BadTime(_)), "{how:?}");
         }
         let api =
-            EventsQuery::parse(EventsText { since: Some("abc"), ..EventsText::default() }, QueryText::Api);
+            EventsQuery::parse(QueryParams { since: Some("abc"), ..QueryParams::default() }, QueryText::Api);
         assert_eq!(api.unwrap_err().to_string(), "since and until are Unix seconds");
         let form =
-            EventsQuery::parse(EventsText { since: Some("2027-13-45"), ..EventsText::default() }, form);
+            EventsQuery::parse(QueryParams { since: Some("2027-13-45"), ..QueryParams::default() }, form);
         assert!(form.unwrap_err().to_string().contains("is not a time"));
     }
 

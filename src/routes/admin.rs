@@ -10,8 +10,7 @@ use rocket::request::FromParam;
 use rocket::{get, post, uri, State};
 
 use crate::auth::admin::{
-    AdminError, EventsQuery, EventsText, NewAccount, QueryError, QueryText, UsersQuery, UsersText,
-    MAX_SEARCH_BYTES,
+    AdminError, EventsQuery, NewAccount, QueryError, QueryParams, QueryText, UsersQuery, MAX_SEARCH_BYTES,
 };
 use crate::auth::Auth;
 use crate::store::EventCursor;
@@ -42,7 +41,8 @@ pub async fn users(
     let Ok(fields) = fields else {
         return Ok(message_page_reply(Status::BadRequest, "That search could not be read."));
     };
-    let text = UsersText { q: fields.q, after: fields.after, before: fields.before, limit: None };
+    let text =
+        QueryParams { q: fields.q, after: fields.after, before: fields.before, ..QueryParams::default() };
     let query = match UsersQuery::parse(text) {
         Ok(query) => query,
         Err(QueryError::TooLong) => {
@@ -299,13 +299,13 @@ pub async fn events(
     let Ok(fields) = fields else {
         return Ok(message_page_reply(Status::BadRequest, "That filter could not be read."));
     };
-    let text = EventsText {
+    let text = QueryParams {
         user: fields.user,
         kind: fields.kind,
         since: fields.since,
         until: fields.until,
         before: fields.before,
-        limit: None,
+        ..QueryParams::default()
     };
     let mut view = EventsFilterView {
         user: fields.user.unwrap_or("").trim(),

@@ -11,9 +11,7 @@ use rocket::{delete, get, patch, post, FromForm, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::admin::{
-    EventsQuery, EventsText, NewAccount, QueryText, UserOverview, UsersQuery, UsersText,
-};
+use crate::auth::admin::{EventsQuery, NewAccount, QueryParams, QueryText, UserOverview, UsersQuery};
 use crate::auth::audit::{Actor, EventKind};
 use crate::auth::Auth;
 use crate::store::{EventRecord, User};
@@ -124,11 +122,12 @@ pub async fn users(
     auth: &State<Auth>,
 ) -> Result<Json<UsersJson>, ApiError> {
     once_each(uri)?;
-    let text = UsersText {
+    let text = QueryParams {
         q: params.q.as_deref(),
         after: params.after.as_deref(),
         before: params.before.as_deref(),
         limit: params.limit.as_deref(),
+        ..QueryParams::default()
     };
     let query = UsersQuery::parse(text)?;
     let by = admin.by();
@@ -568,13 +567,14 @@ pub async fn events(
     auth: &State<Auth>,
 ) -> Result<Json<EventsJson>, ApiError> {
     once_each(uri)?;
-    let text = EventsText {
+    let text = QueryParams {
         user: params.user.as_deref(),
         kind: params.kind.as_deref(),
         since: params.since.as_deref(),
         until: params.until.as_deref(),
         before: params.before.as_deref(),
         limit: params.limit.as_deref(),
+        ..QueryParams::default()
     };
     let query = EventsQuery::parse(text, QueryText::Api)?;
     let filter = auth.events_filter(&query).await?;

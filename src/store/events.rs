@@ -39,7 +39,7 @@ pub struct EventRecord {
 const EVENT_COLUMNS: &str = "id, at, kind, actor, subject_user_id, subject_name, ip, client, detail";
 
 /// Which events the console and `portal events` show: newest first, a page at a time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub subject: Option<Subject>,
     pub kind: Option<String>,
