@@ -336,7 +336,7 @@ async fn events(
     let mut left = i64::from(limit);
     while left > 0 {
         filter.limit = left.min(crate::auth::admin::MAX_PAGE);
-        let (events, more) = auth.find_events(&by, &filter).await.map_err(|e| e.to_string())?;
+        let (events, next) = auth.find_events(&by, &filter).await.map_err(|e| e.to_string())?;
         let names = auth.actor_names(&events).await.map_err(|e| e.to_string())?;
         for e in &events {
             let what = EventKind::from_slug(&e.kind).map_or_else(|| e.kind.clone(), |k| k.words().to_owned());
@@ -355,11 +355,9 @@ async fn events(
             ));
         }
         left -= events.len() as i64;
-        match (more, events.last()) {
-            (true, Some(last)) => {
-                filter.before = Some(crate::store::EventCursor { at: last.at, id: last.id })
-            }
-            _ => break,
+        match next {
+            Some(next) => filter.before = Some(next),
+            None => break,
         }
     }
     Ok(lines.join("\n"))

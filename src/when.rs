@@ -1,9 +1,19 @@
-//! Times as people write and read them: RFC 3339 out, and in a few forms a person types
-//! (`--since` on the command line, the console's date fields). All UTC.
+//! Times as people write and read them: one form on every page ([`human`]), RFC 3339 in
+//! JSON, logs and the command line, and a few forms a person types (`--since` on the command
+//! line, the console's date fields). All UTC.
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
+/// `2026-12-01 22:43 UTC`: a time as every page shows it (the account page, the console).
+pub fn human(unix: i64) -> String {
+    let minutes = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&minutes).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
 
 /// `2026-12-01T22:43:10Z`.
 pub fn rfc3339(unix: i64) -> String {
@@ -59,6 +69,10 @@ mod tests {
     fn moments_parse_in_every_documented_form() {
         let now = 1_800_000_000; // 2027-01-15T08:00:00Z
         assert_eq!(rfc3339(now), "2027-01-15T08:00:00Z");
+        assert_eq!(human(now), "2027-01-15 08:00 UTC");
+        assert_eq!(human(now + 59), "2027-01-15 08:00 UTC");
+        assert_eq!(human(-62_135_596_800), "0001-01-01 00:00 UTC");
+        assert_eq!(human(i64::MAX), i64::MAX.to_string());
         assert_eq!(parse_moment("2027-01-15T08:00:00Z", 0), Ok(now));
         assert_eq!(parse_moment("2027-01-15T09:00:00+01:00", 0), Ok(now));
         assert_eq!(parse_moment("2027-01-15T08:00", 0), Ok(now));

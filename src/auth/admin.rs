@@ -16,14 +16,17 @@ use crate::auth::password::{check_policy, HashError, PolicyError, MAX_PASSWORD_B
 use crate::auth::session::freshness;
 use crate::auth::{Auth, AuthError, ClientInfo};
 use crate::store::{
-    CreateUserError, EventFilter, EventRecord, Guarded, LinkedIdentity, LiveCutoffs, NewResetLink, NewUser,
-    SessionRecord, Subject, User, UserPage, UserSearch, UsernameError,
+    search_key, CreateUserError, Cursor, EventCursor, EventFilter, EventRecord, Guarded, LinkedIdentity,
+    LiveCutoffs, NewResetLink, NewUser, SessionRecord, Subject, User, UserPage, UserSearch, UsernameError,
 };
+use crate::when::parse_moment;
 
 /// How long a one-time password link works.
 pub const RESET_LINK_SECS: i64 = 24 * 60 * 60;
 /// Rows on a page of users or events, at most.
 pub const MAX_PAGE: i64 = 100;
+/// Rows on a page of users or events when the query does not say.
+pub const DEFAULT_PAGE: i64 = 50;
 /// Longest search text accepted.
 pub const MAX_SEARCH_BYTES: usize = 256;
 /// Longest email accepted.
@@ -137,6 +140,151 @@ pub struct UserOverview {
     pub sessions: Vec<SessionRecord>,
     /// The latest events about them, newest first.
     pub events: Vec<EventRecord>,
+}
+
+/// Why a users or events query was refused. Each variant says what the person is told: the
+/// console answers 400 with a sentence of its own, the API 422 with this text as
+/// `{"error": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// A value over [`MAX_SEARCH_BYTES`]. Console: "Search for at most 256 characters." (users)
+    /// or "A filter is too long." (events).
+    #[error("a parameter is longer than 256 bytes")]
+    TooLong,
+    /// `limit` is not a whole number from 1 to [`MAX_PAGE`] (only the API takes one).
+    #[error("limit must be a whole number from 1 to 100")]
+    BadLimit,
+    /// Not one of the event kinds. Console: "Choose what to show from the list."
+    #[error("unknown kind")]
+    BadKind,
+    /// `since` or `until` is not a time: how to write one (the console, which takes the forms
+    /// [`parse_moment`] reads), or that they are Unix seconds (the API).
+    #[error("{0}")]
+    BadTime(String),
+    /// `before` is not an event cursor (`AT.ID`). Console: "That page link is not valid."
+    #[error("before is not a cursor")]
+    BadCursor,
+}
+
+/// How a query's text is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryText {
+    /// The console's forms: an empty field is no filter, text is trimmed, and times are as a
+    /// person types them ([`parse_moment`], relative to `now`).
+    Form { now: i64 },
+    /// The API's parameters: a value given is read as given (an empty kind, time or cursor
+    /// is refused), and times are Unix seconds.
+    Api,
+}
+
+impl QueryText {
+    /// A present value as this dialect reads it: a form's empty field is absent.
+    fn value(self, text: Option<&str>) -> Option<&str> {
+        match self {
+            QueryText::Form { .. } => text.map(str::trim).filter(|t| !t.is_empty()),
+            QueryText::Api => text,
+        }
+    }
+
+    fn time(self, text: &str) -> Result<i64, QueryError> {
+        match self {
+            QueryText::Form { now } => parse_moment(text, now).map_err(QueryError::BadTime),
+            QueryText::Api => {
+                text.parse().map_err(|_| QueryError::BadTime("since and until are Unix seconds".into()))
+            }
+        }
+    }
+}
+
+/// No value longer than [`MAX_SEARCH_BYTES`].
+fn within_limits(values: &[Option<&str>]) -> Result<(), QueryError> {
+    match values.iter().flatten().any(|v| v.len() > MAX_SEARCH_BYTES) {
+        true => Err(QueryError::TooLong),
+        false => Ok(()),
+    }
+}
+
+/// `limit`, when given: a whole number from 1 to [`MAX_PAGE`].
+fn page_size(limit: Option<&str>) -> Result<i64, QueryError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(QueryError::BadLimit),
+        },
+    }
+}
+
+/// A users or events query's parameters as sent, each absent or not: the console's form
+/// fields, the API's query. Each query reads its own: users `q`, `after`, `before`, `limit`;
+/// events `user`, `kind`, `since`, `until`, `before`, `limit`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryParams<'a> {
+    /// Usernames or emails starting with this.
+    pub q: Option<&'a str>,
+    /// Whose events, by name.
+    pub user: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    /// Users: a page's `next`, for the page after it.
+    pub after: Option<&'a str>,
+    /// Users: a page's `previous`, for the page before it; events: a page's `next`
+    /// ([`EventCursor`] as text), for older ones.
+    pub before: Option<&'a str>,
+    pub limit: Option<&'a str>,
+}
+
+/// A users query, read.
+#[derive(Debug, Clone)]
+pub struct UsersQuery {
+    /// The search text, trimmed (shown back in the search box).
+    pub q: String,
+    pub search: UserSearch,
+}
+
+impl UsersQuery {
+    pub fn parse(text: QueryParams<'_>) -> Result<UsersQuery, QueryError> {
+        within_limits(&[text.q, text.after, text.before])?;
+        let limit = page_size(text.limit)?;
+        // A users cursor is the username key itself; the parameter's name says which way.
+        let cursor = match (text.after, text.before) {
+            (Some(after), _) => Some(Cursor::After(after.to_owned())),
+            (None, Some(before)) => Some(Cursor::Before(before.to_owned())),
+            (None, None) => None,
+        };
+        let search = UserSearch { prefix: text.q.map(search_key), cursor, limit };
+        Ok(UsersQuery { q: text.q.unwrap_or("").trim().to_owned(), search })
+    }
+}
+
+/// An audit log query, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsQuery {
+    /// Whose events, by name: [`Auth::events_filter`] looks them up.
+    pub user: Option<String>,
+    /// The rest of the filter (no subject yet).
+    pub filter: EventFilter,
+}
+
+impl EventsQuery {
+    pub fn parse(text: QueryParams<'_>, how: QueryText) -> Result<EventsQuery, QueryError> {
+        within_limits(&[text.user, text.kind, text.since, text.until, text.before])?;
+        let limit = page_size(text.limit)?;
+        let kind = match how.value(text.kind) {
+            None => None,
+            Some(slug) if EventKind::from_slug(slug).is_some() => Some(slug.to_owned()),
+            Some(_) => return Err(QueryError::BadKind),
+        };
+        let before = how
+            .value(text.before)
+            .map(|t| t.parse::<EventCursor>().map_err(|_| QueryError::BadCursor))
+            .transpose()?;
+        let since = how.value(text.since).map(|t| how.time(t)).transpose()?;
+        let until = how.value(text.until).map(|t| how.time(t)).transpose()?;
+        let filter = EventFilter { subject: None, kind, since, until, before, limit };
+        Ok(EventsQuery { user: how.value(text.user).map(str::to_owned), filter })
+    }
 }
 
 /// Events a user page shows.
@@ -389,16 +537,28 @@ impl Auth {
         })
     }
 
-    /// A page of the audit log, newest first, and whether there is more.
+    /// The filter a query describes: its user looked up ([`Auth::events_subject`]).
+    pub async fn events_filter(&self, query: &EventsQuery) -> Result<EventFilter, AuthError> {
+        let subject = match &query.user {
+            Some(name) => Some(self.events_subject(name).await?),
+            None => None,
+        };
+        Ok(EventFilter { subject, ..query.filter.clone() })
+    }
+
+    /// A page of the audit log, newest first, and where the next (older) page starts when
+    /// there is more.
     pub async fn find_events(
         &self,
         by: &Operator<'_>,
         filter: &EventFilter,
-    ) -> Result<(Vec<EventRecord>, bool), AdminError> {
+    ) -> Result<(Vec<EventRecord>, Option<EventCursor>), AdminError> {
         self.authorize(by).await?;
         let mut filter = filter.clone();
         filter.limit = filter.limit.clamp(1, MAX_PAGE);
-        Ok(self.store.find_events(&filter).await?)
+        let (events, more) = self.store.find_events(&filter).await?;
+        let next = if more { events.last().map(EventCursor::of) } else { None };
+        Ok((events, next))
     }
 
     /// The usernames of the users among these actors (for showing the log).
@@ -474,6 +634,129 @@ mod tests {
             assert!(!valid_email(bad), "{bad:?}");
         }
         assert!(!valid_email(&format!("{}@example.com", "a".repeat(250))));
+    }
+
+    #[test]
+    fn a_users_query_reads_its_search_cursor_and_page_size() {
+        let text = QueryParams { q: Some("  Bob "), after: Some("carol"), ..QueryParams::default() };
+        let query = UsersQuery::parse(text).unwrap();
+        assert_eq!(query.q, "Bob");
+        assert_eq!(query.search.prefix.as_deref(), Some("bob"));
+        assert_eq!(query.search.cursor, Some(Cursor::After("carol".into())));
+        assert_eq!(query.search.limit, DEFAULT_PAGE);
+        let text = QueryParams { before: Some("alice"), limit: Some("100"), ..QueryParams::default() };
+        let query = UsersQuery::parse(text).unwrap();
+        assert_eq!((query.search.cursor, query.search.limit), (Some(Cursor::Before("alice".into())), 100));
+        // A page's `next` and `previous` are the keys themselves: they come back unchanged.
+        let text = QueryParams { after: Some("ﬁ ⅻ"), ..QueryParams::default() };
+        assert_eq!(UsersQuery::parse(text).unwrap().search.cursor, Some(Cursor::After("ﬁ ⅻ".into())));
+    }
+
+    #[test]
+    fn a_users_query_refuses_long_text_and_odd_page_sizes() {
+        let long = "a".repeat(MAX_SEARCH_BYTES + 1);
+        for text in [
+            QueryParams { q: Some(&long), ..QueryParams::default() },
+            QueryParams { after: Some(&long), ..QueryParams::default() },
+            QueryParams { before: Some(&long), ..QueryParams::default() },
+        ] {
+            assert_eq!(UsersQuery::parse(text).unwrap_err(), QueryError::TooLong);
+        }
+        for limit in ["0", "101", "-5", "abc", "", "99999999999999999999"] {
+            let text = QueryParams { limit: Some(limit), ..QueryParams::default() };
+            assert_eq!(UsersQuery::parse(text).unwrap_err(), QueryError::BadLimit, "{limit:?}");
+        }
+        let fits = "a".repeat(MAX_SEARCH_BYTES);
+        assert!(UsersQuery::parse(QueryParams { q: Some(&fits), ..QueryParams::default() }).is_ok());
+    }
+
+    #[test]
+    fn an_events_query_reads_a_form_and_the_api_each_its_own_way() {
+        let now = 1_800_000_000;
+        let form = QueryText::Form { now };
+        let text = QueryParams {
+            user: Some(" bob "),
+            kind: Some("sign_in_failed"),
+            since: Some("24h"),
+            until: Some(""),
+            before: Some("1800000000.7"),
+            ..QueryParams::default()
+        };
+        let query = EventsQuery::parse(text, form).unwrap();
+        let filter = EventFilter {
+            subject: None,
+            kind: Some("sign_in_failed".into()),
+            since: Some(now - 86_400),
+            until: None,
+            before: Some(EventCursor { at: 1_800_000_000, id: 7 }),
+            limit: DEFAULT_PAGE,
+        };
+        let expected = EventsQuery { user: Some("bob".into()), filter };
+        assert_eq!(query, expected);
+        // A form's empty (or blank) fields are no filter.
+        let blank = Some(" ");
+        let empty = QueryParams {
+            user: blank,
+            kind: blank,
+            since: blank,
+            until: blank,
+            before: blank,
+            ..QueryParams::default()
+        };
+        let query = EventsQuery::parse(empty, form).unwrap();
+        assert_eq!(
+            query,
+            EventsQuery { user: None, filter: EventFilter { limit: DEFAULT_PAGE, ..EventFilter::default() } }
+        );
+        // The API takes Unix seconds, and refuses what is empty but means something.
+        let text = QueryParams { since: Some("1800000000"), limit: Some("7"), ..QueryParams::default() };
+        let query = EventsQuery::parse(text, QueryText::Api).unwrap();
+        assert_eq!((query.filter.since, query.filter.limit), (Some(now), 7));
+        for (text, refusal) in [
+            (QueryParams { kind: Some(""), ..QueryParams::default() }, QueryError::BadKind),
+            (QueryParams { before: Some(""), ..QueryParams::default() }, QueryError::BadCursor),
+            (QueryParams { since: Some("24h"), ..QueryParams::default() }, QueryError::BadTime("".into())),
+        ] {
+            let got = EventsQuery::parse(text, QueryText::Api).unwrap_err();
+            assert_eq!(std::mem::discriminant(&got), std::mem::discriminant(&refusal), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_events_query_refuses_what_it_cannot_read() {
+        let long = "x".repeat(MAX_SEARCH_BYTES + 1);
+        let form = QueryText::Form { now: 1_800_000_000 };
+        for how in [form, QueryText::Api] {
+            let refused = |text: QueryParams<'_>| EventsQuery::parse(text, how).unwrap_err();
+            for text in [
+                QueryParams { user: Some(&long), ..QueryParams::default() },
+                QueryParams { kind: Some(&long), ..QueryParams::default() },
+                QueryParams { since: Some(&long), ..QueryParams::default() },
+                QueryParams { before: Some(&long), ..QueryParams::default() },
+            ] {
+                assert_eq!(refused(text), QueryError::TooLong, "{how:?}");
+            }
+            assert_eq!(
+                refused(QueryParams { kind: Some("nonsense"), ..QueryParams::default() }),
+                QueryError::BadKind
+            );
+            assert_eq!(
+                refused(QueryParams { before: Some("1"), ..QueryParams::default() }),
+                QueryError::BadCursor
+            );
+            assert_eq!(
+                refused(QueryParams { limit: Some("0"), ..QueryParams::default() }),
+                QueryError::BadLimit
+            );
+            let bad_time = refused(QueryParams { until: Some("yesterday"), ..QueryParams::default() });
+            assert!(matches!(bad_time, QueryError::BadTime(_)), "{how:?}");
+        }
+        let api =
+            EventsQuery::parse(QueryParams { since: Some("abc"), ..QueryParams::default() }, QueryText::Api);
+        assert_eq!(api.unwrap_err().to_string(), "since and until are Unix seconds");
+        let form =
+            EventsQuery::parse(QueryParams { since: Some("2027-13-45"), ..QueryParams::default() }, form);
+        assert!(form.unwrap_err().to_string().contains("is not a time"));
     }
 
     #[test]

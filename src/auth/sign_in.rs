@@ -10,6 +10,7 @@ use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
 use crate::logging::AUDIT_TARGET;
 use crate::store::{account_key, NewSession, SessionRecord, User, MAX_USERNAME_CHARS};
+use crate::when::rfc3339;
 
 /// A password sign-in as submitted.
 pub struct PasswordSignIn<'a> {
@@ -233,12 +234,4 @@ pub(super) fn log_attempt(now: i64, username: &str, client: &ClientInfo, outcome
     } else {
         log::info!(target: AUDIT_TARGET, "{line}");
     }
-}
-
-fn rfc3339(unix: i64) -> String {
-    use rocket::time::{format_description::well_known::Rfc3339, OffsetDateTime};
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
 }

@@ -10,9 +10,11 @@ use rocket::http::Status;
 use rocket::request::FromParam;
 use rocket::{get, post, uri, Route, State};
 
-use crate::auth::admin::{AdminError, NewAccount, MAX_SEARCH_BYTES};
+use crate::auth::admin::{
+    AdminError, EventsQuery, NewAccount, QueryError, QueryParams, QueryText, UsersQuery, MAX_SEARCH_BYTES,
+};
 use crate::auth::Auth;
-use crate::store::{search_key, Cursor, EventFilter, UserSearch};
+use crate::store::EventCursor;
 use crate::web::admin_pages::{EventsFilterView, NewUserView};
 use crate::web::client::SiteOrigin;
 use crate::web::cookies::Jar;
@@ -21,48 +23,38 @@ use crate::web::error::admin_status;
 use crate::web::flash::Kind;
 use crate::web::guard::{Acting, Admin};
 use crate::web::pages::{message_page_reply, Layout, Reply};
-use crate::when::parse_moment;
 
-/// Users on a console page.
-const PAGE: i64 = 50;
-/// Events on a console page.
-const EVENTS_PAGE: i64 = 50;
-
-/// `/admin`'s query: the search text and a cursor.
+/// `/admin`'s query as sent: the search text and a cursor.
 #[derive(FromForm, Default)]
-pub struct UsersQuery<'r> {
+pub struct UsersFields<'r> {
     q: Option<&'r str>,
     after: Option<&'r str>,
     before: Option<&'r str>,
 }
 
-#[get("/?<query..>")]
+#[get("/?<fields..>")]
 pub async fn users(
-    query: Result<UsersQuery<'_>, form::Errors<'_>>,
+    fields: Result<UsersFields<'_>, form::Errors<'_>>,
     admin: Acting<'_>,
     layout: Layout<'_>,
     auth: &State<Auth>,
 ) -> Result<Reply, AdminError> {
-    let Ok(query) = query else {
+    let Ok(fields) = fields else {
         return Ok(message_page_reply(Status::BadRequest, "That search could not be read."));
     };
-    let q = query.q.unwrap_or("").trim();
-    let too_long = [Some(q), query.after, query.before].iter().flatten().any(|t| t.len() > MAX_SEARCH_BYTES);
-    if too_long {
-        return Ok(message_page_reply(
-            Status::BadRequest,
-            &format!("Search for at most {MAX_SEARCH_BYTES} characters."),
-        ));
-    }
-    let cursor = match (query.after, query.before) {
-        (Some(after), _) => Some(Cursor::After(after.to_owned())),
-        (None, Some(before)) => Some(Cursor::Before(before.to_owned())),
-        (None, None) => None,
+    let text =
+        QueryParams { q: fields.q, after: fields.after, before: fields.before, ..QueryParams::default() };
+    let query = match UsersQuery::parse(text) {
+        Ok(query) => query,
+        Err(QueryError::TooLong) => {
+            let message = format!("Search for at most {MAX_SEARCH_BYTES} characters.");
+            return Ok(message_page_reply(Status::BadRequest, &message));
+        }
+        Err(e) => return Ok(message_page_reply(Status::BadRequest, &query_sentence(&e))),
     };
-    let search = UserSearch { prefix: Some(search_key(q)), cursor, limit: PAGE };
     let by = admin.by();
-    let page = auth.find_users(&by, &search).await?;
-    Ok(Reply::page(Status::Ok, layout.admin_users(q, &page)))
+    let page = auth.find_users(&by, &query.search).await?;
+    Ok(Reply::page(Status::Ok, layout.admin_users(&query.q, &page)))
 }
 
 #[get("/users/<id>")]
@@ -287,9 +279,9 @@ fn signed_out(ended: u64) -> String {
     }
 }
 
-/// `/admin/events`' query: the filters as typed, and the cursor.
+/// `/admin/events`' query as sent: the filters as typed, and the cursor.
 #[derive(FromForm, Default)]
-pub struct EventsQuery<'r> {
+pub struct EventsFields<'r> {
     user: Option<&'r str>,
     kind: Option<&'r str>,
     since: Option<&'r str>,
@@ -298,29 +290,42 @@ pub struct EventsQuery<'r> {
     before: Option<&'r str>,
 }
 
-#[get("/events?<query..>")]
+#[get("/events?<fields..>")]
 pub async fn events(
-    query: Result<EventsQuery<'_>, form::Errors<'_>>,
+    fields: Result<EventsFields<'_>, form::Errors<'_>>,
     admin: Acting<'_>,
     layout: Layout<'_>,
     auth: &State<Auth>,
 ) -> Result<Reply, AdminError> {
-    let Ok(query) = query else {
+    let Ok(fields) = fields else {
         return Ok(message_page_reply(Status::BadRequest, "That filter could not be read."));
     };
-    let typed = [query.user, query.kind, query.since, query.until, query.before];
-    if typed.iter().flatten().any(|t| t.len() > MAX_SEARCH_BYTES) {
-        return Ok(message_page_reply(Status::BadRequest, "A filter is too long."));
-    }
+    let text = QueryParams {
+        user: fields.user,
+        kind: fields.kind,
+        since: fields.since,
+        until: fields.until,
+        before: fields.before,
+        ..QueryParams::default()
+    };
     let mut view = EventsFilterView {
-        user: query.user.unwrap_or("").trim(),
-        kind: query.kind.unwrap_or(""),
-        since: query.since.unwrap_or("").trim(),
-        until: query.until.unwrap_or("").trim(),
+        user: fields.user.unwrap_or("").trim(),
+        kind: fields.kind.unwrap_or(""),
+        since: fields.since.unwrap_or("").trim(),
+        until: fields.until.unwrap_or("").trim(),
         error: None,
     };
-    let by = admin.by();
-    let filter = match event_filter(&query, auth, &view).await {
+    let filter = match EventsQuery::parse(text, QueryText::Form { now: auth.now() }) {
+        Ok(query) => auth.events_filter(&query).await.map_err(|e| {
+            log::error!("could not look a user up for the events filter: {e}");
+            "The store did not answer. Try again.".to_owned()
+        }),
+        Err(QueryError::TooLong) => {
+            return Ok(message_page_reply(Status::BadRequest, "A filter is too long."));
+        }
+        Err(e) => Err(query_sentence(&e)),
+    };
+    let filter = match filter {
         Ok(filter) => filter,
         Err(message) => {
             view.error = Some(message);
@@ -328,59 +333,29 @@ pub async fn events(
             return Ok(Reply::page(Status::BadRequest, layout.admin_events(view, &[], &names, None)));
         }
     };
-    let (events, more) = auth.find_events(&by, &filter).await?;
+    let by = admin.by();
+    let (events, next) = auth.find_events(&by, &filter).await?;
     let names = auth.actor_names(&events).await?;
-    let older = match (more, events.last()) {
-        (true, Some(last)) => Some(older_href(&query, last.at, last.id)),
-        _ => None,
-    };
+    let older = next.map(|cursor| older_href(&fields, cursor));
     Ok(Reply::page(Status::Ok, layout.admin_events(view, &events, &names, older)))
 }
 
-/// The filter the typed values describe, or what is wrong with them.
-async fn event_filter(
-    query: &EventsQuery<'_>,
-    auth: &Auth,
-    view: &EventsFilterView<'_>,
-) -> Result<EventFilter, String> {
-    let now = auth.now();
-    let moment = |text: &str| if text.is_empty() { Ok(None) } else { parse_moment(text, now).map(Some) };
-    let subject = match view.user {
-        "" => None,
-        name => match auth.events_subject(name).await {
-            Ok(subject) => Some(subject),
-            Err(e) => {
-                log::error!("could not look a user up for the events filter: {e}");
-                return Err("The store did not answer. Try again.".into());
-            }
-        },
-    };
-    let kind = match view.kind {
-        "" => None,
-        slug if crate::auth::audit::EventKind::from_slug(slug).is_some() => Some(slug.to_owned()),
-        _ => return Err("Choose what to show from the list.".into()),
-    };
-    let before = match query.before {
-        None | Some("") => None,
-        Some(text) => {
-            Some(crate::routes::admin_api::parse_cursor(text).ok_or("That page link is not valid.")?)
-        }
-    };
-    Ok(EventFilter {
-        subject,
-        kind,
-        since: moment(view.since)?,
-        until: moment(view.until)?,
-        before,
-        limit: EVENTS_PAGE,
-    })
+/// A refused filter or search as the console says it.
+fn query_sentence(error: &QueryError) -> String {
+    match error {
+        QueryError::TooLong => "A filter is too long.".into(),
+        QueryError::BadKind => "Choose what to show from the list.".into(),
+        QueryError::BadTime(how) => how.clone(),
+        QueryError::BadCursor => "That page link is not valid.".into(),
+        QueryError::BadLimit => "Show from 1 to 100 rows.".into(),
+    }
 }
 
-fn older_href(query: &EventsQuery<'_>, at: i64, id: i64) -> String {
+fn older_href(fields: &EventsFields<'_>, before: EventCursor) -> String {
     use rocket::http::RawStr;
-    let mut href = format!("/admin/events?before={at}.{id}");
+    let mut href = format!("/admin/events?before={before}");
     for (key, value) in
-        [("user", query.user), ("kind", query.kind), ("since", query.since), ("until", query.until)]
+        [("user", fields.user), ("kind", fields.kind), ("since", fields.since), ("until", fields.until)]
     {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
             href.push_str(&format!("&{key}={}", RawStr::new(value).percent_encode()));

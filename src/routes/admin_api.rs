@@ -11,11 +11,14 @@ use rocket::{delete, get, patch, post, FromForm, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::admin::{NewAccount, UserOverview, MAX_PAGE, MAX_SEARCH_BYTES};
+use crate::auth::admin::{EventsQuery, NewAccount, QueryParams, QueryText, UserOverview, UsersQuery};
 use crate::auth::audit::{Actor, EventKind};
 use crate::auth::Auth;
-use crate::store::{search_key, Cursor, EventCursor, EventFilter, EventRecord, User, UserSearch};
-use crate::web::api::{ApiError, JsonObject};
+use crate::store::{EventRecord, User};
+use crate::web::api::{
+    ApiError, ErrorJson, JsonBodyErrors, JsonObject, NotAdmin, NotAdminOrCrossSite, SignedInErrors,
+    UserIdErrors,
+};
 use crate::web::client::SiteOrigin;
 use crate::web::csrf::SameOriginRequired;
 use crate::web::guard::Acting;
@@ -87,41 +90,13 @@ pub struct UsersParams {
     limit: Option<String>,
 }
 
-/// An error: `{"error": "…"}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorJson {
-    error: String,
-}
-
-fn invalid(message: &'static str) -> ApiError {
-    ApiError(Status::UnprocessableEntity, message.into())
-}
-
-/// `limit`, when given, must be a whole number from 1 to 100.
-fn page_size(limit: Option<&str>, default: i64) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(default),
-        Some(text) => match text.parse::<i64>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(invalid("limit must be a whole number from 1 to 100")),
-        },
-    }
-}
-
-fn too_long(values: &[Option<&str>]) -> Result<(), ApiError> {
-    if values.iter().flatten().any(|v| v.len() > MAX_SEARCH_BYTES) {
-        return Err(invalid("a parameter is longer than 256 bytes"));
-    }
-    Ok(())
-}
-
 /// Each query parameter at most once: Rocket reads an optional field given twice
 /// (`?limit=1&limit=2`) as absent, which would quietly drop a filter or a bound.
 fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
     let mut seen = std::collections::HashSet::new();
     match uri.query() {
         Some(query) if !query.segments().all(|(name, _)| seen.insert(name)) => {
-            Err(invalid("a parameter is given more than once"))
+            Err(ApiError(Status::UnprocessableEntity, "a parameter is given more than once".into()))
         }
         _ => Ok(()),
     }
@@ -134,10 +109,9 @@ fn once_each(uri: &Origin<'_>) -> Result<(), ApiError> {
     params(UsersParams),
     responses(
         (status = 200, description = "A page of users", body = UsersJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator", body = ErrorJson),
+        SignedInErrors,
+        NotAdmin,
         (status = 422, description = "A parameter is out of range, or given twice", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[get("/users?<params..>")]
@@ -148,17 +122,16 @@ pub async fn users(
     auth: &State<Auth>,
 ) -> Result<Json<UsersJson>, ApiError> {
     once_each(uri)?;
-    too_long(&[params.q.as_deref(), params.after.as_deref(), params.before.as_deref()])?;
-    let limit = page_size(params.limit.as_deref(), 50)?;
-    let cursor = match (params.after, params.before) {
-        (Some(after), _) => Some(Cursor::After(after)),
-        (None, Some(before)) => Some(Cursor::Before(before)),
-        (None, None) => None,
+    let text = QueryParams {
+        q: params.q.as_deref(),
+        after: params.after.as_deref(),
+        before: params.before.as_deref(),
+        limit: params.limit.as_deref(),
+        ..QueryParams::default()
     };
-    let prefix = params.q.as_deref().map(search_key);
-    let search = UserSearch { prefix, cursor, limit };
+    let query = UsersQuery::parse(text)?;
     let by = admin.by();
-    let page = auth.find_users(&by, &search).await?;
+    let page = auth.find_users(&by, &query.search).await?;
     let users = page
         .users
         .iter()
@@ -209,14 +182,11 @@ pub struct CreatedJson {
     request_body = NewUserJson,
     responses(
         (status = 201, description = "Created", body = CreatedJson),
-        (status = 400, description = "The body is not JSON, or names a key twice", body = ErrorJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        JsonBodyErrors,
         (status = 409, description = "The username is taken", body = ErrorJson),
-        (status = 413, description = "Too large", body = ErrorJson),
-        (status = 415, description = "Not sent as application/json", body = ErrorJson),
         (status = 422, description = "An invalid username or email, or unreadable fields", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[post("/users", data = "<body>")]
@@ -357,11 +327,9 @@ async fn detail(auth: &Auth, overview: UserOverview) -> Result<UserDetailJson, A
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", body = UserDetailJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
+        SignedInErrors,
+        NotAdmin,
+        UserIdErrors,
     )
 )]
 #[get("/users/<id>")]
@@ -389,15 +357,12 @@ pub struct UserChangeJson {
     request_body = UserChangeJson,
     responses(
         (status = 200, description = "The user as changed", body = UserJson),
-        (status = 400, description = "The body is not JSON, or names a key twice", body = ErrorJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        JsonBodyErrors,
         (status = 404, description = "No such user", body = ErrorJson),
         (status = 409, description = "The last administrator, or yourself", body = ErrorJson),
-        (status = 413, description = "Too large", body = ErrorJson),
-        (status = 415, description = "Not sent as application/json", body = ErrorJson),
         (status = 422, description = "Unreadable fields, or an id that is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[patch("/users/<id>", data = "<body>")]
@@ -431,12 +396,10 @@ pub async fn change_user(
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        UserIdErrors,
         (status = 409, description = "The last administrator, or yourself", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[delete("/users/<id>")]
@@ -458,11 +421,9 @@ pub async fn delete_user(
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 201, description = "The link (shown only here)", body = ResetLinkJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        UserIdErrors,
     )
 )]
 #[post("/users/<id>/reset-link")]
@@ -494,12 +455,10 @@ pub struct EndedJson {
     params(("id" = i64, Path, description = "The user's id")),
     responses(
         (status = 200, description = "Sessions ended", body = EndedJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
-        (status = 404, description = "No such user", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        UserIdErrors,
         (status = 409, description = "Your own account", body = ErrorJson),
-        (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[delete("/users/<id>/sessions")]
@@ -530,12 +489,11 @@ pub async fn end_sessions(
     ),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator, or not same-origin", body = ErrorJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
         (status = 404, description = "No such user or live session", body = ErrorJson),
         (status = 409, description = "Your own account", body = ErrorJson),
         (status = 422, description = "The id is not a number", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[delete("/users/<id>/sessions/<session>")]
@@ -592,10 +550,9 @@ pub struct EventsJson {
     params(EventsParams),
     responses(
         (status = 200, description = "A page of events", body = EventsJson),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 403, description = "Not an administrator", body = ErrorJson),
+        SignedInErrors,
+        NotAdmin,
         (status = 422, description = "A parameter is invalid, or given twice", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[get("/events?<params..>")]
@@ -606,46 +563,22 @@ pub async fn events(
     auth: &State<Auth>,
 ) -> Result<Json<EventsJson>, ApiError> {
     once_each(uri)?;
-    too_long(&[params.user.as_deref(), params.kind.as_deref(), params.before.as_deref()])?;
-    let limit = page_size(params.limit.as_deref(), 50)?;
-    let time = |text: Option<&str>| -> Result<Option<i64>, ApiError> {
-        text.map(|t| t.parse::<i64>().map_err(|_| invalid("since and until are Unix seconds"))).transpose()
+    let text = QueryParams {
+        user: params.user.as_deref(),
+        kind: params.kind.as_deref(),
+        since: params.since.as_deref(),
+        until: params.until.as_deref(),
+        before: params.before.as_deref(),
+        limit: params.limit.as_deref(),
+        ..QueryParams::default()
     };
-    let kind = match params.kind.as_deref() {
-        None => None,
-        Some(slug) if EventKind::from_slug(slug).is_some() => Some(slug.to_owned()),
-        Some(_) => return Err(invalid("unknown kind")),
-    };
-    let before = match params.before.as_deref() {
-        None => None,
-        Some(text) => Some(parse_cursor(text).ok_or_else(|| invalid("before is not a cursor"))?),
-    };
-    let subject = match params.user.as_deref() {
-        None => None,
-        Some(name) => Some(auth.events_subject(name).await?),
-    };
-    let filter = EventFilter {
-        subject,
-        kind,
-        since: time(params.since.as_deref())?,
-        until: time(params.until.as_deref())?,
-        before,
-        limit,
-    };
+    let query = EventsQuery::parse(text, QueryText::Api)?;
+    let filter = auth.events_filter(&query).await?;
     let by = admin.by();
-    let (events, more) = auth.find_events(&by, &filter).await?;
+    let (events, next) = auth.find_events(&by, &filter).await?;
     let names = auth.actor_names(&events).await?;
-    let next = match (more, events.last()) {
-        (true, Some(last)) => Some(format!("{}.{}", last.at, last.id)),
-        _ => None,
-    };
+    let next = next.map(|cursor| cursor.to_string());
     Ok(Json(EventsJson { events: events.iter().map(|e| event_json(e, &names)).collect(), next }))
-}
-
-/// `AT.ID` → the cursor.
-pub fn parse_cursor(text: &str) -> Option<EventCursor> {
-    let (at, id) = text.split_once('.')?;
-    Some(EventCursor { at: at.parse().ok()?, id: id.parse().ok()? })
 }
 
 /// Where [`routes`] are mounted.

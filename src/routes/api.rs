@@ -8,8 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::Auth;
-use crate::routes::admin_api::ErrorJson;
-use crate::web::api::ApiError;
+use crate::web::api::{ApiError, ErrorJson, SignedInErrors};
 use crate::web::csrf::SameOriginRequired;
 use crate::web::guard::LoggedIn;
 
@@ -31,8 +30,7 @@ pub struct Me {
     tag = "me",
     responses(
         (status = 200, description = "The signed-in person", body = Me),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
+        SignedInErrors,
     )
 )]
 #[get("/me")]
@@ -75,8 +73,7 @@ pub struct SessionJson {
     tag = "me",
     responses(
         (status = 200, description = "Live sessions", body = Sessions),
-        (status = 401, description = "Not signed in", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
+        SignedInErrors,
     )
 )]
 #[get("/sessions")]
@@ -106,10 +103,9 @@ pub async fn sessions(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Sessions
     params(("id" = String, Path, description = "The session's id")),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "Not signed in", body = ErrorJson),
+        SignedInErrors,
         (status = 403, description = "Not same-origin", body = ErrorJson),
         (status = 404, description = "Not a live session of yours", body = ErrorJson),
-        (status = 503, description = "The store is busy", body = ErrorJson),
     )
 )]
 #[delete("/sessions/<id>")]

@@ -1,6 +1,8 @@
 //! The `events` table: the audit log. Rows are written once and deleted by the sweep after
 //! `audit.retention_days`.
 
+use std::str::FromStr;
+
 use super::{skip_locked, Built, Store, StoreResult};
 use serde::Serialize;
 
@@ -37,7 +39,7 @@ pub struct EventRecord {
 const EVENT_COLUMNS: &str = "id, at, kind, actor, subject_user_id, subject_name, ip, client, detail";
 
 /// Which events the console and `portal events` show: newest first, a page at a time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub subject: Option<Subject>,
     pub kind: Option<String>,
@@ -58,11 +60,39 @@ pub enum Subject {
     Name(String),
 }
 
-/// A position in the log: an event's time and id.
+/// A position in the log: an event's time and id. Its text (a page link's `before`, the
+/// API's `next`) is `AT.ID`: [`Display`](std::fmt::Display) writes it, [`FromStr`] reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventCursor {
     pub at: i64,
     pub id: i64,
+}
+
+impl EventCursor {
+    /// Where this event is in the log.
+    pub fn of(event: &EventRecord) -> EventCursor {
+        EventCursor { at: event.at, id: event.id }
+    }
+}
+
+impl std::fmt::Display for EventCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.at, self.id)
+    }
+}
+
+/// Text that is not `AT.ID` (two whole numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a cursor")]
+pub struct NotACursor;
+
+impl FromStr for EventCursor {
+    type Err = NotACursor;
+
+    fn from_str(text: &str) -> Result<EventCursor, NotACursor> {
+        let (at, id) = text.split_once('.').ok_or(NotACursor)?;
+        Ok(EventCursor { at: at.parse().map_err(|_| NotACursor)?, id: id.parse().map_err(|_| NotACursor)? })
+    }
 }
 
 impl Store {
@@ -152,5 +182,25 @@ impl Store {
             sqlx::query(&sql).bind(before).bind(batch).execute(p).await?.rows_affected()
         });
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_cursor_reads_back_what_it_writes() {
+        for cursor in [
+            EventCursor { at: 1_800_000_000, id: 42 },
+            EventCursor { at: 0, id: 0 },
+            EventCursor { at: -5, id: i64::MAX },
+        ] {
+            assert_eq!(cursor.to_string().parse::<EventCursor>(), Ok(cursor));
+        }
+        assert_eq!(EventCursor { at: 1_800_000_000, id: 42 }.to_string(), "1800000000.42");
+        for bad in ["", "1", "1.", ".1", "a.1", "1.b", "1.2.3", "1,2", "99999999999999999999.1"] {
+            assert_eq!(bad.parse::<EventCursor>(), Err(NotACursor), "{bad:?}");
+        }
     }
 }

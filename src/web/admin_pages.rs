@@ -28,7 +28,7 @@ use crate::auth::oauth::ProviderKind;
 use crate::auth::session::Method;
 use crate::store::{DirectoryRow, EventRecord, SessionRecord, User, UserPage};
 use crate::web::pages::Layout;
-use crate::when::rfc3339;
+use crate::when::human;
 
 pub const ADMIN_USERS: &str = "admin_users.html";
 pub const ADMIN_USER: &str = "admin_user.html";
@@ -75,8 +75,8 @@ fn user_view(user: &User, providers: &[String], live_sessions: i64, has_password
         providers,
         is_admin: user.is_admin,
         disabled: user.disabled,
-        created: when(user.created_at),
-        last_sign_in: user.last_login_at.map(when),
+        created: human(user.created_at),
+        last_sign_in: user.last_login_at.map(human),
         live_sessions,
         has_password,
     }
@@ -143,8 +143,8 @@ fn session_views(sessions: &[SessionRecord]) -> Vec<SessionView> {
             client: s.client.clone(),
             ip: s.ip.clone().unwrap_or_else(|| "unknown address".into()),
             method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
-            signed_in: when(s.created_at),
-            last_active: when(s.last_seen_at),
+            signed_in: human(s.created_at),
+            last_active: human(s.last_seen_at),
         })
         .collect()
 }
@@ -159,7 +159,7 @@ pub(super) fn user_page(overview: &UserOverview, names: &HashMap<i64, String>, m
             provider: i.provider.clone(),
             name: ProviderKind::from_slug(&i.provider).map_or("Unknown", ProviderKind::display_name),
             linked_as: i.email.clone().unwrap_or_else(|| i.subject.clone()),
-            linked: when(i.created_at),
+            linked: human(i.created_at),
         })
         .collect();
     UserPageView {
@@ -243,7 +243,7 @@ fn event_views(events: &[EventRecord], names: &HashMap<i64, String>) -> Vec<Even
             };
             let deleted = e.kind == EventKind::UserDeleted.slug();
             EventView {
-                when: when(e.at),
+                when: human(e.at),
                 what: EventKind::from_slug(&e.kind).map_or_else(|| e.kind.clone(), |k| k.words().to_owned()),
                 kind: e.kind.clone(),
                 subject: e.subject_name.clone().unwrap_or_default(),
@@ -277,11 +277,6 @@ pub(super) struct ResetPage<'a> {
     pub(super) error: Option<&'a str>,
 }
 
-/// A time as the console shows it: RFC 3339, UTC.
-pub(super) fn when(unix: i64) -> String {
-    rfc3339(unix)
-}
-
 impl Layout<'_> {
     pub fn admin_users(&self, q: &str, page: &UserPage) -> Template {
         self.render(ADMIN_USERS, users_page(q, page))
@@ -296,8 +291,13 @@ impl Layout<'_> {
     }
 
     pub fn admin_link(&self, user: &User, link: &str, expires_at: i64, created: bool) -> Template {
-        let page =
-            LinkPage { username: &user.username, user_id: user.id, link, expires: when(expires_at), created };
+        let page = LinkPage {
+            username: &user.username,
+            user_id: user.id,
+            link,
+            expires: human(expires_at),
+            created,
+        };
         self.render(ADMIN_LINK, page)
     }
 

@@ -1,5 +1,6 @@
 //! The JSON side of the web layer: errors as `{"error": "…"}` with their status (never an
-//! HTML page or a redirect); the catchers under `/api` (`routes::catchers`) say the same.
+//! HTML page or a redirect), and the sets of them the OpenAPI document lists; the catchers
+//! under `/api` (`routes::catchers`) say the same.
 
 use std::borrow::Cow;
 
@@ -9,16 +10,67 @@ use rocket::response::{self, Responder};
 use rocket::serde::json::{json, Json, Value};
 use rocket::Request;
 use serde::de::{DeserializeOwned, Error as _, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Map;
+use utoipa::{IntoResponses, ToSchema};
 
-use crate::auth::admin::AdminError;
+use crate::auth::admin::{AdminError, QueryError};
 use crate::auth::AuthError;
 use crate::web::error::{admin_status, status_of};
 
 /// A JSON error: `{"error": message}` with `status`.
 #[derive(Debug)]
 pub struct ApiError(pub Status, pub Cow<'static, str>);
+
+/// An error: `{"error": "…"}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorJson {
+    error: String,
+}
+
+// The error statuses routes share, for their `#[utoipa::path(responses(…))]`, as kanidm's
+// `apidocs/response_schema.rs` keeps them: a route lists the sets that apply, then its own
+// rows. Nothing builds these values; they only describe what `ApiError` answers.
+
+/// 401 and 503: every route that needs a session.
+#[derive(IntoResponses)]
+pub enum SignedInErrors {
+    #[response(status = 401, description = "Not signed in")]
+    NotSignedIn(ErrorJson),
+    #[response(status = 503, description = "The store is busy")]
+    Busy(ErrorJson),
+}
+
+/// 403 on a read of `/api/admin`.
+#[derive(IntoResponses)]
+#[response(status = 403, description = "Not an administrator")]
+pub struct NotAdmin(pub ErrorJson);
+
+/// 403 on a change through `/api/admin`, which must also be same-origin.
+#[derive(IntoResponses)]
+#[response(status = 403, description = "Not an administrator, or not same-origin")]
+pub struct NotAdminOrCrossSite(pub ErrorJson);
+
+/// 404 and 422 on `/api/admin/users/{id}…`.
+#[derive(IntoResponses)]
+pub enum UserIdErrors {
+    #[response(status = 404, description = "No such user")]
+    NoSuchUser(ErrorJson),
+    #[response(status = 422, description = "The id is not a number")]
+    NotANumber(ErrorJson),
+}
+
+/// What [`JsonObject`] refuses before the route sees the body (its 422 is the route's own
+/// row, which says what else it refuses).
+#[derive(IntoResponses)]
+pub enum JsonBodyErrors {
+    #[response(status = 400, description = "The body is not JSON, or names a key twice")]
+    NotJson(ErrorJson),
+    #[response(status = 413, description = "Too large")]
+    TooLarge(ErrorJson),
+    #[response(status = 415, description = "Not sent as application/json")]
+    NotJsonMediaType(ErrorJson),
+}
 
 impl ApiError {
     /// The status's own message (see [`message`]).
@@ -45,6 +97,13 @@ impl From<AdminError> for ApiError {
             AdminError::NoSuchUser => ApiError::status(Status::NotFound),
             other => ApiError(admin_status(&other), other.to_string().into()),
         }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    /// 422 with the refusal's own words.
+    fn from(error: QueryError) -> ApiError {
+        ApiError(Status::UnprocessableEntity, error.to_string().into())
     }
 }
 

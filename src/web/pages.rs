@@ -21,6 +21,7 @@ use crate::store::{EventRecord, SessionRecord, User};
 use crate::web::csrf::CsrfToken;
 use crate::web::flash::Flash;
 use crate::web::guard::LoggedIn;
+use crate::when::human;
 
 /// The version of the template interface: the names and variables below. A change that
 /// removes or renames one bumps it (docs/templates.md).
@@ -247,7 +248,7 @@ fn sign_in_rows(events: &[EventRecord]) -> Vec<SignInRow> {
             let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
             let method = detail.get("method").and_then(|m| m.as_str()).and_then(Method::parse);
             Some(SignInRow {
-                when: when(e.at),
+                when: human(e.at),
                 what: kind.words(),
                 method_name: method.map_or("", Method::display_name),
                 ip: e.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
@@ -281,25 +282,10 @@ pub(super) fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<Ses
             client: s.client.clone(),
             ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
             method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
-            signed_in: when(s.created_at),
-            last_active: when(s.last_seen_at),
+            signed_in: human(s.created_at),
+            last_active: human(s.last_seen_at),
         })
         .collect()
-}
-
-/// A time as pages show it: `2026-12-01 22:43 UTC`.
-fn when(unix: i64) -> String {
-    match rocket::time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => unix.to_string(),
-    }
 }
 
 /// A provider on the account page, linked or not.

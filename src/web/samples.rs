@@ -15,8 +15,8 @@ use crate::auth::session::Method;
 use crate::auth::Account;
 use crate::store::{DirectoryRow, EventRecord, SessionRecord, User, UserPage};
 use crate::web::admin_pages::{
-    events_page, user_page, users_page, when, EventsFilterView, LinkPage, NewUserView, ResetPage,
-    ADMIN_EVENTS, ADMIN_LINK, ADMIN_NEW_USER, ADMIN_USER, ADMIN_USERS, RESET,
+    events_page, user_page, users_page, EventsFilterView, LinkPage, NewUserView, ResetPage, ADMIN_EVENTS,
+    ADMIN_LINK, ADMIN_NEW_USER, ADMIN_USER, ADMIN_USERS, RESET,
 };
 use crate::web::flash::Flash;
 use crate::web::pages::{
@@ -250,7 +250,7 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
             username: "bob",
             user_id: 2,
             link: "https://portal.example/reset/t",
-            expires: when(1_800_086_400),
+            expires: crate::when::human(1_800_086_400),
             created,
         };
         out.push((ADMIN_LINK, Box::new(OwnedLink(page))));

@@ -62,3 +62,31 @@ async fn the_document_lists_every_mounted_api_route_and_nothing_else() {
         assert!(schemas["UserJson"]["properties"].get(field).is_some(), "{field}");
     }
 }
+
+/// The shared response sets (`web::api`'s `IntoResponses` types) refer to `ErrorJson`
+/// without registering it: every `$ref` must still name a schema the document holds.
+#[rocket::async_test]
+async fn every_reference_in_the_document_names_a_schema_it_holds() {
+    let app = TestApp::spawn().await;
+    let doc: Value =
+        serde_json::from_str(&app.get("/api/openapi.json").await.into_string().await.unwrap()).unwrap();
+    fn refs(value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.insert(target.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut targets = BTreeSet::new();
+    refs(&doc, &mut targets);
+    assert!(targets.contains("#/components/schemas/ErrorJson"), "{targets:?}");
+    for target in targets {
+        let name = target.strip_prefix("#/components/schemas/").expect("a schema reference");
+        assert!(doc["components"]["schemas"].get(name).is_some(), "{target} is not in the document");
+    }
+}

@@ -379,6 +379,42 @@ async fn an_admin_disables_a_user_who_is_signed_in_elsewhere() {
     admin.screenshot("admin-events").await;
 }
 
+/// On a phone (390 CSS pixels wide) the console's wide tables fold into a card per row:
+/// neither the page nor a table's box scrolls sideways, so nothing is cut off at the right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_tables_fit_a_phone_screen() {
+    let world = World::start_with_admins(&["root", "bob", "carol"], &["root"]).await;
+    let phone = world.driver.browser().await;
+    phone.client.set_window_size(390, 844).await.expect("a phone-sized window");
+    sign_in_with_password(&world, &phone, "root").await;
+    for (path, name) in [("/admin", "phone-admin-users"), ("/admin/events", "phone-admin-events")] {
+        phone.goto(&world.url(path)).await;
+        phone.wait_for_path(path).await;
+        phone.screenshot(name).await;
+        let widths = phone
+            .client
+            .execute(
+                "const wrap = document.querySelector('.table-wrap');
+                 return [innerWidth, document.documentElement.scrollWidth,
+                         wrap.clientWidth, wrap.scrollWidth,
+                         wrap.getBoundingClientRect().right];",
+                vec![],
+            )
+            .await
+            .expect("the widths");
+        let [viewport, page, wrap, table, right] =
+            serde_json::from_value::<[f64; 5]>(widths).expect("five numbers");
+        assert!(viewport <= 400.0, "{name}: a phone-sized viewport, not {viewport}");
+        assert!(page <= viewport, "{name}: the page scrolls sideways ({page} > {viewport})");
+        assert!(right <= viewport, "{name}: the table's box ends past the screen ({right})");
+        assert!(table <= wrap, "{name}: the table is wider than its box ({table} in {wrap})");
+    }
+    phone.goto(&world.url("/admin")).await;
+    phone.click_link("bob").await;
+    phone.wait_for_text("Where bob is signed in").await;
+    phone.screenshot("phone-admin-user").await;
+}
+
 /// An administrator creates a user and hands over the one-time link; opened in another
 /// browser, it lets that person choose a password, and they are signed in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
