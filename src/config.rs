@@ -492,7 +492,7 @@ impl HashSettings {
     }
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Databases {
     pub portal: Database,
 }
@@ -524,11 +524,17 @@ impl Default for PoolSettings {
     }
 }
 
-impl std::fmt::Debug for Databases {
+impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // A URL may carry a password (PostgreSQL): show only the scheme.
-        let scheme = self.portal.url.split(':').next().unwrap_or("?");
-        f.debug_struct("Databases").field("portal", &format_args!("{scheme}:…")).finish()
+        // A URL may carry a password (PostgreSQL): show only the scheme. The pool's keys sit
+        // beside `url` (flattened), so they are shown there too.
+        let scheme = self.url.split(':').next().unwrap_or("?");
+        f.debug_struct("Database")
+            .field("url", &format_args!("{scheme}:…"))
+            .field("max_connections", &self.pool.max_connections)
+            .field("connect_timeout", &self.pool.connect_timeout)
+            .field("idle_timeout", &self.pool.idle_timeout)
+            .finish()
     }
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod authz;
 mod binary;
 mod cli;
+mod configuration;
 mod durability;
 mod hardening;
 mod identities;
