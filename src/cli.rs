@@ -158,12 +158,17 @@ async fn dispatch(command: Command) -> Result<String, String> {
         return store(&settings, action).await;
     }
     let auth = crate::auth_service(&settings, Arc::new(SystemClock)).await?;
-    match command {
+    let answer = match command {
         Command::Users { action } => users(&auth, &settings, action).await.map_err(|e| e.to_string()),
         Command::Events { user, since, limit } => events(&auth, user, since, limit).await,
         Command::Keys { action } => keys(&auth, action).await,
         Command::Store { .. } => unreachable!("answered above"),
-    }
+    };
+    // Closed before the process ends: on SQLite the last connection to close folds the WAL
+    // into the file, and a process that exits halfway through that leaves the file behind
+    // its WAL (valid, and recovered from the WAL, but not tidy).
+    auth.store().close().await;
+    answer
 }
 
 /// `portal store check | copy`. Database URLs are never printed: they may hold a password.

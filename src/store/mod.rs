@@ -274,15 +274,25 @@ impl Store {
 /// while this one goes on writing to it. SQLite's unix VFS knows every descriptor it opened
 /// on the file and defers closing one while the process holds locks there, so a connection
 /// of its own is safe. `immutable` makes that connection read the main file alone (no WAL,
-/// no locks), and `PRAGMA schema_version` reads its header, where SQLite checks the magic
-/// string and the page size, without loading the schema.
+/// no locks), and `PRAGMA page_count` reads its header, where SQLite checks the magic
+/// string, the format and the page size. The main file alone may be behind its WAL, or
+/// halfway through a checkpoint that a crash cut short (its header then counts pages the
+/// file does not have yet): both are healthy stores that SQLite recovers from the WAL, so
+/// `writable_schema` lets that count go unchecked. An empty file is not a store.
 async fn check_main_file(file: &std::path::Path) -> StoreResult<()> {
-    let options =
-        SqliteConnectOptions::new().filename(file).immutable(true).read_only(true).create_if_missing(false);
+    let options = SqliteConnectOptions::new()
+        .filename(file)
+        .immutable(true)
+        .read_only(true)
+        .create_if_missing(false)
+        .pragma("writable_schema", "ON");
     let mut raw = options.connect().await?;
-    let read: StoreResult<Vec<i64>> = sqlx::query_scalar("PRAGMA schema_version").fetch_all(&mut raw).await;
+    let pages: StoreResult<Vec<i64>> = sqlx::query_scalar("PRAGMA page_count").fetch_all(&mut raw).await;
     let _ = raw.close().await;
-    read.map(|_| ())
+    match pages?.first() {
+        Some(pages) if *pages > 0 => Ok(()),
+        _ => Err(sqlx::Error::Protocol(format!("{} is empty: not an SQLite database", file.display()))),
+    }
 }
 
 /// The store holds password hashes and emails: a file the portal creates is made readable
@@ -325,4 +335,45 @@ pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.sqlite").display());
     let store = Store::connect(&url).await.unwrap_or_else(|e| panic!("store: {e}"));
     (dir, store)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+    use super::check_main_file;
+
+    #[tokio::test]
+    async fn a_main_file_a_checkpoint_left_short_is_a_store_but_garbage_and_an_empty_file_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("whole.sqlite");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.unwrap();
+        sqlx::query("CREATE TABLE t (x TEXT)").execute(&pool).await.unwrap();
+        for _ in 0..200 {
+            sqlx::query("INSERT INTO t VALUES ($1)").bind("x".repeat(500)).execute(&pool).await.unwrap();
+        }
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await.unwrap();
+        pool.close().await;
+        check_main_file(&file).await.unwrap();
+
+        // A checkpoint writes pages in order, the header first: cut short by a crash, the
+        // file's header counts pages the file does not have yet (the WAL still holds them).
+        let short = dir.path().join("short.sqlite");
+        std::fs::copy(&file, &short).unwrap();
+        let len = std::fs::metadata(&short).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&short).unwrap().set_len(len / 2).unwrap();
+        check_main_file(&short).await.unwrap();
+
+        let garbage = dir.path().join("garbage.sqlite");
+        std::fs::write(
+            &garbage,
+            (0..65_536u32).map(|n| (n.wrapping_mul(2_654_435_761) >> 24) as u8).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(check_main_file(&garbage).await.is_err(), "garbage is not a store");
+        let empty = dir.path().join("empty.sqlite");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(check_main_file(&empty).await.is_err(), "an empty file is not a store");
+    }
 }
