@@ -135,6 +135,17 @@ impl Server {
         self.cli(&["users", "add", name], &format!("{PASSWORD}\n"));
     }
 
+    /// Checks that the running server still holds its lock and writes no deleted file, kills
+    /// it (SIGKILL), checks the store's integrity from this process, and starts it again.
+    async fn crash_and_restart(&self, portal: Portal) -> Portal {
+        assert!(holds_posix_lock(portal.pid(), &self.file), "the server still holds its lock on the store");
+        let deleted = deleted_store_files(portal.pid());
+        assert_eq!(deleted, Vec::<String>::new(), "the server writes to live files only");
+        let home = portal.crash();
+        assert_eq!(integrity(&self.file).await, "ok");
+        self.start(home)
+    }
+
     /// `GET /health` `times` times; each must be 200.
     async fn health(&self, times: usize) {
         let http = http_client();
@@ -218,17 +229,8 @@ async fn share_the_store(another_process: impl Fn(&Server)) {
     assert!(
         listing.contains("carol") && listing.lines().any(|l| l.contains("bob") && l.contains("disabled"))
     );
-    assert!(holds_posix_lock(portal.pid(), &server.file), "the server still holds its lock on the store");
-    assert_eq!(
-        deleted_store_files(portal.pid()),
-        Vec::<String>::new(),
-        "the server writes to live files only"
-    );
-
     // A crash, then a restart: every acknowledged write is there.
-    let home = portal.crash();
-    assert_eq!(integrity(&server.file).await, "ok");
-    let _portal = server.start(home);
+    let _portal = server.crash_and_restart(portal).await;
     assert!(!alice.is_signed_in().await, "alice's sign-out is not undone");
     assert!(dave.is_signed_in().await, "dave's renewed session survives");
     assert!(!Browser::new(server.port).sign_in("dave", PASSWORD).await, "dave's old password stays changed");
@@ -363,16 +365,7 @@ async fn a_soak_of_traffic_health_checks_the_cli_and_backups_ends_in_a_whole_sto
         "the soak did something: {round} CLI rounds, {} sign-ins",
         ended.len()
     );
-    assert!(holds_posix_lock(portal.pid(), &server.file), "the server still holds its lock on the store");
-    assert_eq!(
-        deleted_store_files(portal.pid()),
-        Vec::<String>::new(),
-        "the server writes to live files only"
-    );
-
-    let home = portal.crash();
-    assert_eq!(integrity(&server.file).await, "ok");
-    let _portal = server.start(home);
+    let _portal = server.crash_and_restart(portal).await;
     let listing = server.cli(&["users", "list"], "");
     for name in &added {
         let line = listing.lines().find(|l| l.split_whitespace().nth(1) == Some(name.as_str()));
