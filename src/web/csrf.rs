@@ -66,16 +66,26 @@ impl<'r> FromRequest<'r> for CsrfToken {
     }
 }
 
+/// The key of signed-in sessions' tokens (managed state), made once from `csrf_key`: ring
+/// hashes a key's inner and outer pads when the key is made, which would otherwise be done
+/// again on every signed-in page.
+pub struct SessionKey(ring::hmac::Key);
+
+impl SessionKey {
+    pub fn new(settings: &Settings) -> SessionKey {
+        SessionKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &settings.csrf_key.0))
+    }
+}
+
 /// A signed-in session's token: base64url(HMAC-SHA256(csrf_key, session id)). The id alone
 /// would not do: it is shown on account and console pages.
 fn session_token(request: &Request<'_>, session_id: &str) -> String {
-    let Some(settings) = request.rocket().state::<Settings>() else {
+    let Some(SessionKey(key)) = request.rocket().state::<SessionKey>() else {
         // Fails closed: no token would ever match, and the log says why.
-        log::error!("the settings are not managed; is the app built with portal::rocket_with?");
+        log::error!("the CSRF key is not managed; is the app built with portal::rocket_with?");
         return URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     };
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &settings.csrf_key.0);
-    URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, session_id.as_bytes()))
+    URL_SAFE_NO_PAD.encode(ring::hmac::sign(key, session_id.as_bytes()))
 }
 
 /// This browser's signed-out token, minted (and its cookie set) on first use in a request.

@@ -49,7 +49,8 @@ pub fn stage() -> AdHoc {
                     None => None,
                 };
                 let site = Site::new(&branding.name, stylesheet.is_some().then_some(BRAND_STYLESHEET));
-                Ok(rocket.manage(site).manage(BrandStylesheet(stylesheet)))
+                let csrf = csrf::SessionKey::new(settings);
+                Ok(rocket.manage(site).manage(BrandStylesheet(stylesheet)).manage(csrf))
             }))
             .attach(templates::stage())
             .attach(headers::shield())
