@@ -5,11 +5,12 @@ use reqwest::header::{COOKIE, LOCATION};
 
 use portal_testkit::app::{cookie_pairs, http_client, LoginForm};
 use portal_testkit::fakes::{query, rocket_oauth, FakeGithub, CLIENT_SECRET, GITHUB_TOKEN};
-use portal_testkit::process::{free_port, Launch};
+use portal_testkit::process::{free_port, Launch, Portal};
 use portal_testkit::{session_cookie_name, PASSWORD};
 
-#[rocket::async_test]
-async fn the_server_log_shows_attempts_but_no_secrets() {
+/// The real binary with GitHub configured against a fake one on loopback, `logtest` added,
+/// its log uncoloured; the fake (kept alive), how it was launched, the server and its base URL.
+async fn serve_with_github() -> (FakeGithub, Launch, Portal, String) {
     let github = FakeGithub::start().await;
     github.token_ok().await;
     let home = tempfile::tempdir().unwrap();
@@ -21,6 +22,12 @@ async fn the_server_log_shows_attempts_but_no_secrets() {
         .env("ROCKET_CLI_COLORS", "false");
     launch.add_user("logtest");
     let server = launch.serve(home, port);
+    (github, launch, server, base)
+}
+
+#[rocket::async_test]
+async fn the_server_log_shows_attempts_but_no_secrets() {
+    let (_github, launch, server, base) = serve_with_github().await;
 
     let http = http_client();
     let form = LoginForm::fetch(&http, &base).await;
@@ -95,17 +102,7 @@ fn secret(label: &str) -> String {
 
 #[rocket::async_test]
 async fn refused_and_accepted_requests_on_secret_paths_and_queries_leave_no_secret_in_the_log() {
-    let github = FakeGithub::start().await;
-    github.token_ok().await;
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let launch = Launch::in_checkout()
-        .test_config(home.path())
-        .env("ROCKET_OAUTH", rocket_oauth(&base, None, Some(&github)))
-        .env("ROCKET_CLI_COLORS", "false");
-    launch.add_user("logtest");
-    let server = launch.serve(home, port);
+    let (_github, launch, server, base) = serve_with_github().await;
     let http = http_client();
     let form_type = (reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     let mut secrets: Vec<String> = Vec::new();
