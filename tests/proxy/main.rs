@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use portal_testkit::process::{free_port, Portal};
 use portal_testkit::proxy::{
     connect, connect_from, deploy_dir, exchange, get, is_timeout, nginx_test, parse_answer, proxy_http_body,
-    read_to_close, shipped, shipped_seconds, shipped_value, start_portal, until, Nginx,
+    read_to_close, shipped, shipped_seconds, shipped_value, start_portal, until, Answer, Nginx,
 };
 
 /// How much later than its timeout nginx may close a connection (two busy cores).
@@ -257,19 +257,7 @@ fn the_portal_sees_the_client_address_and_host_nginx_sets() {
         &format!("GET /login HTTP/1.1\r\nHost: {host}\r\n{spoof}Connection: close\r\n\r\n"),
     );
     assert_eq!(page.status, 200, "{page:#?}");
-    let cookie = page
-        .headers("Set-Cookie")
-        .into_iter()
-        .find(|c| c.starts_with("portal_csrf="))
-        .and_then(|c| c.split(';').next())
-        .unwrap_or_else(|| panic!("no portal_csrf cookie: {page:#?}"))
-        .to_owned();
-    let token = page
-        .body
-        .split_once(r#"name="csrf_token" value=""#)
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(token, _)| token.to_owned())
-        .unwrap_or_else(|| panic!("no csrf_token field: {}", page.body));
+    let (cookie, token) = csrf_of(&page);
 
     // The token is URL-safe base64: nothing to escape.
     let form = format!("username=nobody&password=wrong-password-123&csrf_token={token}");
@@ -362,6 +350,11 @@ fn the_shipped_nginx_files_pass_nginx_t() {
 fn login_form(world: &World, host: &str) -> (String, String) {
     let page = get(world.nginx.port, host, "/login");
     assert_eq!(page.status, 200, "{page:#?}\n{}", world.logs());
+    csrf_of(&page)
+}
+
+/// A login page's CSRF cookie (`name=value`) and token.
+fn csrf_of(page: &Answer) -> (String, String) {
     let cookie = page
         .headers("Set-Cookie")
         .into_iter()
