@@ -38,6 +38,9 @@ impl Log for PortalLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        if self.level < LevelFilter::Info && is_routine_routing(record) {
+            return;
+        }
         let from = |prefix| record.module_path().is_some_and(|m| m.starts_with(prefix));
         let noisy = from("hyper") || from("rustls") || from("reqwest") || from("h2") || from("sqlx");
         if noisy && self.level < LevelFilter::Debug {
@@ -65,6 +68,53 @@ impl Log for PortalLogger {
 
     fn flush(&self) {
         let _ = std::io::stdout().flush();
+    }
+}
+
+/// The beginnings of the lines Rocket writes at `error` and `warn` for a request that went
+/// the way the portal routes requests: a signed-out visitor's guard forwards, no route is
+/// left, and a catcher answers with the login redirect (or a 404, or a 401 on `/api`). Three
+/// such lines came with every signed-out redirect, at `log_level = critical` too (12% of that
+/// request's instructions, and an operator's log full of "errors" that were none). They are
+/// `info` here: written at `normal` and `debug`, not at `critical`.
+const ROUTINE_ROUTING: [&str; 5] = [
+    "No matching routes for ",
+    "Responding with registered ",
+    "Request guard `",
+    "Parameter guard `",
+    "Data guard `",
+];
+
+/// Whether `record` is one of Rocket's [`ROUTINE_ROUTING`] lines: an indented (`…::_`)
+/// `error` or `warn` whose message begins so. Only the message's first bytes are formatted.
+fn is_routine_routing(record: &Record<'_>) -> bool {
+    if record.level() > Level::Warn || !record.target().ends_with("::_") {
+        return false;
+    }
+    let mut head = Head { bytes: [0; 32], len: 0 };
+    // `Head` stops the formatting with an error once full: what it holds is enough.
+    let _ = std::fmt::write(&mut head, *record.args());
+    let head = &head.bytes[..head.len];
+    ROUTINE_ROUTING.iter().any(|start| head.starts_with(start.as_bytes()))
+}
+
+/// The first bytes of a formatted message, without allocating.
+struct Head {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl std::fmt::Write for Head {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.bytes.len() - self.len;
+        let take = room.min(s.len());
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        if take < s.len() {
+            Err(std::fmt::Error)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -366,7 +416,50 @@ fn hex(b: u8) -> Option<u8> {
 mod tests {
     use std::borrow::Cow;
 
-    use super::{redact, redact_queries, strip_colours, SECRET_PARAMETERS, SECRET_PATH_SEGMENTS};
+    use log::{Level, Record};
+
+    use super::{
+        is_routine_routing, redact, redact_queries, strip_colours, SECRET_PARAMETERS, SECRET_PATH_SEGMENTS,
+    };
+
+    #[test]
+    fn rockets_routing_lines_are_routine_and_other_errors_are_not() {
+        let long = "GET /a/very/long/path/that/goes/on/past/the/head/the/logger/formats?x=1";
+        let routine = [
+            (Level::Error, "rocket::server::_", format!("No matching routes for {long}.")),
+            (
+                Level::Warn,
+                "rocket::server::_",
+                "Responding with registered (unauthorized) 401 catcher.".into(),
+            ),
+            (Level::Warn, "portal::routes::pages::_", "Request guard `&LoggedIn` is forwarding.".into()),
+            (
+                Level::Warn,
+                "portal::routes::api::_",
+                "Parameter guard `id: i64` is forwarding: Err(..).".into(),
+            ),
+            (Level::Warn, "portal::routes::login::_", "Data guard `Form<Login>` is forwarding.".into()),
+        ];
+        let kept = [
+            // A real error, indented like Rocket's.
+            (Level::Error, "rocket::server::_", "Handler login panicked.".to_owned()),
+            (Level::Warn, "rocket::server::_", "No 404 catcher registered. Using Rocket default.".into()),
+            // The same words, but not Rocket's indented routing line.
+            (Level::Error, "portal::store", "No matching routes for GET /: said a test".into()),
+            // Info already: left to the level filter.
+            (Level::Info, "rocket::server::_", "No matching routes for GET /.".into()),
+        ];
+        for (level, target, message) in &routine {
+            let args = format_args!("{message}");
+            let record = Record::builder().level(*level).target(target).args(args).build();
+            assert!(is_routine_routing(&record), "{level} {target} {message}");
+        }
+        for (level, target, message) in &kept {
+            let args = format_args!("{message}");
+            let record = Record::builder().level(*level).target(target).args(args).build();
+            assert!(!is_routine_routing(&record), "{level} {target} {message}");
+        }
+    }
 
     const TOKEN: &str = "q2Yh8v0rX_Ao-3s1bW9n4kLpZcT7uE6fGdJmHiKyQxR";
 

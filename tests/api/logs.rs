@@ -200,3 +200,34 @@ async fn refused_and_accepted_requests_on_secret_paths_and_queries_leave_no_secr
         assert!(!log.contains(secret.as_str()), "the log contains {secret:?}:\n{log}");
     }
 }
+
+/// At `log_level = critical` the log is for what needs an operator: a signed-out visitor's
+/// redirect, an unknown page and an `/api` 401 are the portal's routine, and Rocket's
+/// "No matching routes" / "Responding with … catcher" / "Request guard … is forwarding"
+/// lines for them are left out. The sign-in record is still written.
+#[rocket::async_test]
+async fn critical_leaves_out_routine_routing_but_keeps_the_sign_in_record() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let launch = Launch::in_checkout()
+        .test_config(home.path())
+        .env("ROCKET_LOG_LEVEL", "critical")
+        .env("ROCKET_CLI_COLORS", "false");
+    launch.add_user("quiet");
+    let server = launch.serve(home, port);
+
+    let http = http_client();
+    let out = http.get(format!("{base}/welcome")).send().await.unwrap();
+    assert_eq!(out.status(), 303, "signed out: the redirect to the login page");
+    assert_eq!(http.get(format!("{base}/nowhere")).send().await.unwrap().status(), 404);
+    assert_eq!(http.get(format!("{base}/api/me")).send().await.unwrap().status(), 401);
+    let form = LoginForm::fetch(&http, &base).await;
+    form.post(&[("username", "quiet"), ("password", "not the password")]).await;
+
+    let log = server.stop();
+    for routine in ["No matching routes", "catcher", "is forwarding"] {
+        assert!(!log.contains(routine), "{routine:?} at critical:\n{log}");
+    }
+    assert!(log.contains("username=\"quiet\"") && log.contains("outcome=invalid-credentials"), "{log}");
+}
