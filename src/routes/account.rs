@@ -2,9 +2,9 @@
 //! devices out, and changing the password. (Connecting and disconnecting a provider sit
 //! beside the provider round trip, in `routes::oauth`.)
 
+use crate::web::render::Page;
 use rocket::http::{Header, Status};
 use rocket::{get, post, uri, FromForm, Responder, Route, State};
-use rocket_dyn_templates::Template;
 
 use crate::auth::password::MIN_PASSWORD_CHARS;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordChange, PasswordChangeError};
@@ -17,7 +17,7 @@ use crate::web::pages::{Layout, Reply};
 
 /// The account page, with a CSP whose `form-action` lets "Connect …" reach the providers.
 #[derive(Responder)]
-pub struct AccountPage(Template, Header<'static>);
+pub struct AccountPage(Page, Header<'static>);
 
 #[get("/account")]
 pub async fn account(

@@ -2,11 +2,11 @@
 //! and everything else an error page in the site layout; under `/api`, every error is
 //! `{"error": "…"}` with its status (a forwarded 401 included: the longer base wins).
 
+use crate::web::render::Page;
 use rocket::http::{RawStr, Status};
 use rocket::response::Redirect;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{catch, catchers, uri, Catcher, Request};
-use rocket_dyn_templates::Template;
 
 use crate::auth::next::safe_next;
 use crate::routes::login::rocket_uri_macro_login_page;
@@ -46,7 +46,7 @@ fn unauthorized(request: &Request<'_>) -> Redirect {
 }
 
 #[catch(default)]
-fn default(status: Status, request: &Request<'_>) -> (Status, Template) {
+fn default(status: Status, request: &Request<'_>) -> (Status, Page) {
     error_page(request, status)
 }
 

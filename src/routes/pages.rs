@@ -1,20 +1,20 @@
 //! The public and protected pages, and the stylesheets.
 
+use crate::web::render::Page;
 use rocket::http::{ContentType, Header};
 use rocket::{get, Responder, Route, State};
-use rocket_dyn_templates::Template;
 
 use crate::web::guard::LoggedIn;
 use crate::web::pages::Layout;
 use crate::web::BrandStylesheet;
 
 #[get("/")]
-pub fn index(layout: Layout<'_>) -> Template {
+pub fn index(layout: Layout<'_>) -> Page {
     layout.index()
 }
 
 #[get("/welcome")]
-pub fn welcome(me: &LoggedIn, layout: Layout<'_>) -> Template {
+pub fn welcome(me: &LoggedIn, layout: Layout<'_>) -> Page {
     layout.welcome(me)
 }
 

@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
+use crate::web::render::Page;
 use rocket::http::RawStr;
-use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::auth::admin::UserOverview;
@@ -278,19 +278,19 @@ pub(super) struct ResetPage<'a> {
 }
 
 impl Layout<'_> {
-    pub fn admin_users(&self, q: &str, page: &UserPage) -> Template {
+    pub fn admin_users(&self, q: &str, page: &UserPage) -> Page {
         self.render(ADMIN_USERS, users_page(q, page))
     }
 
-    pub fn admin_user(&self, overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> Template {
+    pub fn admin_user(&self, overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> Page {
         self.render(ADMIN_USER, user_page(overview, names, me))
     }
 
-    pub fn admin_new_user(&self, form: NewUserView<'_>) -> Template {
+    pub fn admin_new_user(&self, form: NewUserView<'_>) -> Page {
         self.render(ADMIN_NEW_USER, form)
     }
 
-    pub fn admin_link(&self, user: &User, link: &str, expires_at: i64, created: bool) -> Template {
+    pub fn admin_link(&self, user: &User, link: &str, expires_at: i64, created: bool) -> Page {
         let page = LinkPage {
             username: &user.username,
             user_id: user.id,
@@ -307,11 +307,11 @@ impl Layout<'_> {
         events: &[EventRecord],
         names: &HashMap<i64, String>,
         older: Option<String>,
-    ) -> Template {
+    ) -> Page {
         self.render(ADMIN_EVENTS, events_page(filter, events, names, older))
     }
 
-    pub fn reset(&self, username: &str, error: Option<&str>) -> Template {
+    pub fn reset(&self, username: &str, error: Option<&str>) -> Page {
         self.render(RESET, ResetPage { username, error })
     }
 }

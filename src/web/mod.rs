@@ -14,6 +14,7 @@ pub mod guard;
 pub mod headers;
 pub mod pages;
 pub mod params;
+pub mod render;
 pub mod samples;
 pub mod session;
 pub mod templates;

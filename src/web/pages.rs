@@ -6,11 +6,11 @@
 //! `email`, `is_admin`, or none), `csrf` (the token forms carry) and `flash` (`kind`,
 //! `message`, or none); each page adds its own values below.
 
+use crate::web::render::{Page, STAND_IN};
 use rocket::http::{RawStr, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::Redirect;
 use rocket::Responder;
-use rocket_dyn_templates::{minijinja, Template};
 use serde::Serialize;
 
 use crate::auth::audit::EventKind;
@@ -111,27 +111,33 @@ impl<'r> Layout<'r> {
         self.me
     }
 
-    pub(crate) fn render(&self, name: &'static str, page: impl Serialize) -> Template {
+    pub(crate) fn render(&self, name: &'static str, page: impl Serialize) -> Page {
+        if self.me.is_none() && self.flash.is_none() {
+            // For nobody in particular: the same page for every visitor who sent the same
+            // values, but for the form token, so it is cut once and spliced after that.
+            let context = Context { site: self.site, me: None, csrf: &STAND_IN, flash: None, page };
+            return Page::shell(name, context, self.csrf.value());
+        }
         let me = self.me.map(|me| Me::from(me.user()));
         let context =
             Context { site: self.site, me, csrf: self.csrf.value(), flash: self.flash.as_ref(), page };
-        Template::render(name, context)
+        Page::render(name, context)
     }
 
-    pub fn index(&self) -> Template {
+    pub fn index(&self) -> Page {
         self.render(INDEX, Empty {})
     }
 
-    pub fn welcome(&self, me: &LoggedIn) -> Template {
+    pub fn welcome(&self, me: &LoggedIn) -> Page {
         let method = me.method();
         self.render(WELCOME, WelcomePage { method: method.as_str(), method_name: method.display_name() })
     }
 
-    pub fn logout(&self, rd: Option<&str>) -> Template {
+    pub fn logout(&self, rd: Option<&str>) -> Page {
         self.render(LOGOUT, LogoutPage { rd })
     }
 
-    pub fn login(&self, providers: &Providers, form: LoginForm<'_>) -> Template {
+    pub fn login(&self, providers: &Providers, form: LoginForm<'_>) -> Page {
         self.render(LOGIN, login_page(providers, form))
     }
 
@@ -142,7 +148,7 @@ impl<'r> Layout<'r> {
         sessions: &[SessionRecord],
         current: &SessionRecord,
         now: i64,
-    ) -> Template {
+    ) -> Page {
         let mut page = account_page(providers, account);
         page.sessions = session_rows(sessions, &current.id);
         page.can_set_password = !account.has_password && now - current.created_at < FRESH_SIGN_IN_SECS;
@@ -349,27 +355,27 @@ pub(super) fn explain(status: Status) -> &'static str {
 }
 
 /// The error page for `status`, in the site layout (for nobody in particular).
-pub fn error_page(request: &Request<'_>, status: Status) -> (Status, Template) {
+pub fn error_page(request: &Request<'_>, status: Status) -> (Status, Page) {
     message_page(request, status, explain(status))
 }
 
 /// The error page with a message of the caller's.
-pub fn message_page(request: &Request<'_>, status: Status, message: &str) -> (Status, Template) {
+pub fn message_page(request: &Request<'_>, status: Status, message: &str) -> (Status, Page) {
     let title = status.reason().unwrap_or("Error");
     let page = ErrorPage { code: status.code, title, message };
     let context = Context { site: site_of(request), me: None, csrf: "", flash: None, page };
-    (status, Template::render(ERROR, context))
+    (status, Page::render(ERROR, context))
 }
 
 /// What a handler answers: a redirect, a page with its status, or an error status whose
 /// page the catcher renders.
-// A Redirect is ~270 bytes against a Template's ~100; a Reply lives for one return per
+// A Redirect is ~270 bytes against a Page's ~40; a Reply lives for one return per
 // request, so boxing would only add an allocation to every redirect.
 #[allow(clippy::large_enum_variant)]
 #[derive(Responder)]
 pub enum Reply {
     Redirect(Redirect),
-    Page((Status, Template)),
+    Page((Status, Page)),
     Message(MessagePage),
     Error(Status),
 }
@@ -397,14 +403,14 @@ impl Reply {
         Reply::Redirect(Redirect::to(uri))
     }
 
-    pub fn page(status: Status, page: Template) -> Reply {
+    pub fn page(status: Status, page: Page) -> Reply {
         Reply::Page((status, page))
     }
 }
 
 /// Turning any page's values into a template context without knowing its type.
 pub(crate) mod erased {
-    use super::{minijinja, Context, Flash, Me, Site};
+    use super::{Context, Flash, Me, Site};
 
     pub(crate) trait Page {
         fn context(&self, site: &Site, me: Option<Me<'_>>, flash: Option<&Flash>) -> minijinja::Value;

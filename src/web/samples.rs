@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use rocket::http::Status;
-use rocket_dyn_templates::minijinja;
+
 use serde::Serialize;
 
 use crate::auth::admin::UserOverview;

@@ -1,21 +1,23 @@
-//! The page templates, through `rocket_dyn_templates` and minijinja (Jinja2 syntax): the
-//! defaults are embedded in the binary, and every `NAME.j2` file directly in `template_dir`
-//! replaces the template `NAME` (`login.html.j2` → the login page) or adds one a custom
-//! template may include. Every template is checked at ignition, parsed and rendered with
-//! representative values, so a broken one stops startup with one line naming its file
-//! instead of answering 500 later. Debug builds reload changed files (Rocket's behaviour).
-//! Every value is HTML-escaped unless a template says `|safe`; none of ours does.
+//! Where the page templates come from, and their check: the defaults are embedded in the
+//! binary, and every `NAME.j2` file directly in `template_dir` replaces the template `NAME`
+//! (`login.html.j2` → the login page) or adds one a custom template may include. Every
+//! template is checked at ignition, parsed and rendered with representative values, so a
+//! broken one stops startup with one line naming its file instead of answering 500 later.
+//! Debug builds reload changed files. Every value is HTML-escaped unless a template says
+//! `|safe`; none of ours does. Rendering is `web::render`'s.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
 
+use minijinja::{AutoEscape, Environment};
 use rocket::fairing::AdHoc;
 use rocket::figment::value::magic::RelativePathBuf;
 use rocket::{Build, Rocket};
-use rocket_dyn_templates::minijinja::{AutoEscape, Environment};
-use rocket_dyn_templates::{Engines, Template};
 
 use crate::web::admin_pages as admin;
 use crate::web::pages::{self, Site};
+use crate::web::render::{one_line, Reload, Templates};
 use crate::web::samples;
 
 /// The templates compiled into the binary, by name.
@@ -94,18 +96,13 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Source>, String> {
 /// An environment holding `sources`, every one HTML-escaped.
 pub fn environment(sources: &[Source]) -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
-    install(&mut env, sources)?;
-    Ok(env)
-}
-
-fn install(env: &mut Environment<'static>, sources: &[Source]) -> Result<(), String> {
     // Every template is a page or part of one: escape for HTML whatever the name says.
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     for source in sources {
         env.add_template_owned(source.name.clone(), source.text.clone())
             .map_err(|e| format!("template {} does not parse: {}", source.origin(), one_line(&e)))?;
     }
-    Ok(())
+    Ok(env)
 }
 
 /// Renders every page with representative values: a missing parent or include, a macro
@@ -122,34 +119,12 @@ fn check(env: &Environment<'static>, sources: &[Source], site: &Site) -> Result<
     Ok(())
 }
 
-/// minijinja's error, its causes and where it happened, on one line.
-fn one_line(error: &rocket_dyn_templates::minijinja::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Loads, checks and installs the templates at ignition, and hands them to
-/// `rocket_dyn_templates` (which reloads them in debug builds when a file changes).
+/// Loads and checks the templates at ignition and manages them as [`Templates`].
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Templates", |rocket| async move {
-        match prepare(&rocket) {
-            Ok((dir, root)) => {
-                let site = rocket.state::<Site>().cloned().unwrap_or_else(|| Site::new("Portal", None));
-                let figment = rocket.figment().clone().merge(("template_dir", root));
-                let reload = move |engines: &mut Engines| -> Result<(), Box<dyn std::error::Error>> {
-                    let sources = load(dir.as_deref())?;
-                    check(&environment(&sources)?, &sources, &site)?;
-                    install(&mut engines.minijinja, &sources)?;
-                    Ok(())
-                };
-                Ok(rocket.configure(figment).attach(Template::try_custom(reload)))
-            }
+        let site = rocket.state::<Site>().cloned().unwrap_or_else(|| Site::new("Portal", None));
+        match prepare(&rocket, site) {
+            Ok(templates) => Ok(rocket.manage(templates)),
             Err(e) => {
                 log::error!("{e}");
                 Err(rocket)
@@ -158,20 +133,77 @@ pub fn stage() -> AdHoc {
     })
 }
 
-/// The override directory (if any) after checking every template, and the directory to
-/// give `rocket_dyn_templates` (which must exist, and which it watches in debug builds).
-fn prepare(rocket: &Rocket<Build>) -> Result<(Option<PathBuf>, PathBuf), String> {
+/// What a debug build needs to reload: the override directory, the branding the check
+/// renders with, and what the directory looked like when last read.
+struct Watch {
+    dir: PathBuf,
+    site: Site,
+    seen: Mutex<Stamp>,
+}
+
+/// Every template file in a directory: its name, modification time and length.
+type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+fn stamp(dir: &Path) -> Stamp {
+    let mut files: Stamp = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(|n| n.ends_with(EXTENSION)))
+        .map(|entry| {
+            let meta = entry.metadata().ok();
+            (entry.path(), meta.as_ref().and_then(|m| m.modified().ok()), meta.map_or(0, |m| m.len()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+impl Watch {
+    /// The templates again when a file changed since last asked and the set still parses
+    /// and renders; a broken edit is logged, and the pages keep the last set that worked.
+    fn fresh(&self) -> Option<Environment<'static>> {
+        let now = stamp(&self.dir);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if *seen == now {
+            return None;
+        }
+        *seen = now;
+        let fresh = load(Some(&self.dir)).and_then(|sources| {
+            let env = environment(&sources)?;
+            check(&env, &sources, &self.site)?;
+            Ok(env)
+        });
+        match fresh {
+            Ok(env) => {
+                log::info!("templates: reloaded {}", self.dir.display());
+                Some(env)
+            }
+            Err(e) => {
+                log::error!("{e}; the pages keep the last templates that worked");
+                None
+            }
+        }
+    }
+}
+
+/// The templates, loaded and checked; debug builds watch the override directory.
+fn prepare(rocket: &Rocket<Build>, site: Site) -> Result<Templates, String> {
     let dir = override_dir(rocket)?;
+    let seen = dir.as_deref().map(stamp).unwrap_or_default();
     let sources = load(dir.as_deref())?;
-    let site = rocket.state::<Site>().cloned().unwrap_or_else(|| Site::new("Portal", None));
-    check(&environment(&sources)?, &sources, &site)?;
+    let env = environment(&sources)?;
+    check(&env, &sources, &site)?;
     if let Some(dir) = &dir {
         let replaced: Vec<&str> =
             sources.iter().filter(|s| s.file.is_some()).map(|s| s.name.as_str()).collect();
         log::info!("templates: {} from {}, the rest embedded", replaced.join(", "), dir.display());
-        return Ok((Some(dir.clone()), dir.clone()));
     }
-    Ok((None, empty_dir()?))
+    let reload = dir.filter(|_| cfg!(debug_assertions)).map(|dir| {
+        let watch = Watch { dir, site, seen: Mutex::new(seen) };
+        Box::new(move || watch.fresh()) as Reload
+    });
+    Ok(Templates::new(env, reload))
 }
 
 /// `template_dir` when set (it must then be a directory), else `templates/` when there is
@@ -192,11 +224,83 @@ fn override_dir(rocket: &Rocket<Build>) -> Result<Option<PathBuf>, String> {
     }
 }
 
-/// `rocket_dyn_templates` needs a directory to scan even when nothing overrides: an empty
-/// one of ours. Whatever it might find there is never rendered (every page template is
-/// installed by name from [`load`], and installed templates come before files).
-fn empty_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join("portal-no-template-overrides");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
-    Ok(dir)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::render::{MAX_SHELLS, STAND_IN};
+    use crate::web::samples::samples;
+
+    fn templates(sources: &[Source]) -> Templates {
+        Templates::new(environment(sources).unwrap(), None)
+    }
+
+    /// The embedded templates, and the first sample of page `name` (branded "Acme").
+    fn sample_of(name: &str) -> (Templates, &'static str, minijinja::Value) {
+        let site = crate::web::pages::Site::new("Acme", None);
+        let (name, sample) = samples(&site).into_iter().find(|(n, _)| *n == name).unwrap();
+        (templates(&embedded()), name, sample)
+    }
+
+    /// `context` with `csrf` set to `token`.
+    fn with_token(context: &minijinja::Value, token: &str) -> minijinja::Value {
+        minijinja::context! { csrf => token, ..context.clone() }
+    }
+
+    #[test]
+    fn a_merged_token_replaces_the_one_in_the_context() {
+        let merged = with_token(&minijinja::context! { csrf => "old", other => 1 }, "new");
+        assert_eq!(merged.get_attr("csrf").unwrap().as_str(), Some("new"));
+        assert_eq!(merged.get_attr("other").unwrap().as_i64(), Some(1));
+    }
+
+    #[test]
+    fn every_page_from_its_shell_is_the_page_rendered_with_its_token() {
+        let templates = templates(&embedded());
+        let site = crate::web::pages::Site::new("Acme", None);
+        for (name, sample) in samples(&site) {
+            let shell_context = serde_json::to_string(&with_token(&sample, &STAND_IN)).unwrap();
+            for token in ["tok-EN_1", "another-TOKEN_2", "tok-EN_1"] {
+                let direct = templates.render(name, &with_token(&sample, token)).unwrap();
+                let spliced = templates.render_shell(name, shell_context.clone(), token).unwrap();
+                assert_eq!(spliced, direct, "{name} with {token}");
+            }
+        }
+        let shells = templates.shell_parts();
+        assert!(shells.iter().all(Option::is_some), "every embedded page is cut");
+        assert!(shells.iter().any(|parts| parts.is_some_and(|n| n > 2)), "the login page has two forms");
+    }
+
+    #[test]
+    fn a_template_that_transforms_the_token_is_rendered_every_time() {
+        let mut sources = embedded();
+        let text = "{{ csrf|upper }} {{ csrf[:4] }} {{ csrf }}";
+        sources.push(Source { name: "odd.html".into(), text: text.into(), file: None });
+        let templates = templates(&sources);
+        let context = serde_json::to_string(&minijinja::context! { csrf => &*STAND_IN }).unwrap();
+        for token in ["abcdef", "zyxwvu"] {
+            let page = templates.render_shell("odd.html", context.clone(), token).unwrap();
+            assert_eq!(page, format!("{} {} {token}", token.to_uppercase(), &token[..4]));
+        }
+        assert_eq!(templates.shell_parts(), [None]);
+    }
+
+    #[test]
+    fn a_token_that_html_would_escape_is_rendered_not_spliced() {
+        let (templates, name, sample) = sample_of(crate::web::pages::LOGIN);
+        let token = "a/b<c>";
+        let context = serde_json::to_string(&with_token(&sample, &STAND_IN)).unwrap();
+        let page = templates.render_shell(name, context, token).unwrap();
+        assert!(page.contains("value=\"a&#x2f;b&lt;c&gt;\""), "{page}");
+        assert!(!page.contains(STAND_IN.as_str()));
+    }
+
+    #[test]
+    fn the_shells_are_bounded() {
+        let (templates, name, sample) = sample_of(crate::web::pages::ERROR);
+        for i in 0..MAX_SHELLS + 10 {
+            let context = minijinja::context! { csrf => &*STAND_IN, message => i, ..sample.clone() };
+            templates.render_shell(name, serde_json::to_string(&context).unwrap(), "t").unwrap();
+            assert!(templates.shell_parts().len() <= MAX_SHELLS);
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Pages through `rocket_dyn_templates`: operators' overrides by file name from
+//! Pages through `web::templates` (minijinja): operators' overrides by file name from
 //! `template_dir`, branding, broken templates refused at start, and escaping on every page.
 
 use std::sync::Arc;
@@ -146,4 +146,30 @@ async fn a_script_username_is_escaped_on_every_page_that_shows_it() {
         assert!(!page.contains("<script>"), "{uri} shows markup from the username: {page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;"), "{uri} shows the name as text: {page}");
     }
+}
+
+/// A debug build (what `cargo run` and these tests run) reloads a changed override on the
+/// next request, and keeps the last working set when an edit breaks it.
+#[rocket::async_test]
+async fn an_edited_override_shows_on_the_next_request_and_a_broken_edit_keeps_the_last_good_one() {
+    let dir = template_dir(&[("login.html.j2", CUSTOM_LOGIN)]);
+    let path = dir.path().display().to_string();
+    let app = TestApp::spawn_with(|f| f.merge(("template_dir", path.as_str()))).await;
+    let login = app.get("/login").await.into_string().await.unwrap();
+    assert!(login.contains("<h1>Acme staff sign-in</h1>"), "{login}");
+
+    let edited = CUSTOM_LOGIN.replace("Acme staff sign-in", "Acme staff sign-in, edited");
+    std::fs::write(dir.path().join("login.html.j2"), &edited).unwrap();
+    let login = app.get("/login").await.into_string().await.unwrap();
+    assert!(login.contains("<h1>Acme staff sign-in, edited</h1>"), "the edit shows: {login}");
+
+    std::fs::write(
+        dir.path().join("login.html.j2"),
+        "{% extends \"base.html\" %}{% block content %}{{ broken",
+    )
+    .unwrap();
+    let response = app.get("/login").await;
+    assert_eq!(response.status(), Status::Ok);
+    let login = response.into_string().await.unwrap();
+    assert!(login.contains("<h1>Acme staff sign-in, edited</h1>"), "the last good one stays: {login}");
 }
