@@ -7,9 +7,12 @@
 #   bench/profile.sh welcome_in              # GET /welcome signed in
 #   bench/profile.sh login 4000              # GET /login, 4000 requests
 #   PORTAL_BIN=target/compare/bins/portal-4efdfd7xxx bench/profile.sh authz_in
+#   PORTAL_BIN=floor bench/profile.sh welcome_in   # the bare-Rocket floor (benches/floor.rs)
 #
-# Routes: login, welcome_in, welcome_out, account, admin, api_me, authz_in, authz_out. The
-# profile and a summary (the top functions per request) go to bench/results/profile-ROUTE.*;
+# Routes: login, welcome_in, welcome_out, account, admin, api_me, authz_in, authz_out (the
+# floor has login, welcome_in and welcome_out: the yardstick of a budget). The
+# profile and a summary (the top functions per request) go to bench/results/profile-ROUTE.*
+# (profile-floor-ROUTE.* for the floor);
 # `callgrind_annotate --inclusive=yes FILE` reads the profile further. Needs valgrind, curl
 # and (unless PORTAL_BIN names one) cargo to build the release binary.
 set -euo pipefail
@@ -38,7 +41,14 @@ authz_out) path=/authz/auth-request signed=no header=$AUTHZ ;;
 *) echo "profile: unknown route $ROUTE" >&2; exit 2 ;;
 esac
 
-if [[ -n ${PORTAL_BIN:-} ]]; then
+FLOOR=no
+if [[ ${PORTAL_BIN:-} == floor ]]; then
+    FLOOR=yes
+    [[ $ROUTE == login || $ROUTE == welcome_* ]] || { echo "profile: the floor has no $ROUTE" >&2; exit 2; }
+    (cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target/compare" cargo build --release --quiet --bench floor)
+    PORTAL_BIN=$(find "$ROOT/target/compare/release/deps" -maxdepth 1 -type f -executable -name 'floor-*' \
+        -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
+elif [[ -n ${PORTAL_BIN:-} ]]; then
     PORTAL_BIN=$(realpath "$PORTAL_BIN")
 else
     (cd "$ROOT" && cargo build --release --quiet --bin portal)
@@ -57,11 +67,16 @@ ENV=(ROCKET_CONFIG="$ROOT/Rocket.toml" ROCKET_SECRET_KEY="$(head -c 32 /dev/uran
     ROCKET_LOG_LEVEL=critical ROCKET_ADDRESS=$HOST ROCKET_PORT=$PORT ROCKET_WORKERS=2
     ROCKET_DATABASES="{portal={url=\"sqlite://$TMP/p.sqlite?mode=rwc\"}}"
     ROCKET_PUBLIC_URL="$BASE" ROCKET_FORWARD_AUTH='{allowed_domains=["app.bench.test"]}')
-printf '%s\n' "$PASSWORD" | (cd "$TMP" && env "${ENV[@]}" "$PORTAL_BIN" users add bench --admin) >/dev/null
+SERVE=()
+if [[ $FLOOR == yes ]]; then
+    SERVE=(--serve)
+else
+    printf '%s\n' "$PASSWORD" | (cd "$TMP" && env "${ENV[@]}" "$PORTAL_BIN" users add bench --admin) >/dev/null
+fi
 
 out="$TMP/callgrind.out"
 (cd "$TMP" && exec env "${ENV[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" \
-    --dump-instr=no --collect-atstart=yes "$PORTAL_BIN") >"$TMP/server.log" 2>&1 &
+    --dump-instr=no --collect-atstart=yes "$PORTAL_BIN" "${SERVE[@]}") >"$TMP/server.log" 2>&1 &
 SERVER=$!
 deadline=$(($(date +%s) + 120))
 until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$BASE/health" || true) == 200 ]]; do
@@ -72,7 +87,10 @@ done
 
 jar="$TMP/jar"
 args=()
-if [[ $signed == yes ]]; then
+if [[ $signed == yes && $FLOOR == yes ]]; then
+    curl -sS -o /dev/null -c "$jar" "$BASE/signin"
+    args+=(-b "$jar")
+elif [[ $signed == yes ]]; then
     page=$(curl -sS -c "$jar" -b "$jar" "$BASE/login")
     token=$(grep -o 'name="csrf_token" value="[^"]*"' <<<"$page" | head -n 1 | sed 's/.*value="//; s/"$//')
     curl -sS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf_token=$token" \
@@ -97,8 +115,9 @@ SERVER=
 
 mkdir -p "$ROOT/bench/results"
 dump=$(ls -t "$out".* 2>/dev/null | head -n 1)
-cp "$dump" "$ROOT/bench/results/profile-$ROUTE.callgrind"
-summary="$ROOT/bench/results/profile-$ROUTE.txt"
+[[ $FLOOR == yes ]] && name=floor-$ROUTE || name=$ROUTE
+cp "$dump" "$ROOT/bench/results/profile-$name.callgrind"
+summary="$ROOT/bench/results/profile-$name.txt"
 {
     [[ $signed == yes ]] && who=" signed in" || who=""
     echo "bench/profile.sh $ROUTE $REQUESTS: GET $path$who -> $status," \
