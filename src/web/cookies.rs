@@ -11,7 +11,7 @@
 
 use rocket::http::{Cookie, CookieJar, SameSite};
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::time::{Duration, OffsetDateTime};
+use rocket::time::Duration;
 
 use crate::config::Settings;
 
@@ -97,8 +97,11 @@ impl<'r> Jar<'r> {
         match max_age {
             Some(age) => {
                 cookie.set_max_age(age);
-                // Rocket would otherwise add a one-week `Expires` beside `Max-Age`.
-                cookie.set_expires(OffsetDateTime::now_utc() + age);
+                // `Max-Age` alone: every browser in support honours it (RFC 6265 §5.3 puts it
+                // before `Expires`), and an `Expires` date is a clock read and an HTTP-date
+                // formatted for every cookie set. "Session" here only stops Rocket from adding
+                // its one-week `Expires`; nothing is printed for it.
+                cookie.set_expires(None);
             }
             // Rocket gives private cookies a one-week expiry unless told otherwise.
             None => cookie.set_expires(None),

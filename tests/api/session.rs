@@ -207,6 +207,7 @@ async fn the_session_cookie_ends_with_the_browser_unless_kept() {
         Some(rocket::time::Duration::seconds(43_200)),
         "up to the absolute lifetime"
     );
+    assert_eq!(cookie.expires_datetime(), None, "Max-Age alone, no Expires date beside it");
 
     // Activity is recorded on the server; the kept cookie is not rewritten.
     app.clock.advance(600);
