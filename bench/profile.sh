@@ -98,7 +98,8 @@ elif [[ $signed == yes ]]; then
     args+=(-b "$jar")
 fi
 [[ -n $header ]] && args+=(-H "$header")
-status=$(curl -s -o /dev/null -w '%{http_code}' "${args[@]}" "$BASE$path")
+read -r status header_bytes body_bytes < <(curl -s -o /dev/null -w '%{http_code} %{size_header} %{size_download}\n' \
+    "${args[@]}" "$BASE$path")
 echo "profile: GET $path answers $status" >&2
 
 # Warm up (caches, the session cache, the first template render), then count from zero.
@@ -124,6 +125,7 @@ summary="$ROOT/bench/results/profile-$name.txt"
         "$(basename "$PORTAL_BIN"), $(date -u '+%Y-%m-%d %H:%M UTC')"
     total=$(awk '/^summary:|^totals:/ { print $2; exit }' "$dump")
     echo "instructions per request: $((total / REQUESTS)) (all threads, the requests' own work and the runtime's)"
+    echo "bytes on the wire: $header_bytes of headers, $body_bytes of body"
     echo
     echo "inclusive instructions per request, top functions:"
     callgrind_annotate --inclusive=yes --threshold=100 "$dump" 2>/dev/null |
