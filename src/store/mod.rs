@@ -89,13 +89,8 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true);
-                // sqlx pings a connection before lending it out by default: on SQLite a
-                // round trip to the connection's worker thread for every query, for a
-                // connection to a local file that cannot have gone away (a third of
-                // `/api/me`'s CPU). A query that fails still fails, and is classified.
                 let pooled = SqlitePoolOptions::new()
                     .max_connections(pool_size(&pool, Backend::Sqlite))
-                    .test_before_acquire(false)
                     .acquire_timeout(timeout)
                     .connect_lazy_with(options.clone());
                 Ok(Store {
