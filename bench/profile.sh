@@ -9,7 +9,8 @@
 #   PORTAL_BIN=target/compare/bins/portal-4efdfd7xxx bench/profile.sh authz_in
 #   PORTAL_BIN=floor bench/profile.sh welcome_in   # the bare-Rocket floor (benches/floor.rs)
 #
-# Routes: login, welcome_in, welcome_out, account, admin, api_me, authz_in, authz_out (the
+# Routes: login, welcome_in, welcome_out, account, admin, api_me, api_sessions, health,
+# authz_in, authz_out (the
 # floor has login, welcome_in and welcome_out: the yardstick of a budget). The
 # profile and a summary (the top functions per request) go to bench/results/profile-ROUTE.*
 # (profile-floor-ROUTE.* for the floor);
@@ -36,6 +37,8 @@ welcome_out) path=/welcome signed=no header= ;;
 account) path=/account signed=yes header= ;;
 admin) path=/admin signed=yes header= ;;
 api_me) path=/api/me signed=yes header= ;;
+api_sessions) path=/api/sessions signed=yes header= ;;
+health) path=/health signed=no header= ;;
 authz_in) path=/authz/auth-request signed=yes header=$AUTHZ ;;
 authz_out) path=/authz/auth-request signed=no header=$AUTHZ ;;
 *) echo "profile: unknown route $ROUTE" >&2; exit 2 ;;
