@@ -10,7 +10,8 @@
 #
 # Parts overlap (a row includes what it calls), a part a route never reaches reads "·", and
 # a function the compiler inlined into its caller is counted in the caller. Writes the table
-# to bench/results/budget.md. Needs what bench/profile.sh needs; about 5 minutes.
+# to bench/results/budget.md (BUDGET_REUSE=1 makes it again from the profiles there). Needs
+# what bench/profile.sh needs; about 5 minutes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,12 +23,15 @@ if [[ -z ${PORTAL_BIN:-} ]]; then
     (cd "$ROOT" && cargo build --release --quiet --bin portal)
     PORTAL_BIN="$ROOT/target/release/portal"
 fi
-for route in "${ROUTES[@]}"; do
-    PORTAL_BIN=$PORTAL_BIN "$ROOT/bench/profile.sh" "$route" "$REQUESTS" >/dev/null
-done
-for route in login welcome_in welcome_out; do
-    PORTAL_BIN=floor "$ROOT/bench/profile.sh" "$route" "$REQUESTS" >/dev/null
-done
+# BUDGET_REUSE=1: the table again from the profiles already in bench/results.
+if [[ -z ${BUDGET_REUSE:-} ]]; then
+    for route in "${ROUTES[@]}"; do
+        PORTAL_BIN=$PORTAL_BIN "$ROOT/bench/profile.sh" "$route" "$REQUESTS" >/dev/null
+    done
+    for route in login welcome_in welcome_out; do
+        PORTAL_BIN=floor "$ROOT/bench/profile.sh" "$route" "$REQUESTS" >/dev/null
+    done
+fi
 
 # PART|function names (inclusive, summed; `;` between several)
 PARTS=(
@@ -38,9 +42,10 @@ PARTS=(
     "· the secret's hash (SHA-256, compared)|portal::auth::session::SessionToken::proves"
     "the page guard (Layout: the CSRF token, the flash)|<portal::web::pages::Layout as rocket::request::from_request::FromRequest>::from_request::{{closure}}"
     "· the CSRF token|portal::web::csrf::CsrfToken::of"
-    "the page's values (into minijinja's, or the shell's key)|portal::web::render::Page::render;portal::web::render::Page::shell"
-    "rendering (the Page responder)|<portal::web::render::Page as rocket::response::responder::Responder>::respond_to"
-    "· minijinja's render|minijinja::template::Template::render"
+    "the page's values (into minijinja's; for a shell, its JSON key)|portal::web::pages::Layout::login;portal::web::pages::Layout::welcome"
+    "rendering (the Page responder, with the Content-Type)|<portal::web::render::Page as rocket::response::responder::Responder>::respond_to"
+    "· minijinja's render|portal::web::render::Templates::render"
+    "· a shell: found, and the token spliced in|portal::web::render::Templates::render_shell"
     "the catcher (the signed-out redirect and its flash cookie)|rocket::server::<impl rocket::rkt::Rocket<rocket::phase::Orbit>>::handle_error::{{closure}}"
     "the forward-auth answer (identity headers)|<portal::routes::authz::Answer as rocket::response::responder::Responder>::respond_to"
     "security headers (Defaults; the floor: Shield)|<portal::web::headers::Defaults as rocket::fairing::Fairing>::on_response::{{closure}};<rocket::shield::shield::Shield as rocket::fairing::Fairing>::on_response::{{closure}}"
@@ -63,7 +68,7 @@ part() {
             END { if (sum > 0) printf "%d", sum / n; else printf "·" }'
 }
 total() { awk '/^instructions per request:/ { print $4 }' "$RESULTS/profile-$1.txt"; }
-wire() { awk '/^bytes on the wire:/ { print $5 " + " $9 }' "$RESULTS/profile-$1.txt"; }
+wire() { awk '/^bytes on the wire:/ { print $5 " + " $8 }' "$RESULTS/profile-$1.txt"; }
 
 {
     echo "bench/budget.sh on $(date -u '+%Y-%m-%d %H:%M UTC'): $(basename "$PORTAL_BIN"), $REQUESTS requests a route;" \

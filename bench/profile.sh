@@ -98,6 +98,8 @@ elif [[ $signed == yes ]]; then
     token=$(grep -o 'name="csrf_token" value="[^"]*"' <<<"$page" | head -n 1 | sed 's/.*value="//; s/"$//')
     curl -sS -o /dev/null -c "$jar" -b "$jar" --data-urlencode "csrf_token=$token" \
         --data-urlencode username=bench --data-urlencode "password=$PASSWORD" "$BASE/login"
+    # The welcome page a browser lands on shows the sign-in's flash and drops its cookie.
+    curl -sS -o /dev/null -c "$jar" -b "$jar" "$BASE/welcome"
     args+=(-b "$jar")
 fi
 [[ -n $header ]] && args+=(-H "$header")
