@@ -18,7 +18,8 @@
 # Binaries are built with CARGO_TARGET_DIR=target/compare (dependencies shared between the
 # revisions) and a revision's is kept as target/compare/bins/portal-<sha>, so it is built
 # once; the working tree is built every time. Knobs: BENCH_DURATION (seconds per pass,
-# default 5), BENCH_ROUNDS (3; 12 rows of 9 passes: about 10 minutes), BENCH_THREADS (2),
+# default 5), BENCH_ROUNDS (3; 12 rows of 9 passes: about 10 minutes), BENCH_ROWS (a comma-
+# separated subset of the rows, by name), BENCH_THREADS (2),
 # BENCH_CONNECTIONS (32), BENCH_PORT_BASE (18100). Needs cargo, git, wrk and curl.
 set -euo pipefail
 
@@ -159,6 +160,15 @@ for ((round = 0; round < ROUNDS; round++)); do
         ORDER+=("${apps[$(((round + i) % 3))]}")
     done
 done
+# BENCH_ROWS=a,b: those rows alone (a second look at a row that moved).
+if [[ -n ${BENCH_ROWS:-} ]]; then
+    chosen=()
+    for spec in "${ROWS[@]}"; do
+        [[ ,$BENCH_ROWS, == *,${spec%%|*},* ]] && chosen+=("$spec")
+    done
+    ((${#chosen[@]})) || { echo "compare: no row is named in BENCH_ROWS=$BENCH_ROWS" >&2; exit 2; }
+    ROWS=("${chosen[@]}")
+fi
 declare -A RPS P99 CPU
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # measure APP ROW PATH SIGNED_IN HEADER PASS
