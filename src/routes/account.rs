@@ -2,7 +2,6 @@
 //! devices out, and changing the password. (Connecting and disconnecting a provider sit
 //! beside the provider round trip, in `routes::oauth`.)
 
-use crate::web::render::Page;
 use rocket::http::{Header, Status};
 use rocket::{get, post, uri, FromForm, Responder, Route, State};
 
@@ -14,6 +13,7 @@ use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
 use crate::web::headers::content_security_policy;
 use crate::web::pages::{Layout, Reply};
+use crate::web::render::Page;
 
 /// The account page, with a CSP whose `form-action` lets "Connect …" reach the providers.
 #[derive(Responder)]

@@ -2,7 +2,6 @@
 //! and everything else an error page in the site layout; under `/api`, every error is
 //! `{"error": "…"}` with its status (a forwarded 401 included: the longer base wins).
 
-use crate::web::render::Page;
 use rocket::http::{RawStr, Status};
 use rocket::response::Redirect;
 use rocket::serde::json::{json, Json, Value};
@@ -14,6 +13,7 @@ use crate::web::api::message;
 use crate::web::cookies::Jar;
 use crate::web::flash::Kind;
 use crate::web::pages::error_page;
+use crate::web::render::Page;
 
 /// The catchers of pages, registered at `/`.
 pub fn catchers() -> Vec<Catcher> {

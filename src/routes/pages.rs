@@ -1,11 +1,11 @@
 //! The public and protected pages, and the stylesheets.
 
-use crate::web::render::Page;
 use rocket::http::{ContentType, Header};
 use rocket::{get, Responder, Route, State};
 
 use crate::web::guard::LoggedIn;
 use crate::web::pages::Layout;
+use crate::web::render::Page;
 use crate::web::BrandStylesheet;
 
 #[get("/")]

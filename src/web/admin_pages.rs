@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 
-use crate::web::render::Page;
 use rocket::http::RawStr;
 use serde::Serialize;
 
@@ -28,6 +27,7 @@ use crate::auth::oauth::ProviderKind;
 use crate::auth::session::Method;
 use crate::store::{DirectoryRow, EventRecord, SessionRecord, User, UserPage};
 use crate::web::pages::Layout;
+use crate::web::render::Page;
 use crate::when::human;
 
 pub const ADMIN_USERS: &str = "admin_users.html";

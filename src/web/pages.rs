@@ -6,7 +6,6 @@
 //! `email`, `is_admin`, or none), `csrf` (the token forms carry) and `flash` (`kind`,
 //! `message`, or none); each page adds its own values below.
 
-use crate::web::render::{Page, STAND_IN};
 use rocket::http::{RawStr, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::Redirect;
@@ -21,6 +20,7 @@ use crate::store::{EventRecord, SessionRecord, User};
 use crate::web::csrf::CsrfToken;
 use crate::web::flash::Flash;
 use crate::web::guard::LoggedIn;
+use crate::web::render::{Page, STAND_IN};
 use crate::when::human;
 
 /// The version of the template interface: the names and variables below. A change that
