@@ -86,6 +86,11 @@ impl Templates {
     /// Renders template `name` with `context`.
     pub fn render(&self, name: &str, context: &minijinja::Value) -> Result<String, minijinja::Error> {
         self.reload_if_changed();
+        self.render_as_loaded(name, context)
+    }
+
+    /// [`Templates::render`] without looking for changed files first.
+    fn render_as_loaded(&self, name: &str, context: &minijinja::Value) -> Result<String, minijinja::Error> {
         // A poisoned lock only means a reload panicked; the environment it guards is whole.
         let env = self.env.read().unwrap_or_else(PoisonError::into_inner);
         env.get_template(name)?.render(context)
@@ -128,7 +133,7 @@ impl Templates {
                     Some(values) => values,
                     None => values_of(&key.1)?,
                 };
-                self.render(name, &minijinja::context! { csrf => token, ..values })
+                self.render_as_loaded(name, &minijinja::context! { csrf => token, ..values })
             }
         }
     }
@@ -147,9 +152,9 @@ impl Templates {
     }
 
     fn cut(&self, name: &str, context: &minijinja::Value) -> Result<Shell, minijinja::Error> {
-        let first = self.render(name, context)?;
-        let second =
-            self.render(name, &minijinja::context! { csrf => &*CHECK_STAND_IN, ..context.clone() })?;
+        let first = self.render_as_loaded(name, context)?;
+        let second = self
+            .render_as_loaded(name, &minijinja::context! { csrf => &*CHECK_STAND_IN, ..context.clone() })?;
         let parts: Vec<String> = first.split(STAND_IN.as_str()).map(str::to_owned).collect();
         let same = second.split(CHECK_STAND_IN.as_str()).eq(parts.iter().map(String::as_str));
         Ok(if same { Shell::Parts(parts.into()) } else { Shell::Uncut })
