@@ -70,35 +70,31 @@ part() {
 total() { awk '/^instructions per request:/ { print $4 }' "$RESULTS/profile-$1.txt"; }
 wire() { awk '/^bytes on the wire:/ { print $5 " + " $8 }' "$RESULTS/profile-$1.txt"; }
 
+# floor_of ROUTE: the floor's profile for ROUTE (forward-auth against its signed-in page).
+floor_of() { [[ $1 == authz_in ]] && echo floor-welcome_in || echo "floor-$1"; }
+# row LABEL COMMAND [ARGS]: a table row of COMMAND ROUTE [ARGS] per route, the floor's in
+# brackets unless the floor never reaches it.
+row() {
+    local label=$1 command=$2 line value floor
+    shift 2
+    line="| $label |"
+    for route in "${ROUTES[@]}"; do
+        value=$("$command" "$route" "$@") floor=$("$command" "$(floor_of "$route")" "$@")
+        [[ $floor == "·" ]] && line+=" $value |" || line+=" $value ($floor) |"
+    done
+    echo "$line"
+}
+
 {
     echo "bench/budget.sh on $(date -u '+%Y-%m-%d %H:%M UTC'): $(basename "$PORTAL_BIN"), $REQUESTS requests a route;" \
         "instructions per request (callgrind, all threads), the floor's matching request in brackets"
     echo
     echo "| part | GET /login | GET /welcome signed in | GET /welcome signed out | forward-auth signed in |"
     echo "|---|---|---|---|---|"
-    row="| the whole request (the floor) |"
-    for route in "${ROUTES[@]}"; do
-        floor=floor-$route
-        [[ $route == authz_in ]] && floor=floor-welcome_in
-        row+=" $(total "$route") ($(total "$floor")) |"
-    done
-    echo "$row"
+    row "the whole request (the floor)" total
     for spec in "${PARTS[@]}"; do
         IFS='|' read -r name functions <<<"$spec"
-        row="| $name |"
-        for route in "${ROUTES[@]}"; do
-            floor=floor-$route
-            [[ $route == authz_in ]] && floor=floor-welcome_in
-            value=$(part "$route" "$functions") floor_value=$(part "$floor" "$functions")
-            [[ $floor_value == "·" ]] && row+=" $value |" || row+=" $value ($floor_value) |"
-        done
-        echo "$row"
+        row "$name" part "$functions"
     done
-    row="| bytes on the wire: headers + body (the floor) |"
-    for route in "${ROUTES[@]}"; do
-        floor=floor-$route
-        [[ $route == authz_in ]] && floor=floor-welcome_in
-        row+=" $(wire "$route") ($(wire "$floor")) |"
-    done
-    echo "$row"
+    row "bytes on the wire: headers + body (the floor)" wire
 } | tee "$RESULTS/budget.md"
