@@ -75,6 +75,8 @@ fn bench_freshness(c: &mut Criterion) {
         id: "s".into(),
         user_id: 1,
         method: "password".into(),
+        methods: "pwd".into(),
+        aal: 1,
         created_at: 1_000,
         last_seen_at: 1_000,
         ended_at: None,

@@ -91,6 +91,9 @@ pub enum Users {
     },
     /// Print a one-time link (24 hours) with which the user sets a new password.
     Reset { name: String },
+    /// Remove every second factor of a user who lost them (authenticator app, passkeys,
+    /// recovery codes); they are told at their next sign-in.
+    ResetSecondFactor { name: String },
     /// List a user's live sessions, or end them all.
     Sessions {
         name: String,
@@ -265,6 +268,28 @@ async fn users(auth: &Auth, settings: &Settings, action: Users) -> Result<String
             let user = auth.user_named(by, &name).await?;
             auth.set_user_disabled(by, user.id, true).await?;
             format!("disabled {}; their sessions have ended", user.username)
+        }
+        Users::ResetSecondFactor { name } => {
+            let user = auth.user_named(by, &name).await?;
+            let removed = auth.reset_second_factor(by, user.id).await?;
+            let mut what = Vec::new();
+            if removed.totp {
+                what.push("an authenticator app".to_owned());
+            }
+            if removed.passkeys > 0 {
+                what.push(format!("{} passkey(s)", removed.passkeys));
+            }
+            if removed.recovery_codes > 0 {
+                what.push(format!("{} recovery code(s)", removed.recovery_codes));
+            }
+            match what.is_empty() {
+                true => format!("{} had no second factor; nothing was removed", user.username),
+                false => format!(
+                    "removed {} of {}; they will be told when they next sign in",
+                    what.join(", "),
+                    user.username
+                ),
+            }
         }
         Users::Enable { name } => {
             let user = auth.user_named(by, &name).await?;

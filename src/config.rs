@@ -33,6 +33,8 @@ pub struct Settings {
     pub forward_auth: ForwardAuthSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub second_factor: SecondFactorSettings,
     /// A key derived from `secret_key` (the same on every instance that shares it): keys
     /// the throttle's shared counters. Random per process when `secret_key` is unset.
     #[serde(skip)]
@@ -41,6 +43,11 @@ pub struct Settings {
     /// HMAC under it of the session's id. Random per process when `secret_key` is unset.
     #[serde(skip)]
     pub csrf_key: InstanceKey,
+    /// A third key derived from `secret_key`: seals authenticator-app secrets in the store.
+    /// `None` without `secret_key`: a random key would lose every secret at restart, so
+    /// authenticator apps are off then.
+    #[serde(skip)]
+    pub factor_key: Option<InstanceKey>,
 }
 
 /// 32 bytes derived from `secret_key` with HMAC-SHA256 under a fixed label; never the key
@@ -68,6 +75,46 @@ impl InstanceKey {
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         InstanceKey(out)
+    }
+}
+
+/// `[second_factor]`: who must have a second factor before anything opens.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct SecondFactorSettings {
+    pub required: Required,
+}
+
+/// `second_factor.required`: `"none"` (the default), `"admins"` or `"everyone"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Required {
+    #[default]
+    None,
+    Admins,
+    Everyone,
+}
+
+impl SecondFactorSettings {
+    /// Requiring a second factor needs a way to set one up: authenticator apps need
+    /// `secret_key` (their secrets are sealed under a key derived from it).
+    pub fn check(&self, has_secret_key: bool) -> Result<(), String> {
+        if self.required != Required::None && !has_secret_key {
+            return Err(
+                "second_factor.required needs secret_key: authenticator-app secrets are sealed under a key derived from it"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether `is_admin` (and everyone) must have a second factor.
+    pub fn requires(&self, is_admin: bool) -> bool {
+        match self.required {
+            Required::None => false,
+            Required::Admins => is_admin,
+            Required::Everyone => true,
+        }
     }
 }
 
@@ -137,6 +184,10 @@ pub struct RuleSettings {
     /// (IIS, a case-insensitive file system) serves `/Finance` as `/finance`.
     #[serde(default)]
     pub case_sensitive: bool,
+    /// Only sessions made with a second factor (assurance level 2) pass; others are sent to
+    /// the second step.
+    #[serde(default)]
+    pub second_factor: bool,
 }
 
 fn root_path() -> String {
@@ -547,6 +598,7 @@ impl Settings {
             settings.instance_key = InstanceKey::derive(&secret, b"portal: throttle counter keys, v1");
             settings.csrf_key =
                 InstanceKey::derive(&secret, b"portal: CSRF tokens of signed-in sessions, v1");
+            settings.factor_key = Some(InstanceKey::derive(&secret, b"portal: second-factor secrets, v1"));
         }
         settings.validate()?;
         Ok(settings)
@@ -562,6 +614,7 @@ impl Settings {
         self.forward_auth.check(self.public_url.as_ref())?;
         self.session.check_domain(self.public_url.as_ref())?;
         self.metrics.check()?;
+        self.second_factor.check(self.factor_key.is_some())?;
         self.databases.portal.check()?;
         self.throttle.check()?;
         self.oauth.check()

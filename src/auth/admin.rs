@@ -17,7 +17,8 @@ use crate::auth::session::freshness;
 use crate::auth::{Auth, AuthError, ClientInfo};
 use crate::store::{
     search_key, CreateUserError, Cursor, EventCursor, EventFilter, EventRecord, Guarded, LinkedIdentity,
-    LiveCutoffs, NewResetLink, NewUser, SessionRecord, Subject, User, UserPage, UserSearch, UsernameError,
+    LiveCutoffs, NewResetLink, NewUser, Removed, SessionRecord, Subject, User, UserPage, UserSearch,
+    UsernameError,
 };
 use crate::when::parse_moment;
 
@@ -140,6 +141,8 @@ pub struct UserOverview {
     pub sessions: Vec<SessionRecord>,
     /// The latest events about them, newest first.
     pub events: Vec<EventRecord>,
+    /// Their second factors.
+    pub factors: crate::store::Factors,
 }
 
 /// Why a users or events query was refused. Each variant says what the person is told: the
@@ -356,7 +359,8 @@ impl Auth {
             ..EventFilter::default()
         };
         let (events, _) = self.store.find_events(&filter).await?;
-        Ok(UserOverview { user, has_password, identities, sessions, events })
+        let factors = self.store.factors_of(id).await?;
+        Ok(UserOverview { user, has_password, identities, sessions, events, factors })
     }
 
     /// Disables a user (every session of theirs ends) or enables them again.
@@ -496,6 +500,26 @@ impl Auth {
         let detail = json!({ "by": by.actor.text(), "sessions_ended": true });
         self.admin_did(by, EventKind::PasswordChanged, id, None, detail).await;
         Ok(user)
+    }
+
+    /// Removes every second factor of a user (app, passkeys, recovery codes), for someone who
+    /// lost them: audited, and the person is told at their next sign-in. Their sessions
+    /// stay. Not for one's own account (use the account page).
+    pub async fn reset_second_factor(&self, by: &Operator<'_>, id: i64) -> Result<Removed, AdminError> {
+        self.authorize(by).await?;
+        if by.is(id) {
+            return Err(AdminError::OwnAccount);
+        }
+        if self.store.user_by_id(id).await?.is_none() {
+            return Err(AdminError::NoSuchUser);
+        }
+        let removed = self.store.reset_second_factor(id, self.now()).await?;
+        let detail = json!({
+            "totp": removed.totp, "passkeys": removed.passkeys, "recovery_codes": removed.recovery_codes
+        });
+        self.admin_did(by, EventKind::SecondFactorReset, id, None, detail).await;
+        log::info!("user {id}'s second factors reset by {}", by.actor.text());
+        Ok(removed)
     }
 
     /// Ends one session of a user (`Some(id)`), or all of them; how many ended.

@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use ring::signature::KeyPair as _;
 use serde::Serialize;
 
-use crate::store::{SigningKey, Store, User};
+use crate::store::{SessionRecord, SigningKey, Store, User};
 
 /// How long an assertion is valid.
 pub const ASSERTION_SECS: i64 = 60;
@@ -38,13 +38,20 @@ pub struct Claims {
     pub groups: Vec<String>,
     /// The host of the request the proxy asked about.
     pub aud: String,
+    /// How the session was made (RFC 8176 names where there is one): `pwd`, `otp`,
+    /// `recovery`, `passkey`, or a provider's name.
+    pub amr: Vec<String>,
+    /// The assurance level: `aal1`, or `aal2` with a second factor.
+    pub acr: String,
     pub iat: i64,
     pub exp: i64,
 }
 
 impl Claims {
-    pub fn new(issuer: &str, user: &User, audience: &str, now: i64) -> Claims {
+    pub fn new(issuer: &str, user: &User, session: &SessionRecord, audience: &str, now: i64) -> Claims {
         Claims {
+            amr: session.methods.split(' ').filter(|m| !m.is_empty()).map(str::to_owned).collect(),
+            acr: format!("aal{}", session.aal),
             iss: issuer.to_owned(),
             sub: user.id.to_string(),
             name: user.username.clone(),

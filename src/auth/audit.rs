@@ -30,6 +30,15 @@ pub enum EventKind {
     AdminRevoked,
     ResetLinkCreated,
     ResetLinkUsed,
+    /// An authenticator app, a passkey or recovery codes were added (`factor` says which).
+    SecondFactorAdded,
+    /// One was removed by its owner.
+    SecondFactorRemoved,
+    /// A wrong, replayed or unreadable code at a second step.
+    SecondFactorFailed,
+    RecoveryCodeUsed,
+    /// An administrator removed every second factor of a user.
+    SecondFactorReset,
 }
 
 impl EventKind {
@@ -53,6 +62,11 @@ impl EventKind {
             EventKind::AdminRevoked => "admin_revoked",
             EventKind::ResetLinkCreated => "reset_link_created",
             EventKind::ResetLinkUsed => "reset_link_used",
+            EventKind::SecondFactorAdded => "second_factor_added",
+            EventKind::SecondFactorRemoved => "second_factor_removed",
+            EventKind::SecondFactorFailed => "second_factor_failed",
+            EventKind::RecoveryCodeUsed => "recovery_code_used",
+            EventKind::SecondFactorReset => "second_factor_reset",
         }
     }
 
@@ -76,6 +90,11 @@ impl EventKind {
             EventKind::AdminRevoked => "admin removed",
             EventKind::ResetLinkCreated => "password reset link created",
             EventKind::ResetLinkUsed => "password reset link used",
+            EventKind::SecondFactorAdded => "second factor added",
+            EventKind::SecondFactorRemoved => "second factor removed",
+            EventKind::SecondFactorFailed => "second factor failed",
+            EventKind::RecoveryCodeUsed => "recovery code used",
+            EventKind::SecondFactorReset => "second factor reset",
         }
     }
 
@@ -88,7 +107,7 @@ impl EventKind {
 }
 
 /// Every kind, for reading slugs back and for the console's filter.
-pub const ALL_KINDS: [EventKind; 17] = [
+pub const ALL_KINDS: [EventKind; 22] = [
     EventKind::SignInSucceeded,
     EventKind::SignInFailed,
     EventKind::SignInThrottled,
@@ -106,6 +125,11 @@ pub const ALL_KINDS: [EventKind; 17] = [
     EventKind::AdminRevoked,
     EventKind::ResetLinkCreated,
     EventKind::ResetLinkUsed,
+    EventKind::SecondFactorAdded,
+    EventKind::SecondFactorRemoved,
+    EventKind::SecondFactorFailed,
+    EventKind::RecoveryCodeUsed,
+    EventKind::SecondFactorReset,
 ];
 
 /// Who did it.

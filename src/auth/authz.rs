@@ -5,7 +5,7 @@
 use crate::auth::assertion::Claims;
 use crate::auth::forward::{Policy, Target, Verdict};
 use crate::auth::{Auth, AuthError};
-use crate::store::User;
+use crate::store::{SessionRecord, User};
 
 /// What a check comes to, for a request with a valid session.
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub enum Gate {
     /// Signed in, but the rules (or a host outside `allowed_domains`, or a request the
     /// proxy did not describe) refuse it.
     Refused,
+    /// The rule asks for a second factor this session has not shown: to the second step.
+    SecondFactor,
 }
 
 impl Auth {
@@ -37,19 +39,26 @@ impl Auth {
     /// Decides for a signed-in user. `target` is `None` when the proxy sent neither
     /// `X-Original-URL` nor `X-Forwarded-Host`: refused, and logged, since the proxy's
     /// configuration is wrong.
-    pub async fn gate(&self, user: &User, target: Option<&Target>) -> Result<Gate, AuthError> {
+    pub async fn gate(
+        &self,
+        user: &User,
+        session: &SessionRecord,
+        target: Option<&Target>,
+    ) -> Result<Gate, AuthError> {
         let Some(target) = target else {
             log::warn!(
                 "forward-auth: the proxy sent neither X-Original-URL nor X-Forwarded-Proto/Host/Uri; refused"
             );
             return Ok(Gate::Refused);
         };
-        if self.forward.decide(target, user) == Verdict::Deny {
-            return Ok(Gate::Refused);
+        match self.forward.decide(target, user, session.aal) {
+            Verdict::Deny => return Ok(Gate::Refused),
+            Verdict::SecondFactor => return Ok(Gate::SecondFactor),
+            Verdict::Allow => {}
         }
         let assertion = if self.forward.assertion {
             let now = self.now();
-            let claims = Claims::new(&self.issuer, user, &target.host, now);
+            let claims = Claims::new(&self.issuer, user, session, &target.host, now);
             let signed =
                 self.signer.sign(&claims, now).await.map_err(|e| AuthError::Internal(e.to_string()))?;
             Some(signed)

@@ -122,3 +122,42 @@ pub enum PasswordChangeError {
     #[error(transparent)]
     Failed(#[from] AuthError),
 }
+
+/// Why a code (an authenticator app's, or a recovery code) did not do what it was for.
+/// Each variant says what the person sees.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// "Enter the 6-digit code from your app, or a recovery code." (422, the form again)
+    #[error("no code")]
+    Missing,
+    /// "A code is 6 digits, or a recovery code like 1a2b-3c4d-5e6f." (422, the form again)
+    #[error("not a code")]
+    Malformed,
+    /// "That code is not right." (the form again; counted like a wrong password)
+    #[error("wrong or used code")]
+    Wrong,
+    /// "That took too long: sign in again." (back to the login page)
+    #[error("the half-done sign-in expired")]
+    Expired,
+    /// "This account is disabled." (back to the login page)
+    #[error("the account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    Failed(#[from] AuthError),
+}
+
+/// Why adding or removing a second factor was refused. Each variant says what the person sees.
+#[derive(Debug, thiserror::Error)]
+pub enum FactorError {
+    /// "Authenticator apps are off here: the server has no secret_key." (the account page)
+    #[error("authenticator apps need secret_key")]
+    Unavailable,
+    /// "You already have an authenticator app. Remove it first to set up another."
+    #[error("already set up")]
+    AlreadySet,
+    /// "Sign in again, then do this within 10 minutes." (the account page)
+    #[error("the session is not a fresh sign-in")]
+    NotFresh,
+    #[error(transparent)]
+    Failed(#[from] AuthError),
+}

@@ -64,6 +64,8 @@ pub struct Rule {
     /// `path` lowercased, for the lenient reading; `None` when the rule is case-sensitive.
     folded: Option<String>,
     pub allow: Allow,
+    /// Only sessions at assurance level 2 pass; level 1 is sent to the second step.
+    pub second_factor: bool,
 }
 
 impl Rule {
@@ -101,6 +103,8 @@ pub enum Verdict {
     Allow,
     /// A rule, the default, or a host outside `allowed_domains` refuses it.
     Deny,
+    /// The rule lets the user in, with a second factor this session has not shown.
+    SecondFactor,
 }
 
 /// The request the proxy asks about.
@@ -376,7 +380,7 @@ impl Policy {
                     }
                 };
                 let folded = (!rule.case_sensitive).then(|| path.chars().flat_map(char::to_lowercase).collect());
-                Ok(Rule { host, path: path.to_owned(), folded, allow })
+                Ok(Rule { host, path: path.to_owned(), folded, allow, second_factor: rule.second_factor })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Policy {
@@ -406,7 +410,10 @@ impl Policy {
     /// passing a rule for `/finance`; the strict one stops `/secret;x/../public` (`/public`
     /// to Tomcat, `/secret;x/..` resolved by none) from passing as `/public` where only
     /// `/public` is open. An ambiguous path on a host with path rules is refused.
-    pub fn decide(&self, target: &Target, user: &User) -> Verdict {
+    ///
+    /// A rule with `second_factor = true` lets a session below level 2 through neither
+    /// reading: [`Verdict::SecondFactor`], when the user is otherwise allowed.
+    pub fn decide(&self, target: &Target, user: &User, aal: i64) -> Verdict {
         if !self.is_allowed_host(&target.host) {
             return Verdict::Deny;
         }
@@ -418,25 +425,35 @@ impl Policy {
             Some(Allow::Admins) => user.is_admin,
             Some(Allow::Users(keys)) => keys.contains(&account_key(&user.username)),
         };
-        let verdict = |allowed: bool| if allowed { Verdict::Allow } else { Verdict::Deny };
+        let short = |rule: Option<&Rule>| rule.is_some_and(|r| r.second_factor) && aal < 2;
+        let verdict = |rule: Option<&Rule>| match (allows(rule), short(rule)) {
+            (false, _) => Verdict::Deny,
+            (true, true) => Verdict::SecondFactor,
+            (true, false) => Verdict::Allow,
+        };
         // The common case: no rule names the host, or its first rule takes every path.
         match rules().next() {
-            None => return verdict(allows(None)),
-            Some(first) if first.is_whole_host() => return verdict(allows(Some(first))),
+            None => return verdict(None),
+            Some(first) if first.is_whole_host() => return verdict(Some(first)),
             Some(_) => {}
         }
         let Some(lenient) = target.lenient_path() else {
             return Verdict::Deny;
         };
         let rule = rules().find(|r| r.covers_leniently(lenient));
-        if !allows(rule) {
+        let first = verdict(rule);
+        if first == Verdict::Deny {
             return Verdict::Deny;
         }
         let same = matches!(target.lenient, Lenient::Same) && rule.is_none_or(|r| r.covers_exactly(lenient));
         if same {
-            return Verdict::Allow;
+            return first;
         }
-        verdict(allows(rules().find(|r| r.covers_exactly(&target.path))))
+        match (first, verdict(rules().find(|r| r.covers_exactly(&target.path)))) {
+            (_, Verdict::Deny) => Verdict::Deny,
+            (Verdict::SecondFactor, _) | (_, Verdict::SecondFactor) => Verdict::SecondFactor,
+            _ => Verdict::Allow,
+        }
     }
 
     /// Whether a check is refused before anyone's session is looked at: its path is
@@ -547,7 +564,7 @@ mod tests {
         )
         .unwrap();
         let (alice, carol, root) = (user("alice", false), user("carol", false), user("root", true));
-        let ok = |url: &str, u: &User| p.decide(&target(url), u) == Verdict::Allow;
+        let ok = |url: &str, u: &User| p.decide(&target(url), u, 1) == Verdict::Allow;
         assert!(ok("https://admin.example.com/", &root) && !ok("https://admin.example.com/x", &alice));
         assert!(
             ok("https://app.example.com/finance/q3", &alice)
@@ -562,7 +579,7 @@ mod tests {
         assert!(!ok("https://other.org/", &root));
 
         let deny = policy("allowed_domains = [\"*.example.com\"]\ndefault = \"deny\"").unwrap();
-        assert_eq!(deny.decide(&target("https://a.example.com/"), &root), Verdict::Deny);
+        assert_eq!(deny.decide(&target("https://a.example.com/"), &root, 1), Verdict::Deny);
     }
 
     #[test]
@@ -766,7 +783,8 @@ mod tests {
     fn no_spelling_of_a_protected_path_passes_its_rule() {
         let p = finance_policy();
         let (alice, dave) = (user("alice", false), user("dave", false));
-        let decide = |path: &str, u: &User| p.decide(&target(&format!("https://app.example.com{path}")), u);
+        let decide =
+            |path: &str, u: &User| p.decide(&target(&format!("https://app.example.com{path}")), u, 1);
         for path in
             FINANCE_READ_AS_FINANCE.iter().chain(&FINANCE_AMBIGUOUS).chain(&["/finance?x", "/finance/"])
         {
@@ -794,8 +812,11 @@ mod tests {
         assert_eq!(unseen("https://wiki.other.org/a%2fb"), None, "no rule: the default takes any path");
         assert_eq!(unseen("https://evil.org/%2f"), None, "not a gated host");
         let root = user("root", true);
-        assert_eq!(p.decide(&target("https://admin.example.com/a%2fb."), &root), Verdict::Allow);
-        assert_eq!(p.decide(&target("https://wiki.other.org/a%2fb"), &user("carol", false)), Verdict::Allow);
+        assert_eq!(p.decide(&target("https://admin.example.com/a%2fb."), &root, 1), Verdict::Allow);
+        assert_eq!(
+            p.decide(&target("https://wiki.other.org/a%2fb"), &user("carol", false), 1),
+            Verdict::Allow
+        );
     }
 
     #[test]
@@ -816,7 +837,7 @@ mod tests {
         )
         .unwrap();
         let dave = user("dave", false);
-        let decide = |path: &str| p.decide(&target(&format!("https://app.example.com{path}")), &dave);
+        let decide = |path: &str| p.decide(&target(&format!("https://app.example.com{path}")), &dave, 1);
         assert_eq!(decide("/Finance/q3"), Verdict::Deny);
         assert_eq!(decide("//Finance;x"), Verdict::Deny);
         assert_eq!(decide("/finance"), Verdict::Allow, "case-sensitive");
@@ -838,7 +859,7 @@ mod tests {
         )
         .unwrap();
         let dave = user("dave", false);
-        let decide = |path: &str| p.decide(&target(&format!("https://app.example.com{path}")), &dave);
+        let decide = |path: &str| p.decide(&target(&format!("https://app.example.com{path}")), &dave, 1);
         assert_eq!(decide("/public/a.css"), Verdict::Allow);
         assert_eq!(decide("/public;v=2/a.css"), Verdict::Deny, "public;v=2 is another directory to nginx");
         assert_eq!(
@@ -848,5 +869,39 @@ mod tests {
         );
         assert_eq!(decide("/PUBLIC/a.css"), Verdict::Deny, "another directory on a case-sensitive backend");
         assert_eq!(decide("/secret"), Verdict::Deny);
+    }
+
+    #[test]
+    fn a_second_factor_rule_sends_level_one_to_the_second_step_and_lets_level_two_through() {
+        let p = policy(
+            r#"
+            allowed_domains = ["app.example.com", "wiki.example.com"]
+            [[rules]]
+            host = "app.example.com"
+            path = "/money"
+            allow = "signed-in"
+            second_factor = true
+            [[rules]]
+            host = "app.example.com"
+            path = "/"
+            allow = "signed-in"
+            [[rules]]
+            host = "wiki.example.com"
+            allow = "admins"
+            second_factor = true
+            "#,
+        )
+        .unwrap();
+        let dave = user("dave", false);
+        let root = user("root", true);
+        let at = |url: &str, u: &User, aal: i64| p.decide(&target(url), u, aal);
+        assert_eq!(at("https://app.example.com/money/q3", &dave, 1), Verdict::SecondFactor);
+        assert_eq!(at("https://app.example.com/money/q3", &dave, 2), Verdict::Allow);
+        assert_eq!(at("https://app.example.com/MONEY//q3", &dave, 1), Verdict::SecondFactor, "any spelling");
+        assert_eq!(at("https://app.example.com/news", &dave, 1), Verdict::Allow);
+        assert_eq!(at("https://wiki.example.com/", &dave, 1), Verdict::Deny, "refused whatever the level");
+        assert_eq!(at("https://wiki.example.com/", &dave, 2), Verdict::Deny);
+        assert_eq!(at("https://wiki.example.com/", &root, 1), Verdict::SecondFactor);
+        assert_eq!(at("https://wiki.example.com/", &root, 2), Verdict::Allow);
     }
 }

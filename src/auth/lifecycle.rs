@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::auth::audit::EventKind;
 use crate::auth::password::{check_policy, normalized, MAX_PASSWORD_BYTES};
-use crate::auth::session::{freshness, Freshness, Method, SessionToken};
+use crate::auth::session::{freshness, Freshness, Proof, SessionToken};
 use crate::auth::sign_in::{log_attempt, Verdict};
 use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn};
@@ -179,8 +179,7 @@ impl Auth {
         log::info!("user {} changed their password; every session ended", user.id);
         let detail = json!({ "by": "user", "sessions_ended": true });
         self.user_did(user.id, EventKind::PasswordChanged, Some(client), detail).await;
-        let method = Method::parse(&session.method).unwrap_or(Method::Password);
-        Ok(self.start_session(user.clone(), method, session.persist, client, now).await?)
+        Ok(self.start_session(user.clone(), Proof::of(session), session.persist, client, now).await?)
     }
 
     /// The sweep, detached from the service so it can run in its own task.

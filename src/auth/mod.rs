@@ -10,6 +10,7 @@ pub mod audit;
 mod authz;
 pub mod device;
 mod errors;
+pub mod factors;
 pub mod forward;
 mod lifecycle;
 pub mod next;
@@ -27,14 +28,17 @@ use std::sync::Arc;
 use crate::auth::oauth::Providers;
 use crate::auth::password::Hasher;
 use crate::clock::Clock;
-use crate::config::{SessionSettings, Settings};
+use crate::config::{SecondFactorSettings, SessionSettings, Settings};
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 use crate::auth::throttle::Throttle;
 use crate::store::Store;
 
 pub use self::authz::Gate;
-pub use self::errors::{ArrivalError, AuthError, PasswordChangeError, SignInError, StartError};
+pub use self::errors::{
+    ArrivalError, AuthError, CodeError, FactorError, PasswordChangeError, SignInError, StartError,
+};
+pub use self::factors::{FirstStep, Pending, TotpSetup};
 pub use self::lifecycle::{PasswordChange, SessionCheck, Sweeper, FRESH_SIGN_IN_SECS, SWEEP_BATCH};
 pub use self::providers::{Account, Arrival, Callback};
 pub use self::reset::{Reset, ResetError};
@@ -75,6 +79,12 @@ pub struct Auth {
     signer: self::assertion::Signer,
     /// The assertions' `iss`: `public_url`'s origin (empty without one).
     issuer: String,
+    /// Who must have a second factor.
+    second_factor: SecondFactorSettings,
+    /// Seals authenticator-app secrets; `None` without `secret_key` (apps are off then).
+    sealer: Option<self::factors::seal::Sealer>,
+    /// `branding.name`: the issuer authenticator apps show.
+    site_name: String,
 }
 
 impl Auth {
@@ -103,6 +113,9 @@ impl Auth {
             forward,
             signer,
             issuer,
+            second_factor: settings.second_factor,
+            sealer: settings.factor_key.as_ref().and_then(|key| self::factors::seal::Sealer::new(&key.0)),
+            site_name: settings.branding.name.clone(),
         })
     }
 
@@ -124,6 +137,10 @@ impl Auth {
 
     pub fn session_settings(&self) -> &SessionSettings {
         &self.session
+    }
+
+    pub fn second_factor_settings(&self) -> &SecondFactorSettings {
+        &self.second_factor
     }
 
     /// Whether the store answers (for `/health`).

@@ -9,7 +9,7 @@ use crate::auth::oauth::{
     tidy_provider_text, Admission, Flow, FlowError, OAuthError, ProviderKind, FLOW_LIFETIME_SECS,
 };
 use crate::auth::throttle::RetryAfter;
-use crate::auth::{ArrivalError, Auth, AuthError, ClientInfo, SignedIn, StartError};
+use crate::auth::{ArrivalError, Auth, AuthError, ClientInfo, FirstStep, Pending, SignedIn, StartError};
 use crate::logging::AUDIT_TARGET;
 use crate::store::{EventRecord, LinkError, LinkedIdentity, Unlinked, User};
 
@@ -27,6 +27,8 @@ pub struct Callback<'a> {
 pub enum Arrival {
     /// Signed in; go to `next`.
     SignedIn { signed_in: Box<SignedIn>, next: String },
+    /// The user has a second factor (or must set one up): its step is next, then `next`.
+    SecondStep { pending: Box<Pending>, next: String },
     /// The identity is now linked to the signed-in user.
     Linked,
     /// The identity belongs to someone else; nothing changed.
@@ -119,6 +121,7 @@ impl Auth {
         let result = self.arrive(kind, callback, stored_flow, me, client).await;
         let outcome = match &result {
             Ok(Arrival::SignedIn { .. }) => Some("success"),
+            Ok(Arrival::SecondStep { .. }) => Some("second-step"),
             Ok(_) => None,
             Err(ArrivalError::Disabled) => Some("disabled"),
             Err(ArrivalError::NotAllowed(_) | ArrivalError::NoVerifiedEmail) => Some("refused"),
@@ -232,10 +235,10 @@ impl Auth {
             }
         };
         log::info!(target: AUDIT_TARGET, "sign-in provider={slug} user_id={} ip={} outcome=success", user.id, client.ip_text());
-        let signed_in = self.start_session(user, kind.method(), false, client, now).await?;
-        Ok(Arrival::SignedIn {
-            signed_in: Box::new(signed_in),
-            next: flow.next.unwrap_or_else(|| "/welcome".to_owned()),
+        let next = flow.next.unwrap_or_else(|| "/welcome".to_owned());
+        Ok(match self.after_first_step(user, kind.method(), false, client, now).await? {
+            FirstStep::SignedIn(signed_in) => Arrival::SignedIn { signed_in: Box::new(signed_in), next },
+            FirstStep::SecondStep(pending) => Arrival::SecondStep { pending: Box::new(pending), next },
         })
     }
 

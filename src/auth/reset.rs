@@ -7,7 +7,7 @@ use crate::auth::admin::{looks_like_token, token_hash};
 use crate::auth::audit::EventKind;
 use crate::auth::password::{check_policy, normalized, PolicyError, MAX_PASSWORD_BYTES};
 use crate::auth::session::Method;
-use crate::auth::{Auth, AuthError, ClientInfo, SignedIn};
+use crate::auth::{Auth, AuthError, ClientInfo, FirstStep};
 use crate::store::User;
 
 /// A new password as the reset form submits it.
@@ -58,7 +58,7 @@ impl Auth {
         token: &str,
         reset: Reset<'_>,
         client: &ClientInfo,
-    ) -> Result<SignedIn, ResetError> {
+    ) -> Result<FirstStep, ResetError> {
         let user = self.reset_link_user(token).await?.ok_or(ResetError::BadLink)?;
         if user.disabled {
             return Err(ResetError::Disabled);
@@ -85,6 +85,7 @@ impl Auth {
         log::info!("user {user_id} set a password with a one-time link; every session ended");
         let detail = json!({ "sessions_ended": true });
         self.user_did(user_id, EventKind::ResetLinkUsed, Some(client), detail).await;
-        Ok(self.start_session(user, Method::Password, false, client, now).await?)
+        // A second factor still stands: the link replaces the password, not the app.
+        Ok(self.after_first_step(user, Method::Password, false, client, now).await?)
     }
 }

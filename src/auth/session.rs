@@ -19,6 +19,8 @@ pub enum Method {
     Password,
     Google,
     Github,
+    /// A passkey with user verification, on its own.
+    Passkey,
 }
 
 impl Method {
@@ -27,6 +29,15 @@ impl Method {
             Method::Password => "password",
             Method::Google => "google",
             Method::Github => "github",
+            Method::Passkey => "passkey",
+        }
+    }
+
+    /// Its name in a session's methods (and an assertion's `amr`).
+    pub fn amr(self) -> &'static str {
+        match self {
+            Method::Password => "pwd",
+            other => other.as_str(),
         }
     }
 
@@ -35,6 +46,7 @@ impl Method {
             "password" => Some(Method::Password),
             "google" => Some(Method::Google),
             "github" => Some(Method::Github),
+            "passkey" => Some(Method::Passkey),
             _ => None,
         }
     }
@@ -45,8 +57,88 @@ impl Method {
             Method::Password => "Password",
             Method::Google => "Google",
             Method::Github => "GitHub",
+            Method::Passkey => "Passkey",
         }
     }
+}
+
+/// A second step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Factor {
+    /// A code from an authenticator app.
+    Otp,
+    Recovery,
+    Passkey,
+}
+
+impl Factor {
+    pub fn amr(self) -> &'static str {
+        match self {
+            Factor::Otp => "otp",
+            Factor::Recovery => "recovery",
+            Factor::Passkey => "passkey",
+        }
+    }
+}
+
+/// How a session was made: its first step, every method used (`pwd otp`), and the
+/// assurance level that gives (1, or 2 with a second factor or a verified passkey).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    pub method: Method,
+    pub methods: String,
+    pub aal: i64,
+}
+
+impl Proof {
+    /// One step. A passkey sign-in reaches here only with user verification: two factors
+    /// in one (something held, and a PIN or biometric).
+    pub fn first(method: Method) -> Proof {
+        let aal = if method == Method::Passkey { 2 } else { 1 };
+        Proof { method, methods: method.amr().to_owned(), aal }
+    }
+
+    /// With a second step.
+    pub fn and(mut self, factor: Factor) -> Proof {
+        if !self.methods.split(' ').any(|m| m == factor.amr()) {
+            self.methods.push(' ');
+            self.methods.push_str(factor.amr());
+        }
+        self.aal = 2;
+        self
+    }
+
+    /// What an existing session was made with (a password change renews it as it was).
+    pub fn of(record: &SessionRecord) -> Proof {
+        Proof {
+            method: Method::parse(&record.method).unwrap_or(Method::Password),
+            methods: record.methods.clone(),
+            aal: record.aal,
+        }
+    }
+}
+
+/// A session's methods as a person reads them: "Password + authenticator app".
+pub fn describe_methods(methods: &str) -> String {
+    let words: Vec<&str> = methods
+        .split(' ')
+        .filter(|m| !m.is_empty())
+        .map(|m| match m {
+            "pwd" => "Password",
+            "otp" => "authenticator app",
+            "recovery" => "recovery code",
+            "passkey" => "passkey",
+            "google" => "Google",
+            "github" => "GitHub",
+            _ => "other",
+        })
+        .collect();
+    let mut text = words.join(" + ");
+    if let Some(first) = text.get(..1) {
+        text = first.to_uppercase() + &text[1..];
+    }
+    text
 }
 
 /// What the session cookie carries: which session, and the secret that proves it.
@@ -124,6 +216,8 @@ mod tests {
             id: "s".into(),
             user_id: 1,
             method: "password".into(),
+            methods: "pwd".into(),
+            aal: 1,
             created_at: created,
             last_seen_at: seen,
             ended_at: None,
@@ -165,6 +259,19 @@ mod tests {
         assert_eq!(freshness(&record(5000, 5000), &SETTINGS, 4000), Freshness::Expired);
         let ended = SessionRecord { ended_at: Some(1001), ..record(1000, 1000) };
         assert_eq!(freshness(&ended, &SETTINGS, 1002), Freshness::Expired);
+    }
+
+    #[test]
+    fn a_proof_names_each_method_once_and_a_second_factor_makes_level_two() {
+        let password = Proof::first(Method::Password);
+        assert_eq!((password.methods.as_str(), password.aal), ("pwd", 1));
+        let both = password.and(Factor::Otp).and(Factor::Otp);
+        assert_eq!((both.methods.as_str(), both.aal), ("pwd otp", 2));
+        assert_eq!(Proof::first(Method::Passkey).aal, 2, "a verified passkey is two factors");
+        assert_eq!(Proof::first(Method::Github).and(Factor::Recovery).methods, "github recovery");
+        assert_eq!(describe_methods("pwd otp"), "Password + authenticator app");
+        assert_eq!(describe_methods("passkey"), "Passkey");
+        assert_eq!(describe_methods("google recovery"), "Google + recovery code");
     }
 
     #[test]

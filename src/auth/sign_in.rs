@@ -4,12 +4,15 @@
 use serde_json::json;
 
 use crate::auth::audit::{typed_name, EventKind};
+use crate::auth::factors::FirstStep;
 use crate::auth::password::{HashError, PasswordMatch, MAX_PASSWORD_BYTES};
-use crate::auth::session::{Method, SessionToken};
+use crate::auth::session::{Method, Proof, SessionToken};
 use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
 use crate::logging::AUDIT_TARGET;
-use crate::store::{account_key, NewSession, SessionRecord, User, MAX_USERNAME_CHARS};
+use crate::store::{
+    account_key, NewSession, SessionRecord, User, MAX_USERNAME_CHARS, NOTICE_SECOND_FACTOR_RESET,
+};
 use crate::when::rfc3339;
 
 /// A password sign-in as submitted.
@@ -26,6 +29,8 @@ pub struct SignedIn {
     pub user: User,
     pub session: SessionRecord,
     pub token: SessionToken,
+    /// When an administrator reset the user's second factors, if they have not been told.
+    pub factors_reset_at: Option<i64>,
 }
 
 impl Auth {
@@ -37,10 +42,11 @@ impl Auth {
         &self,
         form: PasswordSignIn<'_>,
         client: &ClientInfo,
-    ) -> Result<SignedIn, SignInError> {
+    ) -> Result<FirstStep, SignInError> {
         let result = self.check_password_sign_in(form, client).await;
         let outcome = match &result {
-            Ok(_) => "success",
+            Ok(FirstStep::SignedIn(_)) => "success",
+            Ok(FirstStep::SecondStep(_)) => "second-step",
             Err(SignInError::Invalid) => "invalid",
             Err(SignInError::Disabled) => "disabled",
             Err(SignInError::Failed(AuthError::Throttled(_))) => "throttled",
@@ -56,7 +62,7 @@ impl Auth {
         &self,
         form: PasswordSignIn<'_>,
         client: &ClientInfo,
-    ) -> Result<SignedIn, SignInError> {
+    ) -> Result<FirstStep, SignInError> {
         let PasswordSignIn { username, password, remember } = form;
         if username.len() > MAX_USERNAME_BYTES || password.len() > MAX_PASSWORD_BYTES {
             return Err(SignInError::TooLong);
@@ -120,7 +126,7 @@ impl Auth {
             Verdict::Valid(user) => {
                 attempt.refund().await;
                 log_attempt(now, username, client, "success");
-                Ok(self.start_session(user, Method::Password, remember, client, now).await?)
+                Ok(self.after_first_step(user, Method::Password, remember, client, now).await?)
             }
         }
     }
@@ -170,7 +176,7 @@ impl Auth {
     pub(super) async fn start_session(
         &self,
         user: User,
-        method: Method,
+        proof: Proof,
         persist: bool,
         client: &ClientInfo,
         now: i64,
@@ -181,7 +187,9 @@ impl Auth {
             id: &token.id,
             secret_hash: &secret_hash,
             user_id: user.id,
-            method: method.as_str(),
+            method: proof.method.as_str(),
+            methods: &proof.methods,
+            aal: proof.aal,
             client: &client.device,
             ip: ip.as_deref(),
             persist,
@@ -190,17 +198,28 @@ impl Auth {
         self.store.create_session(new).await?;
         crate::metrics::get()
             .sessions_started
-            .get_or_create(&crate::metrics::MethodLabels { method: method.as_str() })
+            .get_or_create(&crate::metrics::MethodLabels { method: proof.method.as_str() })
             .inc();
         if let Err(e) = self.store.record_login(user.id, now).await {
             log::warn!("could not record the sign-in time of user {}: {e}", user.id);
         }
-        let detail = json!({ "method": method.as_str(), "session": token.id });
+        let detail = json!({
+            "method": proof.method.as_str(), "methods": proof.methods, "aal": proof.aal, "session": token.id
+        });
         self.user_did(user.id, EventKind::SignInSucceeded, Some(client), detail).await;
+        let factors_reset_at = match self.store.take_notice(user.id, NOTICE_SECOND_FACTOR_RESET).await {
+            Ok(at) => at,
+            Err(e) => {
+                log::warn!("could not read the notices of user {}: {e}", user.id);
+                None
+            }
+        };
         let session = SessionRecord {
             id: token.id.clone(),
             user_id: user.id,
-            method: method.as_str().to_owned(),
+            method: proof.method.as_str().to_owned(),
+            methods: proof.methods,
+            aal: proof.aal,
             created_at: now,
             last_seen_at: now,
             ended_at: None,
@@ -208,7 +227,7 @@ impl Auth {
             ip,
             persist,
         };
-        Ok(SignedIn { user, session, token })
+        Ok(SignedIn { user, session, token, factors_reset_at })
     }
 }
 

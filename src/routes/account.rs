@@ -6,12 +6,13 @@ use rocket::http::{Header, Status};
 use rocket::{get, post, uri, FromForm, Responder, Route, State};
 
 use crate::auth::password::MIN_PASSWORD_CHARS;
-use crate::auth::{Auth, AuthError, ClientInfo, PasswordChange, PasswordChangeError};
+use crate::auth::{Auth, AuthError, ClientInfo, PasswordChange, PasswordChangeError, FRESH_SIGN_IN_SECS};
 use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
 use crate::web::headers::content_security_policy;
+use crate::web::pages::SecondFactorView;
 use crate::web::pages::{Layout, Reply};
 use crate::web::render::Page;
 
@@ -30,7 +31,10 @@ pub async fn account(
     let providers = auth.providers();
     let form_action =
         std::iter::once("'self'".to_owned()).chain(providers.authorize_origins().await).collect::<Vec<_>>();
-    let page = layout.account(providers, &account, &sessions, me.session(), auth.now());
+    let factors = auth.factors(me.user()).await?;
+    let fresh = auth.now() - me.session().created_at < FRESH_SIGN_IN_SECS;
+    let second_factor = SecondFactorView::new(factors, auth.totp_available(), fresh);
+    let page = layout.account(providers, &account, &sessions, me.session(), second_factor, auth.now());
     Ok(AccountPage(page, content_security_policy(&form_action.join(" "))))
 }
 

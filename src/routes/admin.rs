@@ -254,6 +254,29 @@ pub async fn end_all_sessions(
     }
 }
 
+/// Removes every second factor of the user (they lost their device).
+#[post("/users/<id>/second-factor/reset", data = "<form>")]
+pub async fn reset_second_factor(
+    id: i64,
+    form: Checked<Confirmed<'_>>,
+    admin: Acting<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    if !form.0.confirmed() {
+        return unconfirmed(&jar, id, "Nothing was removed: tick the box to confirm.");
+    }
+    let by = admin.by();
+    match auth.reset_second_factor(&by, id).await {
+        Ok(_) => done(
+            &jar,
+            id,
+            "Their second factors are removed. They will be told when they next sign in.".into(),
+        ),
+        Err(e) => refused(e, id, &jar),
+    }
+}
+
 #[post("/users/<id>/sessions/<session>/end", data = "<_form>")]
 pub async fn end_session(
     id: i64,
@@ -425,6 +448,7 @@ pub fn routes() -> Vec<Route> {
         new_user,
         create_user,
         reset_link,
+        reset_second_factor,
         switch,
         delete,
         end_all_sessions,

@@ -479,6 +479,47 @@ pub async fn end_sessions(
     Ok(Json(EndedJson { ended }))
 }
 
+/// What a reset of a user's second factors removed.
+#[derive(Serialize, ToSchema)]
+pub struct FactorsResetJson {
+    /// Whether an authenticator app was removed.
+    totp: bool,
+    /// Passkeys removed.
+    passkeys: u64,
+    /// Unused recovery codes removed.
+    recovery_codes: u64,
+}
+
+/// Removes every second factor of a user who lost them (app, passkeys, recovery codes):
+/// audited, and the person is told at their next sign-in. Not your own account.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_reset_second_factor",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "What was removed", body = FactorsResetJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        UserIdErrors,
+        (status = 409, description = "Your own account", body = ErrorJson),
+    )
+)]
+#[delete("/users/<id>/second-factor")]
+pub async fn reset_second_factor(
+    id: i64,
+    _same_origin: SameOriginRequired,
+    admin: Acting<'_>,
+    auth: &State<Auth>,
+) -> Result<Json<FactorsResetJson>, ApiError> {
+    let by = admin.by();
+    let removed = auth.reset_second_factor(&by, id).await?;
+    Ok(Json(FactorsResetJson {
+        totp: removed.totp,
+        passkeys: removed.passkeys,
+        recovery_codes: removed.recovery_codes,
+    }))
+}
+
 /// Ends one session of a user: 204; an unknown or already ended one: 404.
 #[utoipa::path(
     tag = "admin",
@@ -591,6 +632,7 @@ documented_routes!(
     change_user,
     delete_user,
     reset_link,
+    reset_second_factor,
     end_sessions,
     end_session,
     events

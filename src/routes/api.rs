@@ -19,8 +19,16 @@ pub struct Me {
     username: String,
     email: Option<String>,
     admin: bool,
-    /// How this session signed in: `password`, `google` or `github`.
+    /// How this session signed in: `password`, `google`, `github` or `passkey`.
     method: &'static str,
+    /// Every method this session was made with: `pwd`, `otp`, `recovery`, `passkey`, or a
+    /// provider's name.
+    methods: Vec<String>,
+    /// The session's assurance level: 1, or 2 with a second factor (or a passkey with user
+    /// verification).
+    aal: i64,
+    /// Whether the person has a second factor (an authenticator app or a passkey).
+    second_factor: bool,
     /// The providers linked to the account.
     providers: Vec<String>,
 }
@@ -37,12 +45,16 @@ pub struct Me {
 pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
     let user = me.user();
     let account = auth.account(user).await?;
+    let factors = auth.factors(user).await?;
     Ok(Json(Me {
         id: user.id,
         username: user.username.clone(),
         email: user.email.clone(),
         admin: user.is_admin,
         method: me.method().as_str(),
+        methods: me.session().methods.split(' ').map(str::to_owned).collect(),
+        aal: me.session().aal,
+        second_factor: factors.any(),
         providers: account.identities.into_iter().map(|i| i.provider).collect(),
     }))
 }
@@ -58,6 +70,10 @@ pub struct SessionJson {
     id: String,
     current: bool,
     method: String,
+    /// Every method the session was made with (`pwd otp`), as for `/api/me`.
+    methods: Vec<String>,
+    /// Its assurance level: 1 or 2.
+    aal: i64,
     /// The browser, as a person would name it ("Firefox on Linux").
     client: String,
     ip: Option<String>,
@@ -86,6 +102,8 @@ pub async fn sessions(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Sessions
             current: s.id == current,
             id: s.id,
             method: s.method,
+            methods: s.methods.split(' ').map(str::to_owned).collect(),
+            aal: s.aal,
             client: s.client,
             ip: s.ip,
             created_at: s.created_at,

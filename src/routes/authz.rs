@@ -20,6 +20,7 @@ use crate::auth::assertion::groups;
 use crate::auth::forward::Target;
 use crate::auth::{Auth, AuthError, Gate};
 use crate::config::Settings;
+use crate::routes::factors::SECOND_STEP;
 use crate::web::guard::Presence;
 use crate::web::pages::error_page;
 
@@ -66,7 +67,13 @@ impl<'r> FromRequest<'r> for Described<'r> {
 /// What a check answers.
 pub enum Answer {
     /// 200, with the identity headers.
-    Through { user: String, email: Option<String>, groups: &'static str, assertion: Option<String> },
+    Through {
+        user: String,
+        email: Option<String>,
+        groups: &'static str,
+        level: i64,
+        assertion: Option<String>,
+    },
     /// 401, empty; with the login page's URL (and `rd`) in `Location` for nginx to send
     /// the browser to (`auth_request_set` + `error_page 401 =302`): a 401 is no redirect.
     SignIn(Option<String>),
@@ -88,13 +95,14 @@ impl<'r> Responder<'r, 'static> for Answer {
         };
         crate::metrics::get().forward_auth.get_or_create(&crate::metrics::ResultLabels { result }).inc();
         match self {
-            Answer::Through { user, email, groups, assertion } => {
+            Answer::Through { user, email, groups, level, assertion } => {
                 let mut response = Response::build();
                 response.status(Status::Ok);
                 let email = email.unwrap_or_default();
                 response.header(Header::new("Remote-User", user.clone()));
                 response.header(Header::new("Remote-Email", email.clone()));
                 response.header(Header::new("Remote-Groups", groups));
+                response.header(Header::new("Remote-Auth-Level", level.to_string()));
                 response.header(Header::new("X-Auth-Request-User", user));
                 response.header(Header::new("X-Auth-Request-Email", email));
                 if let Some(assertion) = assertion {
@@ -133,7 +141,8 @@ pub async fn auth_request(
 ) -> Answer {
     let original = described.for_nginx();
     let login = login_url(settings, original.0.as_ref());
-    check(presence, original, auth, Login::Header(login)).await
+    let second = second_step_url(settings, original.0.as_ref());
+    check(presence, original, auth, Login::Header(login), Login::Header(second)).await
 }
 
 /// For Caddy `forward_auth` and Traefik `ForwardAuth`: a browser without a session is sent
@@ -147,9 +156,15 @@ pub async fn forward_auth(
     auth: &State<Auth>,
 ) -> Answer {
     let original = described.for_forward_auth();
-    let login =
-        if navigation.0 { Login::Redirect(login_url(settings, original.0.as_ref())) } else { Login::None };
-    check(presence, original, auth, login).await
+    let (login, second) = if navigation.0 {
+        (
+            Login::Redirect(login_url(settings, original.0.as_ref())),
+            Login::Redirect(second_step_url(settings, original.0.as_ref())),
+        )
+    } else {
+        (Login::None, Login::None)
+    };
+    check(presence, original, auth, login, second).await
 }
 
 /// How a check without a session points to the login page.
@@ -162,7 +177,26 @@ enum Login {
     None,
 }
 
-async fn check(presence: Presence<'_>, original: Original, auth: &Auth, login: Login) -> Answer {
+impl Login {
+    /// A 401 (nginx carries the URL in `Location`), or a browser's 302.
+    fn answer(self) -> Answer {
+        match self {
+            Login::Redirect(url) => Answer::ToLogin(url),
+            Login::Header(url) => Answer::SignIn(Some(url)),
+            Login::None => Answer::SignIn(None),
+        }
+    }
+}
+
+/// `login` for someone signed out; `second` for a session a rule finds short of a second
+/// factor.
+async fn check(
+    presence: Presence<'_>,
+    original: Original,
+    auth: &Auth,
+    login: Login,
+    second: Login,
+) -> Answer {
     let page = !matches!(login, Login::Header(_));
     // Before the session: a host outside `allowed_domains` (or no target), and an
     // ambiguous path, are refused whoever asks, so a signed-out browser is not sent to sign
@@ -173,24 +207,20 @@ async fn check(presence: Presence<'_>, original: Original, auth: &Auth, login: L
     }
     let me = match presence {
         Presence::In(me) => me,
-        Presence::Out => {
-            return match login {
-                Login::Redirect(url) => Answer::ToLogin(url),
-                Login::Header(url) => Answer::SignIn(Some(url)),
-                Login::None => Answer::SignIn(None),
-            }
-        }
+        Presence::Out => return login.answer(),
         Presence::StoreDown => return Answer::Unavailable,
     };
     let user = me.user();
-    match auth.gate(user, original.0.as_ref()).await {
+    match auth.gate(user, me.session(), original.0.as_ref()).await {
         Ok(Gate::Allowed { assertion }) => Answer::Through {
             user: user.username.clone(),
             email: user.email.clone(),
             groups: groups(user).first().copied().unwrap_or(""),
+            level: me.session().aal,
             assertion,
         },
         Ok(Gate::Refused) => Answer::Refused { page },
+        Ok(Gate::SecondFactor) => second.answer(),
         Err(e @ (AuthError::Store(_) | AuthError::Busy)) => {
             log::warn!("forward-auth: {e}");
             Answer::Unavailable
@@ -217,7 +247,16 @@ impl<'r> FromRequest<'r> for Navigation {
 
 /// `{public_url}/login`, with `rd` = the original URL when there is one.
 fn login_url(settings: &Settings, original: Option<&Target>) -> String {
-    let base = settings.public_url.as_ref().map_or_else(|| "/login".to_owned(), |p| p.join("/login"));
+    portal_url(settings, "/login", original)
+}
+
+/// `{public_url}/login/second-factor`, with `rd` = the original URL when there is one.
+fn second_step_url(settings: &Settings, original: Option<&Target>) -> String {
+    portal_url(settings, SECOND_STEP, original)
+}
+
+fn portal_url(settings: &Settings, path: &str, original: Option<&Target>) -> String {
+    let base = settings.public_url.as_ref().map_or_else(|| path.to_owned(), |p| p.join(path));
     match original {
         Some(target) => format!("{base}?rd={}", rocket::http::RawStr::new(&target.url).percent_encode()),
         None => base,

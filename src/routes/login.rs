@@ -5,6 +5,7 @@ use rocket::{get, post, uri, FromForm, Route, State};
 
 use crate::auth::next::safe_next;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordSignIn, SignInError};
+use crate::routes::factors::carry_on;
 use crate::routes::pages::rocket_uri_macro_index;
 use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfProtected, FormRefused};
@@ -70,10 +71,11 @@ pub async fn login(
     let username = form.username.unwrap_or("");
     let attempt = PasswordSignIn { username, password: form.password.unwrap_or(""), remember: form.remember };
     let (status, error, shown) = match auth.sign_in_with_password(attempt, &client).await {
-        Ok(signed_in) => {
-            jar.sign_in(&signed_in, auth.session_settings());
-            let after = next.map(str::to_owned).or(rd);
-            return Ok(FormsTo(Reply::to(after.unwrap_or_else(|| uri!(index).to_string())), None));
+        Ok(step) => {
+            let after =
+                next.map(str::to_owned).or_else(|| rd.clone()).unwrap_or_else(|| uri!(index).to_string());
+            let reply = carry_on(&jar, step, auth.session_settings(), next.map(str::to_owned), rd, after);
+            return Ok(FormsTo(reply, None));
         }
         Err(SignInError::TooLong) => (Status::PayloadTooLarge, "That username or password is too long.", ""),
         Err(SignInError::Unreadable) => {

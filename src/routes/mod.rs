@@ -25,6 +25,7 @@ pub mod admin_api;
 pub mod api;
 pub mod authz;
 pub mod catchers;
+pub mod factors;
 pub mod health;
 pub mod login;
 pub mod metrics;
@@ -47,6 +48,7 @@ pub fn stage() -> AdHoc {
             .mount("/", metrics::routes())
             .mount("/", oauth::routes())
             .mount("/", account::routes())
+            .mount("/", factors::routes())
             .mount(api::BASE, api::routes())
             .mount(admin::BASE, admin::routes())
             .mount(admin_api::BASE, admin_api::routes())

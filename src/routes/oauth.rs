@@ -6,8 +6,9 @@ use rocket::http::Status;
 use rocket::{get, post, uri, FromForm, Route, State};
 
 use crate::auth::oauth::ProviderKind;
-use crate::auth::{Arrival, ArrivalError, Auth, AuthError, Callback, ClientInfo, StartError};
+use crate::auth::{Arrival, ArrivalError, Auth, AuthError, Callback, ClientInfo, FirstStep, StartError};
 use crate::routes::account::rocket_uri_macro_account;
+use crate::routes::factors::carry_on;
 use crate::routes::login::rocket_uri_macro_login_page;
 use crate::store::Unlinked;
 use crate::web::cookies::Jar;
@@ -119,6 +120,10 @@ pub async fn callback(
         Ok(Arrival::SignedIn { signed_in, next }) => {
             jar.sign_in(&signed_in, auth.session_settings());
             return Ok(Reply::to(next));
+        }
+        Ok(Arrival::SecondStep { pending, next }) => {
+            let step = FirstStep::SecondStep(*pending);
+            return Ok(carry_on(&jar, step, auth.session_settings(), Some(next.clone()), None, next));
         }
         Ok(Arrival::Linked) => {
             jar.flash(Kind::Success, format!("Your {name} account is connected."));

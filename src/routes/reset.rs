@@ -6,7 +6,8 @@
 use rocket::http::Status;
 use rocket::{get, post, uri, FromForm, Route, State};
 
-use crate::auth::{Auth, AuthError, ClientInfo, Reset, ResetError};
+use crate::auth::{Auth, AuthError, ClientInfo, FirstStep, Reset, ResetError};
+use crate::routes::factors::carry_on;
 use crate::routes::pages::rocket_uri_macro_index;
 use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfProtected, FormRefused};
@@ -63,10 +64,14 @@ pub async fn reset(
     };
     let wanted = Reset { new: form.new_password.unwrap_or(""), confirm: form.confirm_password };
     let (status, error) = match auth.reset_password(token, wanted, &client).await {
-        Ok(signed_in) => {
+        Ok(FirstStep::SignedIn(signed_in)) => {
             jar.sign_in(&signed_in, auth.session_settings());
             jar.flash(Kind::Success, "Your password is set, and you are signed in.");
             return Ok(Reply::to(uri!(index)));
+        }
+        Ok(step) => {
+            // A second factor still stands: its step next.
+            return Ok(carry_on(&jar, step, auth.session_settings(), None, None, uri!(index).to_string()));
         }
         Err(ResetError::BadLink) => return Ok(message_page_reply(Status::NotFound, BAD_LINK)),
         Err(ResetError::Disabled) => return Ok(message_page_reply(Status::Forbidden, DISABLED)),

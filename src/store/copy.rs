@@ -6,9 +6,20 @@ use rocket::futures::TryStreamExt;
 use super::{Backend, Pool, Store, StoreResult};
 
 /// The tables a copy moves, in an order the foreign keys accept. `throttle` is left behind:
-/// its windows last minutes and are keyed per deployment.
-pub const COPIED_TABLES: [&str; 6] =
-    ["users", "identities", "sessions", "reset_links", "events", "signing_keys"];
+/// its windows last minutes and are keyed per deployment; so are `ceremonies` (a passkey
+/// ceremony lasts minutes and is bound to one browser).
+pub const COPIED_TABLES: [&str; 10] = [
+    "users",
+    "identities",
+    "sessions",
+    "reset_links",
+    "events",
+    "signing_keys",
+    "totp",
+    "recovery_codes",
+    "passkeys",
+    "notices",
+];
 
 /// What a store holds and which schema it is on.
 #[derive(Debug, Clone)]
@@ -94,7 +105,8 @@ impl Store {
         Ok(SchemaReport { backend: self.backend(), applied, latest, rows })
     }
 
-    /// Copies every user, identity, session, reset link, event and signing key from `self`
+    /// Copies every user, identity, session, reset link, second factor, notice, event and
+    /// signing key from `self`
     /// into `target`, ids kept, in one transaction on the target; refuses a target that
     /// holds anything. Both stores must be brought up (schema current) first. On a
     /// PostgreSQL target, the id sequences are moved past the copied ids.
@@ -113,9 +125,9 @@ impl Store {
             copy_rows!(&self.pool, tx, "identities", "provider, subject, user_id, email, created_at",
                 (String, String, i64, Option<String>, i64), (0, 1, 2, 3, 4));
             copy_rows!(&self.pool, tx, "sessions",
-                "id, secret_hash, user_id, method, created_at, last_seen_at, ended_at, client, ip, persist",
-                (String, String, i64, String, i64, i64, Option<i64>, String, Option<String>, bool),
-                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9));
+                "id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, ended_at, client, ip, persist",
+                (String, String, i64, String, String, i64, i64, i64, Option<i64>, String, Option<String>, bool),
+                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
             copy_rows!(&self.pool, tx, "reset_links",
                 "token_hash, user_id, created_at, expires_at, used_at, created_by",
                 (String, i64, i64, i64, Option<i64>, String), (0, 1, 2, 3, 4, 5));

@@ -11,8 +11,13 @@ use super::{skip_locked, Store, StoreResult, User};
 pub struct SessionRecord {
     pub id: String,
     pub user_id: i64,
-    /// `password`, `google` or `github`.
+    /// The first step: `password`, `google`, `github` or `passkey`.
     pub method: String,
+    /// Every method used, space-separated: `pwd`, `otp`, `recovery`, `passkey` or a
+    /// provider's name (`pwd otp`).
+    pub methods: String,
+    /// The assurance level: 1 (one factor) or 2 (two, or a passkey with user verification).
+    pub aal: i64,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub ended_at: Option<i64>,
@@ -64,6 +69,8 @@ pub struct NewSession<'a> {
     pub secret_hash: &'a str,
     pub user_id: i64,
     pub method: &'a str,
+    pub methods: &'a str,
+    pub aal: i64,
     pub client: &'a str,
     pub ip: Option<&'a str>,
     pub persist: bool,
@@ -79,18 +86,21 @@ pub struct SweepBefore {
     pub created: i64,
 }
 
-const SESSION_COLUMNS: &str = "id, user_id, method, created_at, last_seen_at, ended_at, client, ip, persist";
+const SESSION_COLUMNS: &str =
+    "id, user_id, method, methods, aal, created_at, last_seen_at, ended_at, client, ip, persist";
 
 impl Store {
     pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<()> {
         on_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, method, created_at, last_seen_at, client, ip, persist)
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)",
+            "INSERT INTO sessions (id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, client, ip, persist)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)",
         )
         .bind(new.id)
         .bind(new.secret_hash)
         .bind(new.user_id)
         .bind(new.method)
+        .bind(new.methods)
+        .bind(new.aal)
         .bind(new.now)
         .bind(new.client)
         .bind(new.ip)
@@ -109,7 +119,7 @@ impl Store {
         let ticket = self.sessions.begin_read();
         // One round trip: the session and its user together.
         let joined: Option<Joined> = on_pool!(&self.pool, p => sqlx::query_as(
-            "SELECT s.id, s.user_id, s.method, s.created_at, s.last_seen_at, s.ended_at, s.client, s.ip,
+            "SELECT s.id, s.user_id, s.method, s.methods, s.aal, s.created_at, s.last_seen_at, s.ended_at, s.client, s.ip,
                     s.persist, s.secret_hash, u.username AS u_username, u.email AS u_email,
                     u.is_admin AS u_is_admin, u.disabled AS u_disabled, u.created_at AS u_created_at,
                     u.last_login_at AS u_last_login_at

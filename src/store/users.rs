@@ -250,6 +250,8 @@ mod tests {
             secret_hash: "h",
             user_id: user.id,
             method: "password",
+            methods: "pwd",
+            aal: 1,
             client: "c",
             ip: None,
             persist: false,

@@ -115,6 +115,8 @@ pub(super) struct UserPageView {
     is_me: bool,
     /// The audit log filtered to this user.
     events_href: String,
+    /// "Authenticator app, 1 passkey", or empty.
+    factors: String,
 }
 
 #[derive(Serialize)]
@@ -131,6 +133,8 @@ struct SessionView {
     client: String,
     ip: String,
     method_name: &'static str,
+    /// "Password + authenticator app".
+    methods: String,
     signed_in: String,
     last_active: String,
 }
@@ -143,6 +147,7 @@ fn session_views(sessions: &[SessionRecord]) -> Vec<SessionView> {
             client: s.client.clone(),
             ip: s.ip.clone().unwrap_or_else(|| "unknown address".into()),
             method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
+            methods: crate::auth::session::describe_methods(&s.methods),
             signed_in: human(s.created_at),
             last_active: human(s.last_seen_at),
         })
@@ -169,7 +174,25 @@ pub(super) fn user_page(overview: &UserOverview, names: &HashMap<i64, String>, m
         events: event_views(&overview.events, names),
         is_me: overview.user.id == me,
         events_href: format!("/admin/events?user={}", RawStr::new(&overview.user.username).percent_encode()),
+        factors: describe_factors(&overview.factors),
     }
+}
+
+/// A user's second factors as the console lists them: "authenticator app, 2 passkeys".
+fn describe_factors(factors: &crate::store::Factors) -> String {
+    let mut parts = Vec::new();
+    if factors.totp {
+        parts.push("authenticator app".to_owned());
+    }
+    match factors.passkeys {
+        0 => {}
+        1 => parts.push("1 passkey".to_owned()),
+        n => parts.push(format!("{n} passkeys")),
+    }
+    if !parts.is_empty() {
+        parts.push(format!("{} recovery codes left", factors.recovery_left));
+    }
+    parts.join(", ")
 }
 
 /// What the new-user form shows (again, after a mistake).

@@ -9,6 +9,7 @@ pub mod client;
 pub mod cookies;
 pub mod csrf;
 pub mod error;
+pub mod factor_pages;
 pub mod flash;
 pub mod guard;
 pub mod headers;

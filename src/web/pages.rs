@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use crate::auth::audit::EventKind;
 use crate::auth::oauth::{ProviderKind, Providers};
-use crate::auth::session::Method;
+use crate::auth::session::{describe_methods, Method};
 use crate::auth::{Account, FRESH_SIGN_IN_SECS};
-use crate::store::{EventRecord, SessionRecord, User};
+use crate::store::{EventRecord, Factors, SessionRecord, User};
 use crate::web::csrf::CsrfToken;
 use crate::web::flash::Flash;
 use crate::web::guard::LoggedIn;
@@ -124,6 +124,15 @@ impl<'r> Layout<'r> {
         Page::render(name, context)
     }
 
+    /// Renders for this request only, never through the shells' cache: for pages that
+    /// show a secret (an authenticator app's, recovery codes) to someone not yet signed in.
+    pub(crate) fn render_private(&self, name: &'static str, page: impl Serialize) -> Page {
+        let me = self.me.map(|me| Me::from(me.user()));
+        let context =
+            Context { site: self.site, me, csrf: self.csrf.value(), flash: self.flash.as_ref(), page };
+        Page::render(name, context)
+    }
+
     pub fn index(&self) -> Page {
         self.render(INDEX, Empty {})
     }
@@ -147,9 +156,11 @@ impl<'r> Layout<'r> {
         account: &Account,
         sessions: &[SessionRecord],
         current: &SessionRecord,
+        second_factor: SecondFactorView,
         now: i64,
     ) -> Page {
         let mut page = account_page(providers, account);
+        page.second_factor = second_factor;
         page.sessions = session_rows(sessions, &current.id);
         page.can_set_password = !account.has_password && now - current.created_at < FRESH_SIGN_IN_SECS;
         self.render(ACCOUNT, page)
@@ -220,6 +231,33 @@ pub(super) fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> Logi
     LoginPage { error: form.error, username: form.username, next: form.next, rd: form.rd, providers }
 }
 
+/// The account page's "Two-step sign-in" section.
+#[derive(Debug, Default, Serialize)]
+pub struct SecondFactorView {
+    /// Authenticator apps can be set up here (the server has `secret_key`).
+    pub totp_available: bool,
+    pub totp: bool,
+    pub recovery_left: i64,
+    pub passkeys: i64,
+    /// Whether a second step is asked at sign-in.
+    pub enabled: bool,
+    /// Signed in within ten minutes: removing a factor and new recovery codes are allowed.
+    pub fresh: bool,
+}
+
+impl SecondFactorView {
+    pub fn new(factors: Factors, totp_available: bool, fresh: bool) -> SecondFactorView {
+        SecondFactorView {
+            totp_available,
+            totp: factors.totp,
+            recovery_left: factors.recovery_left,
+            passkeys: factors.passkeys,
+            enabled: factors.any(),
+            fresh,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub(super) struct AccountPage {
     has_password: bool,
@@ -230,6 +268,8 @@ pub(super) struct AccountPage {
     pub(super) sessions: Vec<SessionRow>,
     /// The latest sign-in attempts, newest first.
     recent_sign_ins: Vec<SignInRow>,
+    /// Two-step sign-in: the app, recovery codes, passkeys.
+    pub(super) second_factor: SecondFactorView,
 }
 
 /// A sign-in attempt on the account page.
@@ -275,6 +315,10 @@ pub(super) struct SessionRow {
     client: String,
     ip: String,
     method_name: &'static str,
+    /// "Password + authenticator app".
+    methods: String,
+    /// 2 with a second factor.
+    aal: i64,
     signed_in: String,
     last_active: String,
 }
@@ -288,6 +332,8 @@ pub(super) fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<Ses
             client: s.client.clone(),
             ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
             method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
+            methods: describe_methods(&s.methods),
+            aal: s.aal,
             signed_in: human(s.created_at),
             last_active: human(s.last_seen_at),
         })
@@ -324,6 +370,7 @@ pub(super) fn account_page(providers: &Providers, account: &Account) -> AccountP
         providers: rows,
         sessions: Vec::new(),
         recent_sign_ins: sign_in_rows(&account.recent_sign_ins),
+        second_factor: SecondFactorView::default(),
     }
 }
 
@@ -459,6 +506,9 @@ mod tests {
                 "admin_link.html" => "One-time link",
                 "admin_events.html" => "<h1>Audit log</h1>",
                 "reset.html" => "name=\"new_password\"",
+                "second_factor.html" => "<h1>Second step</h1>",
+                "totp_setup.html" => "href=\"otpauth:",
+                "recovery_codes.html" => "<ul class=\"recovery-codes\" id=\"recovery-codes\">",
                 other => panic!("unexpected sample {other}"),
             };
             assert!(html.contains(key), "{name} lacks {key:?}: {html}");

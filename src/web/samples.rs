@@ -12,16 +12,19 @@ use crate::auth::admin::UserOverview;
 use crate::auth::audit::EventKind;
 use crate::auth::oauth::Providers;
 use crate::auth::session::Method;
-use crate::auth::Account;
-use crate::store::{DirectoryRow, EventRecord, SessionRecord, User, UserPage};
+use crate::auth::{Account, TotpSetup};
+use crate::store::{DirectoryRow, EventRecord, Factors, SessionRecord, User, UserPage};
 use crate::web::admin_pages::{
     events_page, user_page, users_page, EventsFilterView, LinkPage, NewUserView, ResetPage, ADMIN_EVENTS,
     ADMIN_LINK, ADMIN_NEW_USER, ADMIN_USER, ADMIN_USERS, RESET,
 };
+use crate::web::factor_pages::{
+    RecoveryCodesPage, SecondFactorPage, TotpSetupPage, RECOVERY_CODES, SECOND_FACTOR, TOTP_SETUP,
+};
 use crate::web::flash::Flash;
 use crate::web::pages::{
     account_page, erased, explain, login_page, session_rows, Empty, ErrorPage, LoginForm, LogoutPage, Me,
-    Site, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN, LOGOUT, WELCOME,
+    SecondFactorView, Site, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN, LOGOUT, WELCOME,
 };
 
 /// Representative contexts for every page (signed in and out, with and without email, each
@@ -78,8 +81,46 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
                     page.sessions = session_rows(&sample_sessions(me.id), "this");
                     page.can_set_password = !account.has_password;
                     out.push(value(ACCOUNT, Some(me), flash, &page));
+                    for factors in sample_factors() {
+                        page.second_factor = factors;
+                        out.push(value(ACCOUNT, Some(me), flash, &page));
+                    }
                 }
             }
+        }
+    }
+    for flash in [&flashes[0], &flashes[3]] {
+        for (me, step_up) in [(None, false), (Some(&bob), true)] {
+            for (passkey, totp) in [(true, true), (false, true), (true, false)] {
+                let page = SecondFactorPage {
+                    error: Some("That code is not right."),
+                    username: "bob",
+                    passkey,
+                    totp,
+                    step_up,
+                    rd: Some("https://app.example.com/"),
+                    next: None,
+                };
+                out.push(value(SECOND_FACTOR, me, flash, &page));
+                out.push(value(SECOND_FACTOR, me, flash, &SecondFactorPage { username: "bob", ..page }));
+            }
+        }
+        let setup = sample_totp_setup();
+        for (me, action, required) in
+            [(None, "/login/second-factor/setup", true), (Some(&bob), "/account/totp/confirm", false)]
+        {
+            for error in [None, Some("That code is not right.")] {
+                out.push(value(TOTP_SETUP, me, flash, &TotpSetupPage::new(&setup, action, error, required)));
+            }
+        }
+        let codes = crate::auth::factors::recovery::new_codes();
+        for me in [None, Some(&bob)] {
+            out.push(value(
+                RECOVERY_CODES,
+                me,
+                flash,
+                &RecoveryCodesPage { codes: &codes, continue_to: "/welcome" },
+            ));
         }
     }
     let error = ErrorPage { code: 404, title: "Not Found", message: explain(Status::NotFound) };
@@ -92,12 +133,40 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
     out
 }
 
+/// The account page's second-factor section: off (apps available or not), an app with
+/// codes, passkeys only, and a fresh session.
+fn sample_factors() -> Vec<SecondFactorView> {
+    let none = Factors::default();
+    let app = Factors { totp: true, passkeys: 0, recovery_left: 7 };
+    let keys = Factors { totp: false, passkeys: 2, recovery_left: 10 };
+    vec![
+        SecondFactorView::new(none, true, false),
+        SecondFactorView::new(none, false, false),
+        SecondFactorView::new(app, true, false),
+        SecondFactorView::new(app, true, true),
+        SecondFactorView::new(keys, true, true),
+    ]
+}
+
+/// An app waiting for its first code.
+fn sample_totp_setup() -> TotpSetup {
+    let secret = b"12345678901234567890";
+    let uri = crate::auth::factors::totp::otpauth_uri(secret, "Portal", "bob");
+    TotpSetup {
+        secret: crate::auth::factors::totp::secret_text(secret),
+        qr: crate::auth::factors::totp::qr_path(&uri),
+        uri,
+    }
+}
+
 /// Two sessions of the user: this device, and another.
 fn sample_sessions(user_id: i64) -> Vec<SessionRecord> {
     let session = |id: &str, client: &str| SessionRecord {
         id: id.into(),
         user_id,
         method: "password".into(),
+        methods: "pwd otp".into(),
+        aal: 2,
         created_at: 1_800_000_000,
         last_seen_at: 1_800_000_600,
         ended_at: None,
@@ -197,6 +266,8 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
         id: "s1".into(),
         user_id: 2,
         method: "github".into(),
+        methods: "github".into(),
+        aal: 1,
         created_at: 1_800_000_000,
         last_seen_at: 1_800_000_100,
         ended_at: None,
@@ -216,6 +287,11 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
         identities: if full { vec![identity.clone()] } else { Vec::new() },
         sessions: if full { vec![session.clone()] } else { Vec::new() },
         events: if full { events.clone() } else { Vec::new() },
+        factors: if full {
+            Factors { totp: true, passkeys: 1, recovery_left: 9 }
+        } else {
+            Factors::default()
+        },
     };
     let filter = |error: Option<&str>| EventsFilterView {
         user: "bob",

@@ -3,9 +3,10 @@
 
 use rocket::time::Duration;
 
+use crate::auth::factors::PENDING_SECS;
 use crate::auth::oauth::{Flow, FLOW_LIFETIME_SECS};
 use crate::auth::session::SessionToken;
-use crate::auth::SignedIn;
+use crate::auth::{Pending, SignedIn};
 use crate::config::SessionSettings;
 use crate::web::cookies::{CookieName, Jar};
 use crate::web::csrf::CsrfToken;
@@ -14,14 +15,48 @@ use crate::web::flash::Kind;
 pub const SESSION_COOKIE: CookieName =
     CookieName::shareable("portal_session", "__Host-portal_session", "__Secure-portal_session");
 pub const FLOW_COOKIE: CookieName = CookieName::new("portal_oauth", "__Host-portal_oauth");
+/// A sign-in between its two steps: bound to this browser, for five minutes at most.
+pub const PENDING_COOKIE: CookieName = CookieName::new("portal_pending", "__Host-portal_pending");
 
 impl Jar<'_> {
     /// Carries a new sign-in: a new session cookie (replacing any the browser had), a
     /// fresh CSRF token, and a greeting on the next page.
     pub fn sign_in(&self, signed_in: &SignedIn, settings: &SessionSettings) {
         self.write_session(signed_in, settings);
+        self.end_pending();
         CsrfToken::rotate(self);
-        self.flash(Kind::Success, "You are now signed in.");
+        match signed_in.factors_reset_at {
+            Some(at) => self.flash(
+                Kind::Info,
+                format!(
+                    "You are now signed in. An administrator removed your second factors on {}: \
+                     set up a new one on your account page.",
+                    crate::when::human(at)
+                ),
+            ),
+            None => self.flash(Kind::Success, "You are now signed in."),
+        }
+    }
+
+    /// Keeps a half-done sign-in for its second step. Any session this browser had is
+    /// dropped: until the second step, nobody is signed in here.
+    pub fn begin_second_step(&self, pending: &Pending) {
+        self.end_session();
+        match serde_json::to_string(pending) {
+            Ok(value) => self.set(PENDING_COOKIE, value, Some(Duration::seconds(PENDING_SECS))),
+            Err(e) => log::error!("could not encode a half-done sign-in: {e}"),
+        }
+    }
+
+    /// The half-done sign-in this browser carries, if it decrypts and parses.
+    pub fn pending(&self) -> Option<Pending> {
+        serde_json::from_str(&self.get(PENDING_COOKIE)?).ok()
+    }
+
+    pub fn end_pending(&self) {
+        if self.has(PENDING_COOKIE) {
+            self.remove(PENDING_COOKIE);
+        }
     }
 
     /// Writes the session token: a browser-session cookie, or with "Keep me signed in" one

@@ -16,12 +16,13 @@ use rocket::figment::value::magic::RelativePathBuf;
 use rocket::{Build, Rocket};
 
 use crate::web::admin_pages as admin;
+use crate::web::factor_pages as factors;
 use crate::web::pages::{self, Site};
 use crate::web::render::{one_line, Reload, Templates};
 use crate::web::samples;
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 14] = [
+const EMBEDDED: [(&str, &str); 17] = [
     (pages::BASE, include_str!("../../templates/base.html.j2")),
     (pages::MACROS, include_str!("../../templates/macros.html.j2")),
     (pages::INDEX, include_str!("../../templates/index.html.j2")),
@@ -36,6 +37,9 @@ const EMBEDDED: [(&str, &str); 14] = [
     (admin::ADMIN_LINK, include_str!("../../templates/admin_link.html.j2")),
     (admin::ADMIN_EVENTS, include_str!("../../templates/admin_events.html.j2")),
     (admin::RESET, include_str!("../../templates/reset.html.j2")),
+    (factors::SECOND_FACTOR, include_str!("../../templates/second_factor.html.j2")),
+    (factors::TOTP_SETUP, include_str!("../../templates/totp_setup.html.j2")),
+    (factors::RECOVERY_CODES, include_str!("../../templates/recovery_codes.html.j2")),
 ];
 
 /// A template file's extension: the name is the file name without it.

@@ -8,6 +8,7 @@ pub mod app;
 pub mod fakes;
 pub mod process;
 pub mod proxy;
+pub mod visitor;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

@@ -11,101 +11,20 @@
 //! The soak (about a minute) is ignored in plain `cargo test`; `.ci/run` runs it with
 //! `cargo test --test api durability:: -- --include-ignored`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use portal_testkit::app::{extract_hidden, form_body, http_client, skip_on_postgres};
+use portal_testkit::app::{http_client, skip_on_postgres};
 use portal_testkit::process::{free_port, Launch, Portal};
+use portal_testkit::visitor::Browser;
 use portal_testkit::PASSWORD;
 
 /// Longer than `session.cache_ttl`'s default (2 s): what a server may still answer from its
 /// cache after another process changed the store.
 const CACHE_TTL: Duration = Duration::from_millis(2_200);
-
-/// A browser on the real server: a cookie jar and the CSRF token of the last page it read.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    jar: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new(port: u16) -> Browser {
-        Browser { http: http_client(), base: format!("http://127.0.0.1:{port}"), jar: BTreeMap::new() }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.jar.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
-    }
-
-    fn keep_cookies(&mut self, response: &reqwest::Response) {
-        for header in response.headers().get_all(reqwest::header::SET_COOKIE) {
-            let Some((name, value)) =
-                header.to_str().ok().and_then(|h| h.split(';').next()).and_then(|pair| pair.split_once('='))
-            else {
-                continue;
-            };
-            if value.is_empty() {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> reqwest::Response {
-        let request = self.http.get(format!("{}{path}", self.base)).header("Cookie", self.cookie_header());
-        let response = request.send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        self.keep_cookies(&response);
-        response
-    }
-
-    /// Reads `page`'s form token, then posts `fields` with it to `to`; the answer's status.
-    async fn submit(&mut self, page: &str, to: &str, fields: &[(&str, &str)]) -> u16 {
-        let body = self.get(page).await.text().await.expect("a page");
-        let token = extract_hidden(&body, "csrf_token").unwrap_or_else(|| panic!("{page} has a form"));
-        let mut all = vec![("csrf_token", token.as_str())];
-        all.extend_from_slice(fields);
-        let request = self
-            .http
-            .post(format!("{}{to}", self.base))
-            .header("Cookie", self.cookie_header())
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form_body(&all));
-        let response = request.send().await.unwrap_or_else(|e| panic!("POST {to}: {e}"));
-        self.keep_cookies(&response);
-        response.status().as_u16()
-    }
-
-    /// Signs in with a password: whether the portal let them in.
-    async fn sign_in(&mut self, username: &str, password: &str) -> bool {
-        self.submit("/login", "/login", &[("username", username), ("password", password)]).await == 303
-    }
-
-    /// Whether `/welcome` is served to this browser (a signed-out one is sent to `/login`).
-    async fn is_signed_in(&mut self) -> bool {
-        match self.get("/welcome").await.status().as_u16() {
-            200 => true,
-            303 => false,
-            other => panic!("GET /welcome answered {other}"),
-        }
-    }
-
-    async fn sign_out(&mut self) {
-        assert_eq!(self.submit("/account", "/logout", &[]).await, 303, "the sign-out is acknowledged");
-    }
-
-    async fn change_password(&mut self, current: &str, new: &str) {
-        let fields = [("current_password", current), ("new_password", new), ("confirm_password", new)];
-        assert_eq!(self.submit("/account", "/account/password", &fields).await, 303);
-        let account = self.get("/account").await.text().await.expect("the account page");
-        assert!(account.contains("Your password is changed"), "the change is acknowledged: {account}");
-    }
-}
 
 /// The real server on a store in a directory of its own, which outlives crashes.
 struct Server {

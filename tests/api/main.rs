@@ -8,6 +8,7 @@ mod binary;
 mod cli;
 mod configuration;
 mod durability;
+mod factors;
 mod hardening;
 mod identities;
 mod login;

@@ -24,6 +24,8 @@ async fn session(store: &Store, id: &str, user_id: i64) {
         secret_hash: "h",
         user_id,
         method: "password",
+        methods: "pwd",
+        aal: 1,
         client: "c",
         ip: None,
         persist: false,
