@@ -246,6 +246,8 @@ impl Sweeper {
         }
         // Throttle windows in the store (PostgreSQL) that have passed.
         self.store.sweep_throttle(now - self.throttle_window).await?;
+        // Passkey ceremonies nobody finished.
+        self.store.sweep_ceremonies(now).await?;
         Ok((deleted, batches))
     }
 

@@ -85,6 +85,8 @@ pub struct Auth {
     sealer: Option<self::factors::seal::Sealer>,
     /// `branding.name`: the issuer authenticator apps show.
     site_name: String,
+    /// The passkeys' relying party, or why passkeys are off.
+    passkeys: Result<self::factors::passkey::Passkeys, &'static str>,
 }
 
 impl Auth {
@@ -116,6 +118,10 @@ impl Auth {
             second_factor: settings.second_factor,
             sealer: settings.factor_key.as_ref().and_then(|key| self::factors::seal::Sealer::new(&key.0)),
             site_name: settings.branding.name.clone(),
+            passkeys: self::factors::passkey::Passkeys::new(
+                settings.public_url.as_ref(),
+                &settings.branding.name,
+            ),
         })
     }
 

@@ -12,8 +12,8 @@ use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
 use crate::web::headers::content_security_policy;
-use crate::web::pages::SecondFactorView;
 use crate::web::pages::{Layout, Reply};
+use crate::web::pages::{PasskeyView, SecondFactorView};
 use crate::web::render::Page;
 
 /// The account page, with a CSP whose `form-action` lets "Connect …" reach the providers.
@@ -33,7 +33,9 @@ pub async fn account(
         std::iter::once("'self'".to_owned()).chain(providers.authorize_origins().await).collect::<Vec<_>>();
     let factors = auth.factors(me.user()).await?;
     let fresh = auth.now() - me.session().created_at < FRESH_SIGN_IN_SECS;
-    let second_factor = SecondFactorView::new(factors, auth.totp_available(), fresh);
+    let mut second_factor = SecondFactorView::new(factors, auth.totp_available(), fresh);
+    second_factor.passkeys_off = auth.passkeys_off();
+    second_factor.passkey_list = auth.passkeys(me.user()).await?.iter().map(PasskeyView::from).collect();
     let page = layout.account(providers, &account, &sessions, me.session(), second_factor, auth.now());
     Ok(AccountPage(page, content_security_policy(&form_action.join(" "))))
 }

@@ -26,7 +26,9 @@ pub fn login_page(
     if let (Some(rd), Some(_), None) = (&rd, layout.me(), next) {
         return FormsTo(Reply::to(rd.clone()), None);
     }
-    let form = LoginForm { next: next.and_then(safe_next), rd: rd.as_deref(), ..LoginForm::default() };
+    let passkeys = auth.passkeys_off().is_none();
+    let form =
+        LoginForm { next: next.and_then(safe_next), rd: rd.as_deref(), passkeys, ..LoginForm::default() };
     FormsTo(Reply::page(Status::Ok, layout.login(auth.providers(), form)), rd)
 }
 
@@ -61,7 +63,8 @@ pub async fn login(
         // An expired or forged token gets the form again, with a fresh token to retry with.
         Err(FormRefused::Forged) => {
             let error = Some("This form had expired. Please try again.");
-            let page = layout.login(auth.providers(), LoginForm { error, ..LoginForm::default() });
+            let passkeys = auth.passkeys_off().is_none();
+            let page = layout.login(auth.providers(), LoginForm { error, passkeys, ..LoginForm::default() });
             return Ok(FormsTo(Reply::page(Status::Forbidden, page), None));
         }
         Err(refused) => return Ok(FormsTo(Reply::Error(refused.status()), None)),
@@ -88,7 +91,8 @@ pub async fn login(
         Err(SignInError::Disabled) => (Status::Forbidden, "This account is disabled.", username),
         Err(SignInError::Failed(e)) => return Err(e),
     };
-    let again = LoginForm { error: Some(error), username: shown, next, rd: rd.as_deref() };
+    let passkeys = auth.passkeys_off().is_none();
+    let again = LoginForm { error: Some(error), username: shown, next, rd: rd.as_deref(), passkeys };
     let page = Reply::page(status, layout.login(auth.providers(), again));
     Ok(FormsTo(page, rd))
 }

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
+pub mod passkeys;
 pub mod reset;
 
 use rocket::fairing::AdHoc;
@@ -49,6 +50,7 @@ pub fn stage() -> AdHoc {
             .mount("/", oauth::routes())
             .mount("/", account::routes())
             .mount("/", factors::routes())
+            .mount("/", passkeys::routes())
             .mount(api::BASE, api::routes())
             .mount(admin::BASE, admin::routes())
             .mount(admin_api::BASE, admin_api::routes())

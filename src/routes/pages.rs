@@ -34,6 +34,16 @@ pub fn stylesheet() -> Stylesheet<&'static str> {
     )
 }
 
+/// The portal's own script for passkeys (the only script it serves).
+#[get("/static/passkeys.js")]
+pub fn passkeys_script() -> Stylesheet<&'static str> {
+    Stylesheet(
+        include_str!("../../static/passkeys.js"),
+        ContentType::JavaScript,
+        Header::new("Cache-Control", STYLESHEET_CACHE),
+    )
+}
+
 /// The operator's stylesheet (`branding.stylesheet`), served from memory; 404 without one.
 #[get("/static/brand.css")]
 pub fn brand_stylesheet(css: &State<BrandStylesheet>) -> Option<Stylesheet<String>> {
@@ -43,7 +53,7 @@ pub fn brand_stylesheet(css: &State<BrandStylesheet>) -> Option<Stylesheet<Strin
 
 /// This module's routes, mounted at `/`.
 pub fn routes() -> Vec<Route> {
-    rocket::routes![index, welcome, stylesheet, brand_stylesheet]
+    rocket::routes![index, welcome, stylesheet, passkeys_script, brand_stylesheet]
 }
 
 #[cfg(test)]

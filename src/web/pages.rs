@@ -13,6 +13,7 @@ use rocket::Responder;
 use serde::Serialize;
 
 use crate::auth::audit::EventKind;
+use crate::auth::factors::passkey::PasskeyInfo;
 use crate::auth::oauth::{ProviderKind, Providers};
 use crate::auth::session::{describe_methods, Method};
 use crate::auth::{Account, FRESH_SIGN_IN_SECS};
@@ -193,6 +194,8 @@ pub struct LoginForm<'a> {
     pub next: Option<&'a str>,
     /// An application's URL to return to (already checked against `allowed_domains`).
     pub rd: Option<&'a str>,
+    /// Passkeys are on: the "Sign in with a passkey" button, and autofill on the username.
+    pub passkeys: bool,
 }
 
 #[derive(Serialize)]
@@ -202,6 +205,7 @@ pub(super) struct LoginPage<'a> {
     next: Option<&'a str>,
     rd: Option<&'a str>,
     providers: Vec<ProviderButton>,
+    passkeys: bool,
 }
 
 /// A "Sign in with …" button.
@@ -228,7 +232,14 @@ pub(super) fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> Logi
             href: format!("/login/{}{}", p.slug(), next.as_deref().unwrap_or("")),
         })
         .collect();
-    LoginPage { error: form.error, username: form.username, next: form.next, rd: form.rd, providers }
+    LoginPage {
+        error: form.error,
+        username: form.username,
+        next: form.next,
+        rd: form.rd,
+        providers,
+        passkeys: form.passkeys,
+    }
 }
 
 /// The account page's "Two-step sign-in" section.
@@ -243,6 +254,34 @@ pub struct SecondFactorView {
     pub enabled: bool,
     /// Signed in within ten minutes: removing a factor and new recovery codes are allowed.
     pub fresh: bool,
+    /// Why passkeys are off, when they are.
+    pub passkeys_off: Option<&'static str>,
+    /// The person's passkeys, oldest first.
+    pub passkey_list: Vec<PasskeyView>,
+}
+
+/// A passkey on the account page.
+#[derive(Debug, Serialize)]
+pub struct PasskeyView {
+    id: String,
+    name: String,
+    created: String,
+    /// "never" until first used.
+    last_used: String,
+    /// Synced by a passkey manager (its backup state).
+    synced: bool,
+}
+
+impl From<&PasskeyInfo> for PasskeyView {
+    fn from(p: &PasskeyInfo) -> PasskeyView {
+        PasskeyView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            created: human(p.created_at),
+            last_used: p.last_used_at.map_or_else(|| "never".to_owned(), human),
+            synced: p.backed_up,
+        }
+    }
 }
 
 impl SecondFactorView {
@@ -254,6 +293,8 @@ impl SecondFactorView {
             passkeys: factors.passkeys,
             enabled: factors.any(),
             fresh,
+            passkeys_off: None,
+            passkey_list: Vec::new(),
         }
     }
 }
@@ -534,6 +575,7 @@ mod tests {
             username: "al",
             next: Some("/a b"),
             rd: None,
+            passkeys: false,
         };
         let both = erased::Page::context(&login_page(&Providers::sample(true), form), &site, None, None);
         let html = render(LOGIN, &both);
@@ -586,7 +628,7 @@ mod tests {
         };
         let flash = Flash { kind: crate::web::flash::Kind::Error, message: "<img src=x>".into() };
         let form =
-            LoginForm { error: None, username: "<script>x</script>", next: Some("/\"><script>"), rd: None };
+            LoginForm { username: "<script>x</script>", next: Some("/\"><script>"), ..LoginForm::default() };
         let pages: Vec<(&str, minijinja::Value)> = vec![
             (INDEX, erased::Page::context(&Empty {}, &site, Some(Me::from(&user)), Some(&flash))),
             (

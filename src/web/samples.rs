@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::auth::admin::UserOverview;
 use crate::auth::audit::EventKind;
+use crate::auth::factors::passkey::PasskeyInfo;
 use crate::auth::oauth::Providers;
 use crate::auth::session::Method;
 use crate::auth::{Account, TotpSetup};
@@ -24,7 +25,7 @@ use crate::web::factor_pages::{
 use crate::web::flash::Flash;
 use crate::web::pages::{
     account_page, erased, explain, login_page, session_rows, Empty, ErrorPage, LoginForm, LogoutPage, Me,
-    SecondFactorView, Site, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN, LOGOUT, WELCOME,
+    PasskeyView, SecondFactorView, Site, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN, LOGOUT, WELCOME,
 };
 
 /// Representative contexts for every page (signed in and out, with and without email, each
@@ -62,6 +63,7 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
                 username: "al",
                 next: Some("/welcome"),
                 rd: None,
+                passkeys: true,
             };
             for providers in [&both, &none] {
                 out.push(value(LOGIN, me, flash, &login_page(providers, form)));
@@ -139,12 +141,28 @@ fn sample_factors() -> Vec<SecondFactorView> {
     let none = Factors::default();
     let app = Factors { totp: true, passkeys: 0, recovery_left: 7 };
     let keys = Factors { totp: false, passkeys: 2, recovery_left: 10 };
+    let passkey = |id: &str, name: &str, last_used_at: Option<i64>, backed_up: bool| {
+        PasskeyView::from(&PasskeyInfo {
+            id: id.into(),
+            name: name.into(),
+            created_at: 1_800_000_000,
+            last_used_at,
+            backed_up,
+        })
+    };
+    let mut with_keys = SecondFactorView::new(keys, true, true);
+    with_keys.passkey_list = vec![
+        passkey("AbC", "Work laptop", Some(1_800_000_600), true),
+        passkey("dEf", "Security key", None, false),
+    ];
+    let mut off = SecondFactorView::new(none, false, false);
+    off.passkeys_off = Some("Passkeys are off: this server has no public_url.");
     vec![
         SecondFactorView::new(none, true, false),
-        SecondFactorView::new(none, false, false),
+        off,
         SecondFactorView::new(app, true, false),
         SecondFactorView::new(app, true, true),
-        SecondFactorView::new(keys, true, true),
+        with_keys,
     ]
 }
 

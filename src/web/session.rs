@@ -3,6 +3,7 @@
 
 use rocket::time::Duration;
 
+use crate::auth::factors::passkey::CEREMONY_SECS;
 use crate::auth::factors::PENDING_SECS;
 use crate::auth::oauth::{Flow, FLOW_LIFETIME_SECS};
 use crate::auth::session::SessionToken;
@@ -15,6 +16,8 @@ use crate::web::flash::Kind;
 pub const SESSION_COOKIE: CookieName =
     CookieName::shareable("portal_session", "__Host-portal_session", "__Secure-portal_session");
 pub const FLOW_COOKIE: CookieName = CookieName::new("portal_oauth", "__Host-portal_oauth");
+/// The id of this browser's passkey ceremony under way (its state stays in the store).
+pub const CEREMONY_COOKIE: CookieName = CookieName::new("portal_passkey", "__Host-portal_passkey");
 /// A sign-in between its two steps: bound to this browser, for five minutes at most.
 pub const PENDING_COOKIE: CookieName = CookieName::new("portal_pending", "__Host-portal_pending");
 
@@ -82,6 +85,20 @@ impl Jar<'_> {
     /// Whether the browser sent a session cookie at all (valid or not).
     pub fn has_session(&self) -> bool {
         self.has(SESSION_COOKIE)
+    }
+
+    /// Binds a passkey ceremony to this browser for as long as it may take.
+    pub fn start_ceremony(&self, id: String) {
+        self.set(CEREMONY_COOKIE, id, Some(Duration::seconds(CEREMONY_SECS)));
+    }
+
+    /// The ceremony this browser started: single use, removed whatever happens next.
+    pub fn take_ceremony(&self) -> Option<String> {
+        let id = self.get(CEREMONY_COOKIE);
+        if id.is_some() {
+            self.remove(CEREMONY_COOKIE);
+        }
+        id
     }
 
     /// Keeps a flow until its callback, for as long as the person has to come back.

@@ -17,6 +17,7 @@ mod metrics;
 mod next;
 mod oauth;
 mod openapi;
+mod passkeys;
 mod session;
 mod sessions;
 mod startup;

@@ -333,6 +333,35 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// Gives the browser Chromium's virtual authenticator (WebDriver's
+    /// `POST /session/{id}/webauthn/authenticator`): a platform authenticator that keeps
+    /// discoverable credentials, verifies its user and consents at once, as a phone's
+    /// fingerprint reader would. Its id.
+    pub fn add_virtual_authenticator(&self) -> String {
+        let path = format!("/session/{}/webauthn/authenticator", self.session);
+        let body = r#"{"protocol":"ctap2","transport":"internal","hasResidentKey":true,
+            "hasUserVerification":true,"isUserConsenting":true,"isUserVerified":true}"#;
+        let answer = driver_request(self.driver_port, "POST", &path, body).expect("chromedriver answers");
+        let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON from chromedriver");
+        answer["value"].as_str().unwrap_or_else(|| panic!("no virtual authenticator: {answer}")).to_owned()
+    }
+
+    /// Whether the virtual authenticator `id` verifies its user (a PIN or a fingerprint)
+    /// from now on; without it every passkey ceremony fails.
+    pub fn set_user_verified(&self, id: &str, verified: bool) {
+        let path = format!("/session/{}/webauthn/authenticator/{id}/uv", self.session);
+        let body = format!(r#"{{"isUserVerified":{verified}}}"#);
+        driver_request(self.driver_port, "POST", &path, &body).expect("chromedriver answers");
+    }
+
+    /// The credentials the virtual authenticator `id` holds.
+    pub fn virtual_credentials(&self, id: &str) -> Vec<serde_json::Value> {
+        let path = format!("/session/{}/webauthn/authenticator/{id}/credentials", self.session);
+        let answer = driver_request(self.driver_port, "GET", &path, "").expect("chromedriver answers");
+        let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON from chromedriver");
+        answer["value"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Saves a PNG of the viewport as `target/browser-artifacts/NAME.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("a screenshot");
@@ -389,14 +418,25 @@ fn driver_request(port: u16, method: &str, path: &str, body: &str) -> Option<Str
 /// secret key, Google and GitHub pointed at the fakes on `127.0.0.1` (another site), and
 /// these users (created first through `portal users add`).
 /// `admins` are made administrators (`portal users admin NAME --on`).
-pub fn start_portal(google: &FakeGoogle, github: &FakeGithub, users: &[&str], admins: &[&str]) -> Portal {
+/// With `public_url` = `http://localhost:PORT` when `at_its_url`, which turns passkeys on
+/// (they need an origin that names a domain).
+pub fn start_portal(
+    google: &FakeGoogle,
+    github: &FakeGithub,
+    users: &[&str],
+    admins: &[&str],
+    at_its_url: bool,
+) -> Portal {
     let home = tempfile::tempdir().expect("a temporary directory");
     let port = free_port();
     let site = format!("http://localhost:{port}");
-    let launch = Launch::in_checkout()
+    let mut launch = Launch::in_checkout()
         .test_config(home.path())
         .env("ROCKET_LOG_LEVEL", "critical")
         .env("ROCKET_OAUTH", rocket_oauth(&site, Some(google), Some(github)));
+    if at_its_url {
+        launch = launch.env("ROCKET_PUBLIC_URL", site.clone());
+    }
     for user in users {
         launch.add_user(user);
     }

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod elsewhere;
+mod factors;
 mod harness;
 // nginx and the gated portal, as the proxy suite starts them (the same shipped files).
 use portal_testkit::proxy;
@@ -39,12 +40,21 @@ impl World {
     }
 
     async fn start_with_admins(users: &[&str], admins: &[&str]) -> World {
+        World::start_as(users, admins, false).await
+    }
+
+    /// With `public_url` at the portal's own address: passkeys on.
+    async fn start_at_its_url(users: &[&str]) -> World {
+        World::start_as(users, &[], true).await
+    }
+
+    async fn start_as(users: &[&str], admins: &[&str], at_its_url: bool) -> World {
         let driver = Driver::start().await;
         let google = FakeGoogle::start().await;
         google.serve_consent().await;
         let github = FakeGithub::start().await;
         github.serve_consent().await;
-        let portal = start_portal(&google, &github, users, admins);
+        let portal = start_portal(&google, &github, users, admins, at_its_url);
         World { portal, _google: google, _github: github, driver }
     }
 

@@ -5,6 +5,7 @@
 //! same way. The policy (`second_factor.required`) sends a user without one to set one up
 //! before anything opens.
 
+pub mod passkey;
 pub mod recovery;
 pub mod seal;
 pub mod totp;
@@ -145,11 +146,22 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<SignedIn, CodeError> {
         let factor = self.check_code(user, typed, client).await?;
+        Ok(self.raise(user, session, factor, client).await?)
+    }
+
+    /// A new session at level 2 for `session`'s person, the second factor added to its
+    /// methods, and `session` ended.
+    pub(crate) async fn raise(
+        &self,
+        user: &User,
+        session: &SessionRecord,
+        factor: Factor,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, AuthError> {
         let now = self.now();
-        let signed_in = self
-            .start_session(user.clone(), Proof::of(session).and(factor), session.persist, client, now)
-            .await?;
-        self.store.end_session(user.id, &session.id, now).await.map_err(AuthError::from)?;
+        let proof = Proof::of(session).and(factor);
+        let signed_in = self.start_session(user.clone(), proof, session.persist, client, now).await?;
+        self.store.end_session(user.id, &session.id, now).await?;
         Ok(signed_in)
     }
 
