@@ -570,6 +570,59 @@ code=$(status_of -H "Cookie: $POST_COOKIE" --data "$POST_BODY" "$BASE/login")
 COOKIE=$(portal_sign_in)
 post_rows portal "$BASE" "$COOKIE" "$POST_BODY" "$POST_COOKIE" "$SERVER_PID"
 R[portal,after_kib]=$(sleep 2 && mem_kib VmRSS "$SERVER_PID")
+
+# --- the second step --------------------------------------------------------------------
+# BENCH_STEP_USERS users with an authenticator app (floor --second-step-fixture); each signs
+# in with its password (a tiny hash: this row is about the step), then wrk finishes every
+# half-done sign-in once with that user's right code (a code works once: no request repeats
+# another). No hash runs: its rate is set beside the floor's.
+second_step_row() {
+    local n=${BENCH_STEP_USERS:-$((DURATION * 1500))} page token csrf
+    log "portal: $n users with an authenticator app for the second-step row"
+    env ROCKET_SECRET_KEY="$SECRET_KEY" ROCKET_CONFIG="$ROOT/Rocket.toml" ROCKET_LOG_LEVEL=off \
+        timeout 300 "$FLOOR_BIN" --second-step-fixture "sqlite://$DB?mode=rwc" "$n" >"$TMP/steps.txt"
+    page=$(curl -sS --max-time 10 -c "$TMP/steps.jar" "$BASE/login")
+    token=$(hidden "$page" csrf_token)
+    csrf=$(jar_cookie "$TMP/steps.jar" portal_csrf)
+    mkdir -p "$TMP/steps"
+    python3 - "$TMP/steps.txt" "$TMP/steps.curl" "$TMP/steps" "$BASE" "$token" "$csrf" "$PASSWORD" <<'EOF'
+import sys, urllib.parse
+users, out, dir, base, token, csrf, password = sys.argv[1:]
+with open(out, "w") as f:
+    for line in open(users):
+        name = line.split()[0]
+        data = urllib.parse.urlencode({"csrf_token": token, "username": name, "password": password})
+        f.write(f'url = "{base}/login"\ndata = "{data}"\nheader = "Cookie: portal_csrf={csrf}"\n'
+                f'dump-header = "{dir}/{name}"\noutput = "/dev/null"\nnext\n')
+EOF
+    timeout 600 curl -sS --parallel --parallel-max 8 -K "$TMP/steps.curl"
+    # Each user's right code now (RFC 6238; a step either side is accepted too, so the
+    # codes hold for the row's duration when it is under 30 s).
+    python3 - "$TMP/steps.txt" "$TMP/steps" "$TMP/steps.tsv" "$token" "$csrf" <<'EOF'
+import base64, hashlib, hmac, struct, sys, time, urllib.parse
+users, dir, out, token, csrf = sys.argv[1:]
+step = int(time.time()) // 30
+lines = []
+for line in open(users):
+    name, secret = line.split()
+    pending = None
+    for header in open(f"{dir}/{name}"):
+        if header.lower().startswith("set-cookie: portal_pending="):
+            pending = header.split(":", 1)[1].strip().split(";")[0]
+    if pending is None:
+        sys.exit(f"bench: {name}'s first step did not lead to the second")
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    at = mac[-1] & 15
+    code = (struct.unpack(">I", mac[at:at + 4])[0] & 0x7FFFFFFF) % 1000000
+    body = urllib.parse.urlencode({"csrf_token": token, "code": f"{code:06d}"})
+    lines.append(f"{pending}; portal_csrf={csrf}\t{body}\n")
+open(out, "w").writelines(lines)
+EOF
+    BENCH_STEPS="$TMP/steps.tsv" BENCH_THREADS=$THREADS wrk_row portal second_step \
+        -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/second_step.lua" "$BASE/login/second-factor"
+}
+second_step_row
 stop "$SERVER_PID"
 
 # --- the POST rows of Flask and the floor -------------------------------------------------
@@ -662,6 +715,7 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | GET /authz/auth-request signed out (401) | $(cell portal authz_out) | | | | $(ratio "${R[portal,authz_out,rps]}" "${R[floor,welcome_in,rps]}") |
 | nginx (1 worker) + auth_request → portal, then a static upstream, signed in | ${R[nginx,gated,rps]:-skipped} req/s · p50 ${R[nginx,gated,p50]:--} · p99 ${R[nginx,gated,p99]:--} ms | | | | $(ratio "${R[nginx,gated,rps]:-0}" "${R[nginx,plain,rps]:-0}") of nginx alone |
 | the same nginx without the portal in the path | ${R[nginx,plain,rps]:-skipped} req/s · p50 ${R[nginx,plain,p50]:--} · p99 ${R[nginx,plain,p99]:--} ms | | | | |
+| POST /login/second-factor, a right code from an authenticator app (no hash), $CONNS clients | $(rate portal second_step 303) signed in/s (303) · $(rate portal second_step 200) refused/s (200: a repeat, the users ran out) · p50 ${R[portal,second_step,p50]} · p99 ${R[portal,second_step,p99]} ms | | | | $(ratio "$(rate portal second_step 303)" "${R[floor,welcome_in,rps]}") (of the floor's signed-in row) |
 | POST /login wrong password, $CONNS clients | $(post_cell portal post_wrong) | $(post_cell flask post_wrong) | $(post_cell floor post_wrong) | (Flask compares plain text) | (the floor does not hash) |
 | GET /welcome signed in during a $FLOOD-client POST /login flood | $(flood_cell portal) | $(flood_cell flask) | $(flood_cell floor) | | |
 | RSS right after start (MiB) | $(mib "${R[portal,start_kib]}") | | | | |

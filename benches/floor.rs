@@ -15,6 +15,12 @@
 //! for the script's hash limit (the median of 11, or the mean over SECONDS of back-to-back
 //! verifications); `floor --verify-ms-fresh` the median of 11 through `Hasher::verify` with
 //! nobody queued, as a lone sign-in runs (its memory mapped afresh).
+//!
+//! `floor --second-step-fixture URL N` adds N users with an authenticator app to the portal's
+//! store at URL (sealed under the key ROCKET_SECRET_KEY derives, as the portal seals them)
+//! and prints `NAME SECRET` (base32) per line: the second-step row's users. Their passwords
+//! are hashed with Argon2id at its smallest (8 KiB, one pass), so that the many first steps
+//! the row needs cost nothing to set up: the row measures the second step, not the hash.
 
 // A bench helper that cannot set itself up should stop loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -141,6 +147,41 @@ fn verify_ms_fresh(n: usize) -> f64 {
     })
 }
 
+/// The second-step row's password (bench/run.sh's).
+const PASSWORD: &str = "bench: not a common password";
+
+/// Users with an authenticator app, for the second-step row (see the module's comment).
+fn second_step_fixture(url: &str, n: usize) {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use portal::auth::factors::{seal::Sealer, totp};
+    use portal::store::{NewUser, Store};
+    let figment = portal::figment().merge(("databases.portal.url", url));
+    let settings = portal::config::Settings::from_figment(&figment).expect("the portal's settings");
+    let key = settings.factor_key.expect("ROCKET_SECRET_KEY is set");
+    let sealer = Sealer::new(&key.0).expect("a sealing key");
+    let tiny = argon2::Params::new(8, 1, 1, None).expect("Argon2 at its smallest");
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, tiny);
+    let salt = SaltString::encode_b64(b"second-step-row").expect("a salt");
+    let hash = argon.hash_password(PASSWORD.as_bytes(), &salt).expect("a hash").to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let store = Store::connect(url).await.expect("the store");
+        let now = portal::clock::Clock::now(&portal::clock::SystemClock);
+        let mut out = String::new();
+        for i in 0..n {
+            let name = format!("twostep{i}");
+            let new = NewUser { username: &name, email: None, password_hash: Some(&hash), is_admin: false };
+            let user = store.create_user(new, now).await.expect("a user");
+            let secret = totp::new_secret();
+            let sealed = sealer.seal(user.id, &secret).expect("sealed");
+            assert!(store.put_pending_totp(user.id, &sealed, now).await.expect("stored"));
+            assert!(store.confirm_totp(user.id, &sealed, 0, now).await.expect("confirmed"));
+            out.push_str(&format!("{name} {}\n", totp::secret_text(&secret)));
+        }
+        print!("{out}");
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--verify-ms") {
@@ -150,6 +191,12 @@ fn main() {
     }
     if args.iter().any(|a| a == "--verify-ms-fresh") {
         println!("{:.2}", verify_ms_fresh(11));
+        return;
+    }
+    if let Some(at) = args.iter().position(|a| a == "--second-step-fixture") {
+        let url = args.get(at + 1).expect("--second-step-fixture URL N");
+        let n: usize = args.get(at + 2).and_then(|n| n.parse().ok()).expect("--second-step-fixture URL N");
+        second_step_fixture(url, n);
         return;
     }
     if !args.iter().any(|a| a == "--serve") {

@@ -1,6 +1,6 @@
 //! The portal's hot paths, measured in process with criterion: the `next` check, the log
 //! redaction, the session's timestamp check, whole requests through the real app (guard, store read,
-//! template) and one Argon2id verification.
+//! template), one Argon2id verification, and one passkey assertion's check.
 //!
 //! Run with `cargo bench --bench hot`; BENCHMARKS.md has the numbers. The app is built the
 //! way the tests build it (`portal::rocket_with`) on a temporary SQLite file with a fixed
@@ -225,6 +225,29 @@ fn bench_argon2(c: &mut Criterion) {
     group.finish();
 }
 
+/// A passkey's check as the second step: `webauthn-rs` verifying an assertion (P-256 ECDSA,
+/// the challenge, the origin, the flags and the counter) from the software passkey the tests
+/// use. The answer is the same each time: what is measured is the check, not the ceremony.
+fn bench_passkey(c: &mut Criterion) {
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_rs::prelude::{Url, Uuid, WebauthnBuilder};
+    let origin = Url::parse("https://auth.example.com").unwrap();
+    let webauthn = WebauthnBuilder::new("auth.example.com", &origin).unwrap().build().unwrap();
+    let mut soft = SoftPasskey::new(true);
+    let (options, state) =
+        webauthn.start_passkey_registration(Uuid::new_v4(), "bench", "bench", None).unwrap();
+    let answer = soft.do_registration(origin.clone(), options).unwrap();
+    let passkey = webauthn.finish_passkey_registration(&answer, &state).unwrap();
+    let (options, state) = webauthn.start_passkey_authentication(std::slice::from_ref(&passkey)).unwrap();
+    let answer = soft.do_authentication(origin, options).unwrap();
+    let mut group = c.benchmark_group("passkey");
+    group.bench_function("finish_passkey_authentication (ES256)", |b| {
+        b.iter(|| webauthn.finish_passkey_authentication(black_box(&answer), black_box(&state)).unwrap())
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
 }
@@ -232,6 +255,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = hot;
     config = config();
-    targets = bench_safe_next, bench_redact, bench_freshness, bench_requests, bench_argon2
+    targets = bench_safe_next, bench_redact, bench_freshness, bench_requests, bench_argon2, bench_passkey
 }
 criterion_main!(hot);

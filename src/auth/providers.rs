@@ -40,6 +40,8 @@ pub enum Arrival {
 pub struct Account {
     pub identities: Vec<LinkedIdentity>,
     pub has_password: bool,
+    /// Their second factors.
+    pub factors: crate::store::Factors,
     /// The person's latest sign-in attempts, newest first ("Was this you?").
     pub recent_sign_ins: Vec<EventRecord>,
 }
@@ -245,10 +247,10 @@ impl Auth {
     /// The user's ways to sign in.
     pub async fn account(&self, user: &User) -> Result<Account, AuthError> {
         let identities = self.store.identities(user.id).await?;
-        let has_password = self.store.has_password(user.id).await?;
+        let (has_password, factors) = self.store.password_and_factors(user.id).await?;
         let kinds = EventKind::SIGN_INS.map(EventKind::slug);
         let recent_sign_ins = self.store.events_of(user.id, &kinds, RECENT_SIGN_INS).await?;
-        Ok(Account { identities, has_password, recent_sign_ins })
+        Ok(Account { identities, has_password, factors, recent_sign_ins })
     }
 
     /// Disconnects `kind` from the user, unless it is their last way to sign in (the rule

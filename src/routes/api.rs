@@ -45,7 +45,6 @@ pub struct Me {
 pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
     let user = me.user();
     let account = auth.account(user).await?;
-    let factors = auth.factors(user).await?;
     Ok(Json(Me {
         id: user.id,
         username: user.username.clone(),
@@ -54,7 +53,7 @@ pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError>
         method: me.method().as_str(),
         methods: me.session().methods.split(' ').map(str::to_owned).collect(),
         aal: me.session().aal,
-        second_factor: factors.any(),
+        second_factor: account.factors.any(),
         providers: account.identities.into_iter().map(|i| i.provider).collect(),
     }))
 }

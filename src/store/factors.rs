@@ -56,6 +56,28 @@ impl Store {
         .await)
     }
 
+    /// Whether the user has a password, and their second factors: one round trip, for the
+    /// account page and `/api/me`.
+    pub async fn password_and_factors(&self, user_id: i64) -> StoreResult<(bool, Factors)> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            has_password: bool,
+            #[sqlx(flatten)]
+            factors: Factors,
+        }
+        let row: Option<Row> = on_pool!(&self.pool, p => sqlx::query_as(
+            "SELECT password_hash IS NOT NULL AS has_password,
+                    EXISTS (SELECT 1 FROM totp WHERE user_id = $1 AND confirmed_at IS NOT NULL) AS totp,
+                    (SELECT COUNT(*) FROM passkeys WHERE user_id = $1) AS passkeys,
+                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL) AS recovery_left
+             FROM users WHERE id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(p)
+        .await)?;
+        Ok(row.map_or((false, Factors::default()), |r| (r.has_password, r.factors)))
+    }
+
     pub async fn totp_of(&self, user_id: i64) -> StoreResult<Option<TotpRow>> {
         on_pool!(&self.pool, p => sqlx::query_as(
             "SELECT sealed_secret, created_at, confirmed_at, last_step FROM totp WHERE user_id = $1",

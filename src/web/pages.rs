@@ -655,7 +655,12 @@ mod tests {
                 erased::Page::context(
                     &account_page(
                         &Providers::sample(true),
-                        &Account { identities: Vec::new(), has_password: true, recent_sign_ins: Vec::new() },
+                        &Account {
+                            identities: Vec::new(),
+                            has_password: true,
+                            factors: Factors::default(),
+                            recent_sign_ins: Vec::new(),
+                        },
                     ),
                     &site,
                     Some(Me::from(&user)),

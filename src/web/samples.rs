@@ -48,7 +48,12 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
         .map(|kind| kind.map(|kind| Flash { kind, message: format!("a {} message", kind.as_str()) }))
         .collect();
     let linked = sample_account("alice@users.example", true);
-    let unlinked = Account { identities: Vec::new(), has_password: false, recent_sign_ins: Vec::new() };
+    let unlinked = Account {
+        identities: Vec::new(),
+        has_password: false,
+        factors: Factors::default(),
+        recent_sign_ins: Vec::new(),
+    };
     let both = Providers::sample(true);
     let none = Providers::sample(false);
     let mut out = Vec::new();
@@ -219,7 +224,7 @@ pub(crate) fn sample_account(email: &str, has_password: bool) -> Account {
         event(EventKind::SignInFailed, r#"{"method":"password","reason":"invalid-credentials"}"#),
         event(EventKind::SignInThrottled, "{}"),
     ];
-    Account { identities: vec![github], has_password, recent_sign_ins }
+    Account { identities: vec![github], has_password, factors: Factors::default(), recent_sign_ins }
 }
 
 /// Samples of every console page (empty and full, first and middle pages, errors), for the
