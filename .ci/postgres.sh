@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian's PostgreSQL for the store suite and the multi-instance suite: installs the package
 # when it is missing, then starts a throwaway cluster of its own (trust authentication, on
-# loopback, port ${PORTAL_PG_PORT:-55432}) in ${PORTAL_PG_DIR:-/tmp/portal-pg}, as the
+# loopback, port ${PORTAL_PG_PORT:-25432}) in ${PORTAL_PG_DIR:-/tmp/portal-pg}, as the
 # `postgres` user when run as root (initdb refuses root). Prints the URL to use as
-# PORTAL_TEST_POSTGRES. Idempotent: a cluster already answering is left as it is.
+# PORTAL_TEST_POSTGRES. Idempotent: a cluster already answering is left as it is. The port
+# is below Linux's ephemeral range (32768-60999), so no test's outgoing connection can be
+# holding it when the server starts.
 set -euo pipefail
-port="${PORTAL_PG_PORT:-55432}"
+port="${PORTAL_PG_PORT:-25432}"
 dir="${PORTAL_PG_DIR:-/tmp/portal-pg}"
 
 bin=""

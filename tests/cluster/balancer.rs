@@ -129,7 +129,7 @@ impl Cluster {
             panic!(
                 "the cluster suite needs PostgreSQL and PORTAL_TEST_POSTGRES is not set: run \
                  `export PORTAL_TEST_POSTGRES=$(bash .ci/postgres.sh)` (it starts a throwaway server \
-                 on 127.0.0.1:55432 and prints its URL), then this suite again"
+                 on 127.0.0.1:25432 and prints its URL), then this suite again"
             )
         };
         nginx_binary(); // no nginx: say so before starting anything
