@@ -67,9 +67,13 @@ async fn concurrent_starts_apply_each_migration_once() {
             .fetch_all(&pool)
             .await
             .expect("the migrations table");
-    assert_eq!(versions, (1..=6).map(|v| (v, 1)).collect::<Vec<_>>(), "each migration once");
     let report = store(&url, 0).await.check().await.expect("check");
-    assert_eq!((report.applied, report.latest), (Some(6), 6));
+    let latest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .expect("the migrations")
+        .count();
+    let latest = i64::try_from(latest).expect("a count");
+    assert_eq!(versions, (1..=latest).map(|v| (v, 1)).collect::<Vec<_>>(), "each migration once");
+    assert_eq!((report.applied, report.latest), (Some(latest), latest));
 }
 
 async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
