@@ -113,9 +113,12 @@ async fn a_database_restart_under_load_is_503_never_500_and_loses_nothing() {
     let seen = seen.into_inner().unwrap_or_else(|p| p.into_inner());
     let unavailable = seen.iter().filter(|(s, _)| *s == Status::ServiceUnavailable).count();
     println!("    {} requests, {unavailable} answered 503 while the database was away", seen.len());
+    // This client is signed in as alice (the tracked jar): a login page served while her
+    // session could not be read carries the signed-out form token, and posted once the store
+    // is back it is refused as an expired form (403, "Please try again"), as in a browser.
     for (status, path) in &seen {
         assert!(
-            matches!(status.code, 200 | 503) || (*path == "/login" && status.code == 429),
+            matches!(status.code, 200 | 503) || (*path == "/login" && matches!(status.code, 429 | 403)),
             "{path}: {status} (only 200, and 503 during the outage; wrong passwords may be throttled)"
         );
     }
