@@ -139,10 +139,7 @@ pub async fn auth_request(
     settings: &State<Settings>,
     auth: &State<Auth>,
 ) -> Answer {
-    let original = described.for_nginx();
-    let login = login_url(settings, original.0.as_ref());
-    let second = second_step_url(settings, original.0.as_ref());
-    check(presence, original, auth, Login::Header(login), Login::Header(second)).await
+    check(presence, described.for_nginx(), settings, auth, Login::Header).await
 }
 
 /// For Caddy `forward_auth` and Traefik `ForwardAuth`: a browser without a session is sent
@@ -155,49 +152,43 @@ pub async fn forward_auth(
     settings: &State<Settings>,
     auth: &State<Auth>,
 ) -> Answer {
-    let original = described.for_forward_auth();
-    let (login, second) = if navigation.0 {
-        (
-            Login::Redirect(login_url(settings, original.0.as_ref())),
-            Login::Redirect(second_step_url(settings, original.0.as_ref())),
-        )
-    } else {
-        (Login::None, Login::None)
-    };
-    check(presence, original, auth, login, second).await
+    let login = if navigation.0 { Login::Redirect } else { Login::None };
+    check(presence, described.for_forward_auth(), settings, auth, login).await
 }
 
-/// How a check without a session points to the login page.
+/// How a check that needs the person to sign in (or take the second step) points there.
+#[derive(Clone, Copy)]
 enum Login {
     /// nginx: a 401 carrying the URL in `Location`; refusals are bare statuses.
-    Header(String),
+    Header,
     /// Caddy and Traefik, a browser navigation: a 302 there.
-    Redirect(String),
+    Redirect,
     /// Caddy and Traefik, anything else: a bare 401.
     None,
 }
 
 impl Login {
-    /// A 401 (nginx carries the URL in `Location`), or a browser's 302.
-    fn answer(self) -> Answer {
+    /// A 401 (nginx carries the URL in `Location`), or a browser's 302, to `path` on the
+    /// portal with `rd` = the original URL. The URL is made only here, when it is sent.
+    fn answer(self, settings: &Settings, path: &str, original: Option<&Target>) -> Answer {
         match self {
-            Login::Redirect(url) => Answer::ToLogin(url),
-            Login::Header(url) => Answer::SignIn(Some(url)),
+            Login::Redirect => Answer::ToLogin(portal_url(settings, path, original)),
+            Login::Header => Answer::SignIn(Some(portal_url(settings, path, original))),
             Login::None => Answer::SignIn(None),
         }
     }
 }
 
-/// `login` for someone signed out; `second` for a session a rule finds short of a second
-/// factor.
+/// Sends someone signed out to the login page, and a session a rule finds short of a second
+/// factor to the second step, as `login` says.
 async fn check(
     presence: Presence<'_>,
     original: Original,
+    settings: &Settings,
     auth: &Auth,
     login: Login,
-    second: Login,
 ) -> Answer {
-    let page = !matches!(login, Login::Header(_));
+    let page = !matches!(login, Login::Header);
     // Before the session: a host outside `allowed_domains` (or no target), and an
     // ambiguous path, are refused whoever asks, so a signed-out browser is not sent to sign
     // in for a request no one may make.
@@ -207,7 +198,7 @@ async fn check(
     }
     let me = match presence {
         Presence::In(me) => me,
-        Presence::Out => return login.answer(),
+        Presence::Out => return login.answer(settings, "/login", target),
         Presence::StoreDown => return Answer::Unavailable,
     };
     let user = me.user();
@@ -220,7 +211,7 @@ async fn check(
             assertion,
         },
         Ok(Gate::Refused) => Answer::Refused { page },
-        Ok(Gate::SecondFactor) => second.answer(),
+        Ok(Gate::SecondFactor) => login.answer(settings, SECOND_STEP, target),
         Err(e @ (AuthError::Store(_) | AuthError::Busy)) => {
             log::warn!("forward-auth: {e}");
             Answer::Unavailable
@@ -245,16 +236,8 @@ impl<'r> FromRequest<'r> for Navigation {
     }
 }
 
-/// `{public_url}/login`, with `rd` = the original URL when there is one.
-fn login_url(settings: &Settings, original: Option<&Target>) -> String {
-    portal_url(settings, "/login", original)
-}
-
-/// `{public_url}/login/second-factor`, with `rd` = the original URL when there is one.
-fn second_step_url(settings: &Settings, original: Option<&Target>) -> String {
-    portal_url(settings, SECOND_STEP, original)
-}
-
+/// `{public_url}{path}` (`/login`, the second step), with `rd` = the original URL when there
+/// is one.
 fn portal_url(settings: &Settings, path: &str, original: Option<&Target>) -> String {
     let base = settings.public_url.as_ref().map_or_else(|| path.to_owned(), |p| p.join(path));
     match original {
