@@ -35,7 +35,10 @@ pub async fn account(
     let fresh = auth.now() - me.session().created_at < FRESH_SIGN_IN_SECS;
     let mut second_factor = SecondFactorView::new(factors, auth.totp_available(), fresh);
     second_factor.passkeys_off = auth.passkeys_off();
-    second_factor.passkey_list = auth.passkeys(me.user()).await?.iter().map(PasskeyView::from).collect();
+    // The count came with the account: most people have no passkey to list.
+    if factors.passkeys > 0 {
+        second_factor.passkey_list = auth.passkeys(me.user()).await?.iter().map(PasskeyView::from).collect();
+    }
     let page = layout.account(providers, &account, &sessions, me.session(), second_factor, auth.now());
     Ok(AccountPage(page, content_security_policy(&form_action.join(" "))))
 }
