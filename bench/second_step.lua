@@ -12,10 +12,6 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-function init(args)
-  local n = #threads_count_hint or 0
-end
-
 local lines = {}
 local next_line = 1
 counts = {}
