@@ -88,10 +88,6 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
                     page.sessions = session_rows(&sample_sessions(me.id), "this");
                     page.can_set_password = !account.has_password;
                     out.push(value(ACCOUNT, Some(me), flash, &page));
-                    for factors in sample_factors() {
-                        page.second_factor = factors;
-                        out.push(value(ACCOUNT, Some(me), flash, &page));
-                    }
                 }
             }
         }
@@ -129,6 +125,14 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
                 &RecoveryCodesPage { codes: &codes, continue_to: "/welcome" },
             ));
         }
+    }
+    // The account page's second-factor section, each state once (not in every combination
+    // above: each sample is rendered at every start).
+    let mut page = account_page(&both, &linked);
+    page.sessions = session_rows(&sample_sessions(bob.id), "this");
+    for factors in sample_factors() {
+        page.second_factor = factors;
+        out.push(value(ACCOUNT, Some(&bob), &flashes[0], &page));
     }
     let error = ErrorPage { code: 404, title: "Not Found", message: explain(Status::NotFound) };
     out.push(value(ERROR, None, &None, &error));
