@@ -45,7 +45,7 @@ pub fn carry_on(
 }
 
 /// Where a finished sign-in goes: its `next`, else its `rd`, else the home page.
-fn destination(pending: &Pending) -> String {
+pub fn destination(pending: &Pending) -> String {
     pending.next.clone().or_else(|| pending.rd.clone()).unwrap_or_else(|| "/".to_owned())
 }
 

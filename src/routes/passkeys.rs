@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::auth::factors::passkey::PasskeyError;
 use crate::auth::{Auth, AuthError, ClientInfo, SignedIn};
+use crate::routes::factors::destination;
 use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfOnly, SameOriginRequired};
 use crate::web::flash::Kind;
@@ -224,10 +225,7 @@ pub async fn step(
     }
     let Some(pending) = jar.pending() else { return refused(PasskeyError::Expired) };
     match auth.finish_second_step_with_passkey(&pending, &ceremony, &finish.credential, &client).await {
-        Ok(done) => {
-            let after = pending.next.clone().or_else(|| pending.rd.clone()).unwrap_or_else(|| "/".to_owned());
-            Ok(signed_in(&jar, &done, auth, after))
-        }
+        Ok(done) => Ok(signed_in(&jar, &done, auth, destination(&pending))),
         Err(e) => refused(e),
     }
 }

@@ -419,6 +419,7 @@ async fn an_admin_reset_removes_every_factor_is_audited_and_the_person_is_told()
     let page = body(app.get(&format!("/admin/users/{}", alice.id)).await).await;
     assert!(page.contains("authenticator app, 10 recovery codes left"), "{page}");
     let unconfirmed = app.post_form(&format!("/admin/users/{}/second-factor/reset", alice.id), &[]).await;
+    assert_is_redirect_to(&unconfirmed, &format!("/admin/users/{}", alice.id));
     drop(unconfirmed);
     assert!(app.store().factors_of(alice.id).await.unwrap().totp, "nothing without the box ticked");
     let reset =
@@ -433,6 +434,12 @@ async fn an_admin_reset_removes_every_factor_is_audited_and_the_person_is_told()
     let own =
         app.post_form(&format!("/admin/users/{}/second-factor/reset", root.id), &[("confirm", "yes")]).await;
     drop(own);
+    let (kind, _, subject) = app.last_event().await;
+    assert_eq!(
+        (kind.as_str(), subject),
+        ("second_factor_reset", Some(alice.id)),
+        "nothing more reset or audited"
+    );
     app.post_logout().await;
 
     // A password alone signs alice in now, and she is told why.
@@ -444,7 +451,9 @@ async fn an_admin_reset_removes_every_factor_is_audited_and_the_person_is_told()
     app.post_logout().await;
     app.post_login("alice", PASSWORD).await;
     assert!(!app.flash("/").await.contains("administrator"), "told once");
-    assert!(codes.len() == 10);
+    // Her recovery codes went with the reset: none is left to type.
+    assert_eq!(app.store().factors_of(alice.id).await.unwrap().recovery_left, 0);
+    assert_eq!(codes.len(), 10);
 }
 
 #[rocket::async_test]

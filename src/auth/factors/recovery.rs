@@ -2,8 +2,6 @@
 //! stored as SHA-256 of the user's id and the code. Typed codes are read generously: any
 //! case, spaces and dashes anywhere, and the letters people confuse with digits.
 
-use sha2::{Digest, Sha256};
-
 pub const COUNT: usize = 10;
 /// Characters per code (5 bits each).
 const LENGTH: usize = 12;
@@ -42,8 +40,7 @@ pub fn normalize(typed: &str) -> Option<String> {
 
 /// What the store keeps of a (normalized) code.
 pub fn hash(user_id: i64, normalized: &str) -> String {
-    let digest = Sha256::digest(format!("{user_id}:{normalized}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::session::hash_secret(&format!("{user_id}:{normalized}"))
 }
 
 #[cfg(test)]
