@@ -33,4 +33,10 @@ if ! "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
   as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
     -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >&2
 fi
+# Every test makes a database of its own and none drops it (a killed run could not anyway):
+# the ones an earlier run left are dropped here, so runs on one machine do not fill its disk.
+for db in $("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'portal\\_test\\_%'"); do
+  "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "DROP DATABASE \"$db\" WITH (FORCE)" >&2
+done
 echo "postgres://postgres@127.0.0.1:$port/postgres"
