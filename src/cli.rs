@@ -30,7 +30,13 @@ pub enum Command {
         #[command(subcommand)]
         action: Users,
     },
-    /// The keys that sign forward-auth assertions (`forward_auth.assertion`).
+    /// The applications that sign in with the portal (OpenID clients). Those in the
+    /// configuration file are listed, and changed only there.
+    Clients {
+        #[command(subcommand)]
+        action: Clients,
+    },
+    /// The keys that sign forward-auth assertions and the OpenID provider's tokens.
     Keys {
         #[command(subcommand)]
         action: Keys,
@@ -103,6 +109,44 @@ pub enum Users {
 }
 
 #[derive(Subcommand)]
+pub enum Clients {
+    /// One line per application: id, kind, where it comes from, name, redirect URIs.
+    List,
+    /// Add an application; a confidential one's secret is printed once.
+    Add {
+        client_id: String,
+        /// Where the application receives its code (repeat for more).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where it may send people after signing them out (repeat for more).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Shown on the consent page (default: the client id).
+        #[arg(long)]
+        name: Option<String>,
+        /// No secret; PKCE (S256) instead (a single-page or native app).
+        #[arg(long)]
+        public: bool,
+        /// Trusted: no consent page.
+        #[arg(long)]
+        implicit_consent: bool,
+        /// Who may use it: signed-in, admins, or comma-separated usernames.
+        #[arg(long, default_value = "signed-in")]
+        allow: String,
+        /// Only sessions made with a second factor.
+        #[arg(long)]
+        second_factor: bool,
+        /// RS256 (default) or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        signing_alg: String,
+    },
+    /// A new secret for an application (printed once); the old one stops working.
+    RotateSecret { client_id: String },
+    /// Remove an application, with every consent and token it holds.
+    Remove { client_id: String },
+}
+
+#[derive(Subcommand)]
 pub enum Keys {
     /// List the published keys (the first signs).
     List,
@@ -165,6 +209,7 @@ async fn dispatch(command: Command) -> Result<String, String> {
         Command::Users { action } => users(&auth, &settings, action).await.map_err(|e| e.to_string()),
         Command::Events { user, since, limit } => events(&auth, user, since, limit).await,
         Command::Keys { action } => keys(&auth, action).await,
+        Command::Clients { action } => clients(&auth, action).await.map_err(|e| e.to_string()),
         Command::Store { .. } => unreachable!("answered above"),
     };
     // Closed before the process ends: on SQLite the last connection to close folds the WAL
@@ -393,13 +438,84 @@ async fn events(
     Ok(lines.join("\n"))
 }
 
+async fn clients(auth: &Auth, action: Clients) -> Result<String, AdminError> {
+    use crate::auth::provider::NewClient;
+    use crate::config::{AllowSettings, ConsentMode, SigningAlg};
+    let by = Operator::cli();
+    match action {
+        Clients::List => {
+            let lines: Vec<String> = auth
+                .list_clients(&by)
+                .await?
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}  {}  {}  {:?}  {}",
+                        c.id,
+                        if c.public { "public" } else { "confidential" },
+                        if c.configured { "config" } else { "store" },
+                        c.name,
+                        c.redirect_uris.join(" ")
+                    )
+                })
+                .collect();
+            Ok(lines.join("\n"))
+        }
+        Clients::Add {
+            client_id,
+            redirect_uris,
+            post_logout_redirect_uris,
+            name,
+            public,
+            implicit_consent,
+            allow,
+            second_factor,
+            signing_alg,
+        } => {
+            let allow = match allow.as_str() {
+                "signed-in" | "admins" => AllowSettings::Named(allow),
+                names => AllowSettings::Users(names.split(',').map(|n| n.trim().to_owned()).collect()),
+            };
+            let signing_alg = SigningAlg::parse(&signing_alg)
+                .ok_or_else(|| AdminError::InvalidClient("--signing-alg must be RS256 or EdDSA".into()))?;
+            let new = NewClient {
+                client_id,
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                consent: if implicit_consent { ConsentMode::Implicit } else { ConsentMode::Explicit },
+                allow,
+                second_factor,
+                signing_alg,
+            };
+            let (client, secret) = auth.add_client(&by, new).await?;
+            Ok(match secret {
+                Some(secret) => format!(
+                    "added {}\nclient_secret: {secret}\n(shown once: the portal keeps only its hash)",
+                    client.id
+                ),
+                None => format!("added public client {}", client.id),
+            })
+        }
+        Clients::RotateSecret { client_id } => {
+            let secret = auth.rotate_client_secret(&by, &client_id).await?;
+            Ok(format!("client_secret: {secret}\n(shown once; the old secret no longer works)"))
+        }
+        Clients::Remove { client_id } => {
+            auth.remove_client(&by, &client_id).await?;
+            Ok(format!("removed {client_id}"))
+        }
+    }
+}
+
 async fn keys(auth: &Auth, action: Keys) -> Result<String, String> {
     let signer = auth.signer();
     let now = auth.now();
     match action {
         Keys::Rotate => {
-            let kid = signer.rotate(now).await.map_err(|e| e.to_string())?;
-            Ok(format!("new signing key {kid}; the previous one stays published for a day"))
+            let made = signer.rotate(now).await.map_err(|e| e.to_string())?;
+            Ok(format!("new signing key(s) {}; the previous ones stay published for a day", made.join(", ")))
         }
         Keys::List => {
             let keys = signer.keys(now).await.map_err(|e| e.to_string())?;

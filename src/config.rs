@@ -35,6 +35,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub second_factor: SecondFactorSettings,
+    #[serde(default)]
+    pub oidc: OidcSettings,
     /// A key derived from `secret_key` (the same on every instance that shares it): keys
     /// the throttle's shared counters. Random per process when `secret_key` is unset.
     #[serde(skip)]
@@ -195,7 +197,7 @@ fn root_path() -> String {
 }
 
 /// `"signed-in"`, `"admins"`, or a list of usernames.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum AllowSettings {
     Named(String),
@@ -205,6 +207,111 @@ pub enum AllowSettings {
 impl Default for AllowSettings {
     fn default() -> Self {
         AllowSettings::Named("signed-in".into())
+    }
+}
+
+/// `[oidc]`: the portal as an OpenID provider for other applications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OidcSettings {
+    /// Seconds an access token is valid.
+    pub access_token_secs: i64,
+    /// Seconds an ID token is valid.
+    pub id_token_secs: i64,
+    /// Seconds a refresh token is valid; each use gives a new one for as long again.
+    pub refresh_token_secs: i64,
+    /// The applications (`[[oidc.clients]]`); more come from the console, API and CLI.
+    pub clients: Vec<OidcClientSettings>,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        OidcSettings {
+            access_token_secs: 600,
+            id_token_secs: 3600,
+            refresh_token_secs: 30 * 24 * 60 * 60,
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// One `[[oidc.clients]]` entry as written (checked in `auth::provider::clients`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcClientSettings {
+    pub client_id: String,
+    /// The secret itself; or `client_secret_hash`; neither with `public = true`.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// An Argon2id PHC string of the secret.
+    #[serde(default)]
+    pub client_secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Shown on the consent page; `client_id` when unset.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// No secret: PKCE (S256) is required instead.
+    #[serde(default)]
+    pub public: bool,
+    /// `"explicit"` (a consent page) or `"implicit"` (trusted: no page).
+    #[serde(default)]
+    pub consent: ConsentMode,
+    #[serde(default)]
+    pub allow: AllowSettings,
+    /// Only sessions made with a second factor (level 2) may sign in to it.
+    #[serde(default)]
+    pub second_factor: bool,
+    /// `"RS256"` (the default) or `"EdDSA"`: how its ID and access tokens are signed.
+    #[serde(default)]
+    pub id_token_signed_response_alg: SigningAlg,
+}
+
+/// Whether an application asks the person before it learns who they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentMode {
+    #[default]
+    Explicit,
+    Implicit,
+}
+
+/// The algorithms tokens are signed with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum SigningAlg {
+    #[default]
+    RS256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SigningAlg> {
+        match name {
+            "RS256" => Some(SigningAlg::RS256),
+            "EdDSA" => Some(SigningAlg::EdDSA),
+            _ => None,
+        }
+    }
+}
+
+impl OidcSettings {
+    /// The provider's issuer is `public_url`: applications compare it with the tokens'
+    /// `iss`, so it cannot follow the request's `Host`.
+    pub fn check(&self, public_url: Option<&PublicUrl>) -> Result<(), String> {
+        if !self.clients.is_empty() && public_url.is_none() {
+            return Err("oidc.clients needs public_url: it is the provider's issuer".into());
+        }
+        if self.access_token_secs <= 0 || self.id_token_secs <= 0 || self.refresh_token_secs <= 0 {
+            return Err("oidc token lifetimes must be positive numbers of seconds".into());
+        }
+        Ok(())
     }
 }
 
@@ -615,6 +722,7 @@ impl Settings {
         self.session.check_domain(self.public_url.as_ref())?;
         self.metrics.check()?;
         self.second_factor.check(self.factor_key.is_some())?;
+        self.oidc.check(self.public_url.as_ref())?;
         self.databases.portal.check()?;
         self.throttle.check()?;
         self.oauth.check()

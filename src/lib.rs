@@ -112,11 +112,12 @@ async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings
     let settings = Settings::from_figment(rocket.figment())?;
     let store = open_store(&settings)?;
     let auth = build_auth(store.clone(), &settings, clock.clone())?;
+    let configured_clients = !settings.oidc.clients.is_empty();
     // PostgreSQL may come up after the portal: then it serves 503 until it does.
     store
         .keep_bringing_up(move |store| {
             let clock = clock.clone();
-            async move { first_start(&store, clock.now()).await }
+            async move { first_start(&store, clock.now(), configured_clients).await }
         })
         .await
         .map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?;
@@ -150,12 +151,19 @@ fn build_auth(store: Store, settings: &Settings, clock: Arc<dyn Clock>) -> Resul
     Auth::new(store, hasher, throttle, providers, clock, settings)
 }
 
-/// What a store needs once its schema is current: the forward-auth signing key.
-async fn first_start(store: &Store, now: i64) -> Result<(), String> {
-    auth::assertion::Signer::new(store.clone())
-        .ensure_key(now)
-        .await
-        .map_err(|e| format!("could not make the forward-auth signing key: {e}"))
+/// What a store needs once its schema is current: the forward-auth signing key, and the
+/// OpenID provider's RSA key when it has applications (configured, or in the store).
+async fn first_start(store: &Store, now: i64, configured_clients: bool) -> Result<(), String> {
+    let signer = auth::assertion::Signer::new(store.clone());
+    signer.ensure_key(now).await.map_err(|e| format!("could not make the forward-auth signing key: {e}"))?;
+    let stored_clients = !store.oidc_clients().await.map_err(|e| e.to_string())?.is_empty();
+    if configured_clients || stored_clients {
+        signer
+            .ensure_rsa(now)
+            .await
+            .map_err(|e| format!("could not make the OpenID provider's RSA key: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The auth service over the configured store, hasher, throttle and providers, for the
@@ -164,7 +172,7 @@ pub async fn auth_service(settings: &Settings, clock: Arc<dyn Clock>) -> Result<
     let store = open_store(settings)?;
     store.bring_up().await.map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?;
     let auth = build_auth(store.clone(), settings, clock)?;
-    first_start(&store, auth.now()).await?;
+    first_start(&store, auth.now(), !settings.oidc.clients.is_empty()).await?;
     Ok(auth)
 }
 

@@ -86,6 +86,21 @@ pub enum AdminError {
     /// 422 (a password given on the command line).
     #[error("{0}")]
     Policy(#[from] PolicyError),
+    /// 404.
+    #[error("there is no such application")]
+    NoSuchClient,
+    /// 409.
+    #[error("that client_id is taken")]
+    ClientTaken,
+    /// 409: an application from the configuration file.
+    #[error("that application is set in the configuration file; change it there")]
+    ConfiguredClient,
+    /// 409: a public client has no secret.
+    #[error("a public application has no secret")]
+    PublicClient,
+    /// 422.
+    #[error("{0}")]
+    InvalidClient(String),
     #[error(transparent)]
     Failed(#[from] AuthError),
 }

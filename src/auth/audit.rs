@@ -39,6 +39,17 @@ pub enum EventKind {
     RecoveryCodeUsed,
     /// An administrator removed every second factor of a user.
     SecondFactorReset,
+    /// Someone let an application (OpenID client) see what it asked for.
+    ConsentGiven,
+    /// Someone disconnected an application (its tokens end).
+    ConsentRevoked,
+    /// An application exchanged a code for tokens.
+    TokenIssued,
+    /// A code or refresh token was presented a second time: its grant is revoked.
+    TokenReplayed,
+    ClientAdded,
+    ClientRemoved,
+    ClientSecretRotated,
 }
 
 impl EventKind {
@@ -67,6 +78,13 @@ impl EventKind {
             EventKind::SecondFactorFailed => "second_factor_failed",
             EventKind::RecoveryCodeUsed => "recovery_code_used",
             EventKind::SecondFactorReset => "second_factor_reset",
+            EventKind::ConsentGiven => "consent_given",
+            EventKind::ConsentRevoked => "consent_revoked",
+            EventKind::TokenIssued => "token_issued",
+            EventKind::TokenReplayed => "token_replayed",
+            EventKind::ClientAdded => "client_added",
+            EventKind::ClientRemoved => "client_removed",
+            EventKind::ClientSecretRotated => "client_secret_rotated",
         }
     }
 
@@ -95,6 +113,13 @@ impl EventKind {
             EventKind::SecondFactorFailed => "second factor failed",
             EventKind::RecoveryCodeUsed => "recovery code used",
             EventKind::SecondFactorReset => "second factor reset",
+            EventKind::ConsentGiven => "application allowed",
+            EventKind::ConsentRevoked => "application disconnected",
+            EventKind::TokenIssued => "tokens issued to an application",
+            EventKind::TokenReplayed => "token replay detected",
+            EventKind::ClientAdded => "application added",
+            EventKind::ClientRemoved => "application removed",
+            EventKind::ClientSecretRotated => "application secret rotated",
         }
     }
 
@@ -107,7 +132,7 @@ impl EventKind {
 }
 
 /// Every kind, for reading slugs back and for the console's filter.
-pub const ALL_KINDS: [EventKind; 22] = [
+pub const ALL_KINDS: [EventKind; 29] = [
     EventKind::SignInSucceeded,
     EventKind::SignInFailed,
     EventKind::SignInThrottled,
@@ -130,6 +155,13 @@ pub const ALL_KINDS: [EventKind; 22] = [
     EventKind::SecondFactorFailed,
     EventKind::RecoveryCodeUsed,
     EventKind::SecondFactorReset,
+    EventKind::ConsentGiven,
+    EventKind::ConsentRevoked,
+    EventKind::TokenIssued,
+    EventKind::TokenReplayed,
+    EventKind::ClientAdded,
+    EventKind::ClientRemoved,
+    EventKind::ClientSecretRotated,
 ];
 
 /// Who did it.

@@ -54,6 +54,32 @@ pub enum Allow {
     Users(Vec<String>),
 }
 
+impl Allow {
+    /// Reads `allow` as written; the error is the reason alone (the caller says where).
+    pub fn from_settings(settings: &AllowSettings) -> Result<Allow, String> {
+        match settings {
+            AllowSettings::Named(name) if name == "signed-in" => Ok(Allow::SignedIn),
+            AllowSettings::Named(name) if name == "admins" => Ok(Allow::Admins),
+            AllowSettings::Named(other) => {
+                Err(format!("allow {other:?} is not \"signed-in\", \"admins\" or a list of usernames"))
+            }
+            AllowSettings::Users(names) if names.is_empty() => {
+                Err("allow = [] lets nobody in; name the users".into())
+            }
+            AllowSettings::Users(names) => Ok(Allow::Users(names.iter().map(|n| account_key(n)).collect())),
+        }
+    }
+
+    /// Whether `user` is one it lets through.
+    pub fn admits(&self, user: &User) -> bool {
+        match self {
+            Allow::SignedIn => true,
+            Allow::Admins => user.is_admin,
+            Allow::Users(keys) => keys.contains(&account_key(&user.username)),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub host: HostPattern,
@@ -364,21 +390,7 @@ impl Policy {
                         rule.path
                     )));
                 }
-                let allow = match &rule.allow {
-                    AllowSettings::Named(name) if name == "signed-in" => Allow::SignedIn,
-                    AllowSettings::Named(name) if name == "admins" => Allow::Admins,
-                    AllowSettings::Named(other) => {
-                        return Err(at(format!(
-                            "allow {other:?} is not \"signed-in\", \"admins\" or a list of usernames"
-                        )))
-                    }
-                    AllowSettings::Users(names) if names.is_empty() => {
-                        return Err(at("allow = [] lets nobody in; name the users".into()))
-                    }
-                    AllowSettings::Users(names) => {
-                        Allow::Users(names.iter().map(|n| account_key(n)).collect())
-                    }
-                };
+                let allow = Allow::from_settings(&rule.allow).map_err(at)?;
                 let folded = (!rule.case_sensitive).then(|| path.chars().flat_map(char::to_lowercase).collect());
                 Ok(Rule { host, path: path.to_owned(), folded, allow, second_factor: rule.second_factor })
             })
@@ -419,12 +431,7 @@ impl Policy {
         }
         let host = target.host.as_str();
         let rules = || self.rules.iter().filter(move |r| r.host.matches(host));
-        let allows = |rule: Option<&Rule>| match rule.map(|r| &r.allow) {
-            None => !self.deny_by_default,
-            Some(Allow::SignedIn) => true,
-            Some(Allow::Admins) => user.is_admin,
-            Some(Allow::Users(keys)) => keys.contains(&account_key(&user.username)),
-        };
+        let allows = |rule: Option<&Rule>| rule.map_or(!self.deny_by_default, |r| r.allow.admits(user));
         let short = |rule: Option<&Rule>| rule.is_some_and(|r| r.second_factor) && aal < 2;
         let verdict = |rule: Option<&Rule>| match (allows(rule), short(rule)) {
             (false, _) => Verdict::Deny,

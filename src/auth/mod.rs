@@ -16,6 +16,7 @@ mod lifecycle;
 pub mod next;
 pub mod oauth;
 pub mod password;
+pub mod provider;
 mod providers;
 mod reset;
 pub mod session;
@@ -87,6 +88,8 @@ pub struct Auth {
     site_name: String,
     /// The passkeys' relying party, or why passkeys are off.
     passkeys: Result<self::factors::passkey::Passkeys, &'static str>,
+    /// The OpenID provider: its settings and configured clients.
+    oidc: self::provider::Provider,
 }
 
 impl Auth {
@@ -103,6 +106,7 @@ impl Auth {
         let audit_retention = settings.audit.retention_days.saturating_mul(SECONDS_PER_DAY);
         let forward = self::forward::Policy::from_settings(&settings.forward_auth)?;
         let signer = self::assertion::Signer::new(store.clone());
+        let oidc = self::provider::Provider::from_settings(&settings.oidc)?;
         let issuer = settings.public_url.as_ref().map(|p| p.origin().to_owned()).unwrap_or_default();
         Ok(Auth {
             store,
@@ -122,6 +126,7 @@ impl Auth {
                 settings.public_url.as_ref(),
                 &settings.branding.name,
             ),
+            oidc,
         })
     }
 

@@ -44,6 +44,8 @@ pub struct Account {
     pub factors: crate::store::Factors,
     /// The person's latest sign-in attempts, newest first ("Was this you?").
     pub recent_sign_ins: Vec<EventRecord>,
+    /// The applications they let sign them in (OpenID clients they consented to).
+    pub applications: Vec<crate::auth::provider::ConnectedApp>,
 }
 
 /// How many recent sign-in attempts the account page shows.
@@ -247,10 +249,13 @@ impl Auth {
     /// The user's ways to sign in.
     pub async fn account(&self, user: &User) -> Result<Account, AuthError> {
         let identities = self.store.identities(user.id).await?;
-        let (has_password, factors) = self.store.password_and_factors(user.id).await?;
+        let (has_password, factors, applications) = self.store.password_and_factors(user.id).await?;
         let kinds = EventKind::SIGN_INS.map(EventKind::slug);
         let recent_sign_ins = self.store.events_of(user.id, &kinds, RECENT_SIGN_INS).await?;
-        Ok(Account { identities, has_password, factors, recent_sign_ins })
+        // The count came with the rest: most people have no application to list.
+        let applications =
+            if applications > 0 { self.connected_applications(user).await? } else { Vec::new() };
+        Ok(Account { identities, has_password, factors, recent_sign_ins, applications })
     }
 
     /// Disconnects `kind` from the user, unless it is their last way to sign in (the rule

@@ -622,6 +622,195 @@ pub async fn events(
     Ok(Json(EventsJson { events: events.iter().map(|e| event_json(e, &names)).collect(), next }))
 }
 
+/// An application (OpenID client) as the admin API shows one. Never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct ClientJson {
+    client_id: String,
+    name: String,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    /// No secret; PKCE required.
+    public: bool,
+    /// `explicit` (a consent page) or `implicit`.
+    consent: String,
+    /// `"signed-in"`, `"admins"` or a list of usernames.
+    #[schema(value_type = Value)]
+    allow: serde_json::Value,
+    second_factor: bool,
+    /// `RS256` or `EdDSA`.
+    signing_alg: String,
+    /// From the configuration file: read-only here.
+    configured: bool,
+}
+
+impl From<&crate::auth::provider::Client> for ClientJson {
+    fn from(c: &crate::auth::provider::Client) -> ClientJson {
+        ClientJson {
+            client_id: c.id.clone(),
+            name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            public: c.public,
+            consent: match c.consent {
+                crate::config::ConsentMode::Explicit => "explicit".into(),
+                crate::config::ConsentMode::Implicit => "implicit".into(),
+            },
+            allow: serde_json::to_value(&c.allow_settings).unwrap_or(serde_json::Value::Null),
+            second_factor: c.second_factor,
+            signing_alg: c.signing_alg.name().into(),
+            configured: c.configured,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClientsJson {
+    clients: Vec<ClientJson>,
+}
+
+/// Every application: the configuration file's, then those added here.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_list_clients",
+    responses((status = 200, description = "The applications", body = ClientsJson), SignedInErrors, NotAdmin)
+)]
+#[get("/clients")]
+pub async fn clients(admin: Acting<'_>, auth: &State<Auth>) -> Result<Json<ClientsJson>, ApiError> {
+    let by = admin.by();
+    let clients = auth.list_clients(&by).await?;
+    Ok(Json(ClientsJson { clients: clients.iter().map(ClientJson::from).collect() }))
+}
+
+/// A new application.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientJson {
+    /// 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    client_id: String,
+    name: Option<String>,
+    /// Absolute: https, http on a loopback host, or a native app's private-use scheme.
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    public: bool,
+    /// `explicit` (the default) or `implicit`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    consent: crate::config::ConsentMode,
+    /// `"signed-in"` (the default), `"admins"` or a list of usernames.
+    #[serde(default)]
+    #[schema(value_type = Option<Value>)]
+    allow: crate::config::AllowSettings,
+    #[serde(default)]
+    second_factor: bool,
+    /// `RS256` (the default) or `EdDSA`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    signing_alg: crate::config::SigningAlg,
+}
+
+/// An application and its secret, shown only in this answer.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedClientJson {
+    client: ClientJson,
+    /// None for a public client.
+    client_secret: Option<String>,
+}
+
+/// Adds an application; a confidential one's secret is in this answer only.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_create_client",
+    request_body = NewClientJson,
+    responses(
+        (status = 201, description = "Added", body = CreatedClientJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        JsonBodyErrors,
+        (status = 409, description = "The client id is taken", body = ErrorJson),
+        (status = 422, description = "An invalid id, URI or rule", body = ErrorJson),
+    )
+)]
+#[post("/clients", data = "<body>")]
+pub async fn create_client(
+    body: JsonObject<NewClientJson>,
+    _same_origin: SameOriginRequired,
+    admin: Acting<'_>,
+    auth: &State<Auth>,
+) -> Result<(Status, Json<CreatedClientJson>), ApiError> {
+    let by = admin.by();
+    let body = body.0;
+    let new = crate::auth::provider::NewClient {
+        client_id: body.client_id,
+        name: body.name,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        public: body.public,
+        consent: body.consent,
+        allow: body.allow,
+        second_factor: body.second_factor,
+        signing_alg: body.signing_alg,
+    };
+    let (client, client_secret) = auth.add_client(&by, new).await?;
+    Ok((Status::Created, Json(CreatedClientJson { client: (&client).into(), client_secret })))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretJson {
+    client_secret: String,
+}
+
+/// A new secret for an application added here (the old one stops working at once).
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_rotate_client_secret",
+    params(("client_id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The new secret, shown once", body = SecretJson),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        (status = 404, description = "No such application", body = ErrorJson),
+        (status = 409, description = "A configured or public application", body = ErrorJson),
+    )
+)]
+#[post("/clients/<client_id>/secret")]
+pub async fn rotate_client_secret(
+    client_id: &str,
+    _same_origin: SameOriginRequired,
+    admin: Acting<'_>,
+    auth: &State<Auth>,
+) -> Result<Json<SecretJson>, ApiError> {
+    let by = admin.by();
+    let client_secret = auth.rotate_client_secret(&by, client_id).await?;
+    Ok(Json(SecretJson { client_secret }))
+}
+
+/// Removes an application added here, with every consent and token it holds.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "admin_remove_client",
+    params(("client_id" = String, Path, description = "The client id")),
+    responses(
+        (status = 204, description = "Removed"),
+        SignedInErrors,
+        NotAdminOrCrossSite,
+        (status = 404, description = "No such application", body = ErrorJson),
+        (status = 409, description = "A configured application", body = ErrorJson),
+    )
+)]
+#[delete("/clients/<client_id>")]
+pub async fn remove_client(
+    client_id: &str,
+    _same_origin: SameOriginRequired,
+    admin: Acting<'_>,
+    auth: &State<Auth>,
+) -> Result<Status, ApiError> {
+    let by = admin.by();
+    auth.remove_client(&by, client_id).await?;
+    Ok(Status::NoContent)
+}
+
 /// Where [`routes`] are mounted.
 pub const BASE: &str = "/api/admin";
 
@@ -635,5 +824,9 @@ documented_routes!(
     reset_second_factor,
     end_sessions,
     end_session,
-    events
+    events,
+    clients,
+    create_client,
+    rotate_client_secret,
+    remove_client
 );

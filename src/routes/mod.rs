@@ -30,6 +30,7 @@ pub mod health;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod openapi;
 pub mod pages;
 pub mod passkeys;
@@ -57,5 +58,6 @@ pub fn stage() -> AdHoc {
             .mount(openapi::BASE, openapi::routes())
             .mount("/", authz::routes())
             .mount("/", reset::routes())
+            .mount("/", oidc::routes())
     })
 }

@@ -3,12 +3,13 @@
 
 use rocket::futures::TryStreamExt;
 
-use super::{Backend, Pool, Store, StoreResult};
+use super::oidc::GRANT_COLUMNS;
+use super::{Backend, GrantRow, Pool, Store, StoreResult};
 
 /// The tables a copy moves, in an order the foreign keys accept. `throttle` is left behind:
 /// its windows last minutes and are keyed per deployment; so are `ceremonies` (a passkey
 /// ceremony lasts minutes and is bound to one browser).
-pub const COPIED_TABLES: [&str; 10] = [
+pub const COPIED_TABLES: [&str; 14] = [
     "users",
     "identities",
     "sessions",
@@ -19,6 +20,10 @@ pub const COPIED_TABLES: [&str; 10] = [
     "recovery_codes",
     "passkeys",
     "notices",
+    "oidc_clients",
+    "oidc_consents",
+    "oidc_grants",
+    "oidc_refresh_tokens",
 ];
 
 /// What a store holds and which schema it is on.
@@ -105,8 +110,8 @@ impl Store {
         Ok(SchemaReport { backend: self.backend(), applied, latest, rows })
     }
 
-    /// Copies every user, identity, session, reset link, second factor, notice, event and
-    /// signing key from `self`
+    /// Copies every user, identity, session, reset link, second factor, notice, event,
+    /// signing key and OpenID client, consent, grant and refresh token from `self`
     /// into `target`, ids kept, in one transaction on the target; refuses a target that
     /// holds anything. Both stores must be brought up (schema current) first. On a
     /// PostgreSQL target, the id sequences are moved past the copied ids.
@@ -138,6 +143,37 @@ impl Store {
             copy_rows!(&self.pool, tx, "signing_keys",
                 "kid, algorithm, private_pkcs8, public_key, created_at, retired_at",
                 (String, String, String, String, i64, Option<i64>), (0, 1, 2, 3, 4, 5));
+            copy_rows!(&self.pool, tx, "totp", "user_id, sealed_secret, created_at, confirmed_at, last_step",
+                (i64, String, i64, Option<i64>, i64), (0, 1, 2, 3, 4));
+            copy_rows!(&self.pool, tx, "recovery_codes", "user_id, code_hash, created_at, used_at",
+                (i64, String, i64, Option<i64>), (0, 1, 2, 3));
+            copy_rows!(&self.pool, tx, "passkeys",
+                "credential_id, user_id, user_handle, name, credential, backup_eligible, backup_state, sign_count, created_at, last_used_at",
+                (String, i64, String, String, String, bool, bool, i64, i64, Option<i64>),
+                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9));
+            copy_rows!(&self.pool, tx, "notices", "user_id, kind, at", (i64, String, i64), (0, 1, 2));
+            copy_rows!(&self.pool, tx, "oidc_clients",
+                "client_id, name, secret_hash, redirect_uris, post_logout_redirect_uris, public, consent, allow, second_factor, signing_alg, created_at",
+                (String, String, Option<String>, String, String, bool, String, String, bool, String, i64),
+                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+            copy_rows!(&self.pool, tx, "oidc_consents", "user_id, client_id, scopes, granted_at",
+                (i64, String, String, i64), (0, 1, 2, 3));
+            // Seventeen columns: more than a tuple reads, so the row type.
+            let insert = insert_sql("oidc_grants", GRANT_COLUMNS);
+            on_pool!(&self.pool, source => {
+                let select = format!("SELECT {GRANT_COLUMNS} FROM oidc_grants");
+                let mut rows = sqlx::query_as::<_, GrantRow>(&select).fetch(source);
+                while let Some(g) = rows.try_next().await? {
+                    sqlx::query(&insert)
+                        .bind(g.id).bind(g.client_id).bind(g.user_id).bind(g.session_id).bind(g.scopes)
+                        .bind(g.nonce).bind(g.auth_time).bind(g.methods).bind(g.aal).bind(g.code_hash)
+                        .bind(g.code_expires_at).bind(g.code_used_at).bind(g.redirect_uri).bind(g.code_challenge)
+                        .bind(g.offline).bind(g.created_at).bind(g.revoked_at)
+                        .execute(&mut *tx).await?;
+                }
+            });
+            copy_rows!(&self.pool, tx, "oidc_refresh_tokens", "token_hash, grant_id, created_at, expires_at, used_at",
+                (String, String, i64, i64, Option<i64>), (0, 1, 2, 3, 4));
             tx.commit().await?;
         });
         if let Pool::Postgres(pool) = &target.pool {

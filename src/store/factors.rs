@@ -56,12 +56,13 @@ impl Store {
         .await)
     }
 
-    /// Whether the user has a password, and their second factors: one round trip, for the
-    /// account page and `/api/me`.
-    pub async fn password_and_factors(&self, user_id: i64) -> StoreResult<(bool, Factors)> {
+    /// Whether the user has a password, their second factors, and how many applications
+    /// they let sign them in: one round trip, for the account page and `/api/me`.
+    pub async fn password_and_factors(&self, user_id: i64) -> StoreResult<(bool, Factors, i64)> {
         #[derive(sqlx::FromRow)]
         struct Row {
             has_password: bool,
+            applications: i64,
             #[sqlx(flatten)]
             factors: Factors,
         }
@@ -69,13 +70,14 @@ impl Store {
             "SELECT password_hash IS NOT NULL AS has_password,
                     EXISTS (SELECT 1 FROM totp WHERE user_id = $1 AND confirmed_at IS NOT NULL) AS totp,
                     (SELECT COUNT(*) FROM passkeys WHERE user_id = $1) AS passkeys,
-                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL) AS recovery_left
+                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL) AS recovery_left,
+                    (SELECT COUNT(*) FROM oidc_consents WHERE user_id = $1) AS applications
              FROM users WHERE id = $1",
         )
         .bind(user_id)
         .fetch_optional(p)
         .await)?;
-        Ok(row.map_or((false, Factors::default()), |r| (r.has_password, r.factors)))
+        Ok(row.map_or((false, Factors::default(), 0), |r| (r.has_password, r.factors, r.applications)))
     }
 
     pub async fn totp_of(&self, user_id: i64) -> StoreResult<Option<TotpRow>> {

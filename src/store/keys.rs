@@ -1,4 +1,5 @@
-//! The `signing_keys` table: the keys that sign forward-auth assertions.
+//! The `signing_keys` table: the keys that sign forward-auth assertions and the OpenID
+//! provider's tokens (Ed25519, and RSA once RS256 is asked for).
 
 use super::{Store, StoreResult};
 
@@ -6,10 +7,12 @@ use super::{Store, StoreResult};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKey {
     pub kid: String,
+    /// `EdDSA` or `RS256`.
     pub algorithm: String,
     /// PKCS#8 DER, base64.
     pub private_pkcs8: String,
-    /// The JWK's `x`: the raw public key, base64url.
+    /// The JWK's `x` (Ed25519: the raw public key) or `n` (RSA: the modulus; `e` is
+    /// always 65537), base64url.
     pub public_key: String,
     pub created_at: i64,
     pub retired_at: Option<i64>,
@@ -27,13 +30,14 @@ impl Store {
         on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(since).fetch_all(p).await)
     }
 
-    /// Stores a new key and retires the ones it replaces, in one transaction.
+    /// Stores a new key and retires the ones of its algorithm it replaces, in one transaction.
     pub async fn add_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
         let insert = format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL)");
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
-            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND algorithm = $2")
                 .bind(key.created_at)
+                .bind(&key.algorithm)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(&insert)

@@ -19,6 +19,7 @@ mod factors;
 mod identities;
 mod keys;
 mod notify;
+mod oidc;
 mod passkeys;
 mod resets;
 mod sessions;
@@ -41,6 +42,7 @@ pub use self::events::{EventCursor, EventFilter, EventRecord, NewEvent, Subject}
 pub use self::factors::{Factors, Removed, TotpRow, NOTICE_SECOND_FACTOR_RESET};
 pub use self::identities::{LinkError, LinkedIdentity, Unlinked};
 pub use self::keys::SigningKey;
+pub use self::oidc::{ClientRow, CodeTaken, ConsentRow, GrantRow, Rotation};
 pub use self::passkeys::{Ceremony, PasskeyRow};
 use self::pool::pool_size;
 pub use self::pool::{class, Backend, ErrorClass};

@@ -49,8 +49,22 @@ macro_rules! set_password_ending_sessions {
             .bind($user_id)
             .execute(&mut *$tx)
             .await?;
+        revoke_grants_of!(&mut *$tx, $user_id, $now)?;
         end_all_but!(&mut *$tx, $user_id, None::<&str>, $now)
     }};
+}
+
+/// Revokes every OpenID grant of a user (and so every token they issued), on a pool or
+/// inside a caller's transaction: signing out everywhere, a password change, disabling.
+macro_rules! revoke_grants_of {
+    ($executor:expr, $user_id:expr, $now:expr) => {
+        sqlx::query("UPDATE oidc_grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind($now)
+            .bind($user_id)
+            .execute($executor)
+            .await
+            .map(|done| done.rows_affected())
+    };
 }
 
 /// The schema version and one row of `users`: what every sign-in needs to be readable.

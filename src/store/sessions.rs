@@ -163,9 +163,18 @@ impl Store {
         Ok(ended == 1)
     }
 
-    /// Ends every live session of the user but `except`: one statement.
+    /// Ends every live session of the user but `except`: one statement. Ending all of them
+    /// (no `except`) revokes every OpenID grant of theirs too, in the same transaction.
     pub async fn end_sessions_of(&self, user_id: i64, except: Option<&str>, now: i64) -> StoreResult<u64> {
-        let ended = on_pool!(&self.pool, p => end_all_but!(p, user_id, except, now))?;
+        let ended = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            if except.is_none() {
+                revoke_grants_of!(&mut *tx, user_id, now)?;
+            }
+            let ended = end_all_but!(&mut *tx, user_id, except, now)?;
+            tx.commit().await?;
+            ended
+        });
         self.revoked(Revoked::User(user_id)).await;
         crate::metrics::get().sessions_ended.inc_by(ended);
         Ok(ended)

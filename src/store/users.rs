@@ -145,7 +145,12 @@ impl Store {
             }
             let changed = sqlx::query(&sql).bind(disabled).bind(id).execute(&mut *tx).await?.rows_affected();
             if changed > 0 {
-                let ended = if disabled { end_all_but!(&mut *tx, id, None::<&str>, now)? } else { 0 };
+                let ended = if disabled {
+                    revoke_grants_of!(&mut *tx, id, now)?;
+                    end_all_but!(&mut *tx, id, None::<&str>, now)?
+                } else {
+                    0
+                };
                 tx.commit().await?;
                 crate::metrics::get().sessions_ended.inc_by(ended);
             }

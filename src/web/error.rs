@@ -30,11 +30,17 @@ pub fn status_of(error: &AuthError) -> Status {
 pub fn admin_status(error: &AdminError) -> Status {
     match error {
         AdminError::NotAdmin => Status::Forbidden,
-        AdminError::NoSuchUser | AdminError::NoUserNamed(_) => Status::NotFound,
-        AdminError::LastAdmin | AdminError::OwnAccount | AdminError::Taken => Status::Conflict,
-        AdminError::InvalidUsername(_) | AdminError::InvalidEmail | AdminError::Policy(_) => {
-            Status::UnprocessableEntity
-        }
+        AdminError::NoSuchUser | AdminError::NoUserNamed(_) | AdminError::NoSuchClient => Status::NotFound,
+        AdminError::LastAdmin
+        | AdminError::OwnAccount
+        | AdminError::Taken
+        | AdminError::ClientTaken
+        | AdminError::ConfiguredClient
+        | AdminError::PublicClient => Status::Conflict,
+        AdminError::InvalidUsername(_)
+        | AdminError::InvalidEmail
+        | AdminError::Policy(_)
+        | AdminError::InvalidClient(_) => Status::UnprocessableEntity,
         AdminError::Failed(e) => status_of(e),
     }
 }

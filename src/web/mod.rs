@@ -13,6 +13,7 @@ pub mod factor_pages;
 pub mod flash;
 pub mod guard;
 pub mod headers;
+pub mod oidc_pages;
 pub mod pages;
 pub mod params;
 pub mod render;

@@ -311,6 +311,18 @@ pub(super) struct AccountPage {
     recent_sign_ins: Vec<SignInRow>,
     /// Two-step sign-in: the app, recovery codes, passkeys.
     pub(super) second_factor: SecondFactorView,
+    /// Applications the person let sign them in.
+    applications: Vec<ApplicationRow>,
+}
+
+/// A connected application on the account page.
+#[derive(Serialize)]
+pub(super) struct ApplicationRow {
+    client_id: String,
+    name: String,
+    /// What it sees, in words.
+    sees: Vec<&'static str>,
+    since: String,
 }
 
 /// A sign-in attempt on the account page.
@@ -412,6 +424,21 @@ pub(super) fn account_page(providers: &Providers, account: &Account) -> AccountP
         sessions: Vec::new(),
         recent_sign_ins: sign_in_rows(&account.recent_sign_ins),
         second_factor: SecondFactorView::default(),
+        applications: account
+            .applications
+            .iter()
+            .map(|app| ApplicationRow {
+                client_id: app.client_id.clone(),
+                name: app.name.clone(),
+                sees: app
+                    .scopes
+                    .split(' ')
+                    .map(crate::auth::provider::tokens::scope_words)
+                    .filter(|w| !w.is_empty())
+                    .collect(),
+                since: crate::when::human(app.granted_at),
+            })
+            .collect(),
     }
 }
 
@@ -550,6 +577,8 @@ mod tests {
                 "second_factor.html" => "<h1>Second step</h1>",
                 "totp_setup.html" => "href=\"otpauth:",
                 "recovery_codes.html" => "<ul class=\"recovery-codes\" id=\"recovery-codes\">",
+                "oidc_consent.html" => "<h1>Allow Grafana?</h1>",
+                "oidc_logout.html" => "<h1>Sign out?</h1>",
                 other => panic!("unexpected sample {other}"),
             };
             assert!(html.contains(key), "{name} lacks {key:?}: {html}");
@@ -660,6 +689,7 @@ mod tests {
                             has_password: true,
                             factors: Factors::default(),
                             recent_sign_ins: Vec::new(),
+                            applications: Vec::new(),
                         },
                     ),
                     &site,

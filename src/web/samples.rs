@@ -23,6 +23,7 @@ use crate::web::factor_pages::{
     RecoveryCodesPage, SecondFactorPage, TotpSetupPage, RECOVERY_CODES, SECOND_FACTOR, TOTP_SETUP,
 };
 use crate::web::flash::Flash;
+use crate::web::oidc_pages::{ConsentView, LogoutConfirmView, OIDC_CONSENT, OIDC_LOGOUT};
 use crate::web::pages::{
     account_page, erased, explain, login_page, session_rows, Empty, ErrorPage, LoginForm, LogoutPage, Me,
     PasskeyView, SecondFactorView, Site, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN, LOGOUT, WELCOME,
@@ -53,6 +54,7 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
         has_password: false,
         factors: Factors::default(),
         recent_sign_ins: Vec::new(),
+        applications: Vec::new(),
     };
     let both = Providers::sample(true);
     let none = Providers::sample(false);
@@ -125,6 +127,28 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
                 &RecoveryCodesPage { codes: &codes, continue_to: "/welcome" },
             ));
         }
+    }
+    // The provider's pages: consent with every scope, and the sign-out question with and
+    // without the application's name.
+    let consent = crate::auth::provider::ConsentPage {
+        client_name: "Grafana".into(),
+        client_id: "grafana".into(),
+        scopes: crate::auth::provider::tokens::SCOPES.to_vec(),
+        request: crate::auth::provider::AuthRequest {
+            client_id: Some("grafana".into()),
+            redirect_uri: Some("https://grafana.example.com/login/generic_oauth".into()),
+            state: Some("\"><script>".into()),
+            ..Default::default()
+        },
+    };
+    out.push(value(OIDC_CONSENT, Some(&bob), &flashes[0], &ConsentView::new(&consent)));
+    for client_name in [None, Some("Grafana")] {
+        out.push(value(
+            OIDC_LOGOUT,
+            Some(&bob),
+            &flashes[0],
+            &LogoutConfirmView { client_name, hidden: Vec::new() },
+        ));
     }
     // The account page's second-factor section, each state once (not in every combination
     // above: each sample is rendered at every start).
@@ -228,7 +252,19 @@ pub(crate) fn sample_account(email: &str, has_password: bool) -> Account {
         event(EventKind::SignInFailed, r#"{"method":"password","reason":"invalid-credentials"}"#),
         event(EventKind::SignInThrottled, "{}"),
     ];
-    Account { identities: vec![github], has_password, factors: Factors::default(), recent_sign_ins }
+    let applications = vec![crate::auth::provider::ConnectedApp {
+        client_id: "grafana".into(),
+        name: "Grafana".into(),
+        scopes: "openid profile email offline_access".into(),
+        granted_at: 1_700_000_000,
+    }];
+    Account {
+        identities: vec![github],
+        has_password,
+        factors: Factors::default(),
+        recent_sign_ins,
+        applications,
+    }
 }
 
 /// Samples of every console page (empty and full, first and middle pages, errors), for the

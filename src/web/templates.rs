@@ -17,12 +17,13 @@ use rocket::{Build, Rocket};
 
 use crate::web::admin_pages as admin;
 use crate::web::factor_pages as factors;
+use crate::web::oidc_pages as oidc;
 use crate::web::pages::{self, Site};
 use crate::web::render::{one_line, Reload, Templates};
 use crate::web::samples;
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 17] = [
+const EMBEDDED: [(&str, &str); 19] = [
     (pages::BASE, include_str!("../../templates/base.html.j2")),
     (pages::MACROS, include_str!("../../templates/macros.html.j2")),
     (pages::INDEX, include_str!("../../templates/index.html.j2")),
@@ -40,6 +41,8 @@ const EMBEDDED: [(&str, &str); 17] = [
     (factors::SECOND_FACTOR, include_str!("../../templates/second_factor.html.j2")),
     (factors::TOTP_SETUP, include_str!("../../templates/totp_setup.html.j2")),
     (factors::RECOVERY_CODES, include_str!("../../templates/recovery_codes.html.j2")),
+    (oidc::OIDC_CONSENT, include_str!("../../templates/oidc_consent.html.j2")),
+    (oidc::OIDC_LOGOUT, include_str!("../../templates/oidc_logout.html.j2")),
 ];
 
 /// A template file's extension: the name is the file name without it.

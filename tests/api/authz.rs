@@ -443,7 +443,7 @@ async fn the_assertion_verifies_with_the_published_keys_and_only_as_issued() {
     assert!(verify(&parts.join("."), "app.example.com").is_err(), "tampered");
 
     // Rotation: a new key signs; the old one stays published, so earlier tokens verify.
-    let kid = app.auth().signer().rotate(app.auth().now()).await.unwrap();
+    let kid = app.auth().signer().rotate(app.auth().now()).await.unwrap().remove(0);
     app.clock.advance(61);
     let rotated =
         header(&ask(&app, "https://app.example.com/").await, "X-Portal-Assertion").unwrap().to_owned();

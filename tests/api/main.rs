@@ -16,6 +16,7 @@ mod logs;
 mod metrics;
 mod next;
 mod oauth;
+mod oidc;
 mod openapi;
 mod passkeys;
 mod session;
