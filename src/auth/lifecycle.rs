@@ -10,7 +10,7 @@ use crate::auth::password::{check_policy, normalized, MAX_PASSWORD_BYTES};
 use crate::auth::session::{freshness, Freshness, Proof, SessionToken};
 use crate::auth::sign_in::{log_attempt, Verdict};
 use crate::auth::throttle::RetryAfter;
-use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn};
+use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn, SECONDS_PER_DAY};
 use crate::clock::Clock;
 use crate::config::SessionSettings;
 use crate::store::{account_key, SessionRecord, Store, SweepBefore, User};
@@ -190,6 +190,7 @@ impl Auth {
             session: self.session.clone(),
             audit_retention: self.audit_retention,
             throttle_window: self.throttle.window(),
+            grant_keep: SECONDS_PER_DAY.max(self.oidc.settings().access_token_secs),
         }
     }
 }
@@ -203,6 +204,9 @@ pub struct Sweeper {
     audit_retention: i64,
     /// `throttle.window`: stored throttle windows older than this have passed.
     throttle_window: i64,
+    /// OpenID grants older than this with no live refresh token are deleted (a day, or an
+    /// access token's life if that is longer: a deleted grant ends its tokens).
+    grant_keep: i64,
 }
 
 impl Sweeper {
@@ -248,6 +252,11 @@ impl Sweeper {
         self.store.sweep_throttle(now - self.throttle_window).await?;
         // Passkey ceremonies nobody finished.
         self.store.sweep_ceremonies(now).await?;
+        // OpenID grants nothing can use any more, and spent refresh tokens.
+        let grants = self.store.sweep_grants(now - self.grant_keep, now).await?;
+        if grants > 0 {
+            log::info!("swept {grants} spent OpenID grant(s) and refresh token(s)");
+        }
         Ok((deleted, batches))
     }
 

@@ -13,10 +13,12 @@ use rocket::{get, post, uri, Route, State};
 use crate::auth::admin::{
     AdminError, EventsQuery, NewAccount, QueryError, QueryParams, QueryText, UsersQuery, MAX_SEARCH_BYTES,
 };
+use crate::auth::provider::NewClient;
 use crate::auth::Auth;
 use crate::store::EventCursor;
 use crate::web::admin_pages::{EventsFilterView, NewUserView};
 use crate::web::client::SiteOrigin;
+use crate::web::client_pages::{ClientFormView, ClientRowView, ClientSecretView, ClientsView};
 use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected};
 use crate::web::error::admin_status;
@@ -437,6 +439,166 @@ fn sentence(error: &AdminError) -> String {
     }
 }
 
+#[get("/clients")]
+pub async fn clients(admin: Acting<'_>, layout: Layout<'_>, auth: &State<Auth>) -> Result<Reply, AdminError> {
+    let by = admin.by();
+    let clients = auth.list_clients(&by).await?;
+    let page = ClientsView {
+        clients: clients.iter().map(ClientRowView::from).collect(),
+        form: ClientFormView::default(),
+        error: None,
+    };
+    Ok(Reply::page(Status::Ok, layout.admin_clients(page)))
+}
+
+#[derive(FromForm)]
+pub struct NewClientForm<'r> {
+    csrf_token: Option<&'r str>,
+    client_id: Option<&'r str>,
+    name: Option<&'r str>,
+    redirect_uris: Option<&'r str>,
+    post_logout_redirect_uris: Option<&'r str>,
+    allow: Option<&'r str>,
+    /// Checkboxes: absent means no.
+    public: bool,
+    implicit_consent: bool,
+    second_factor: bool,
+    eddsa: bool,
+}
+
+impl CsrfProtected for NewClientForm<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
+/// The lines of a textarea, trimmed, without empty ones.
+fn lines(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+/// Adds an application and shows its secret once (a public one: back to the list).
+#[post("/clients", data = "<form>")]
+pub async fn create_client(
+    form: Checked<NewClientForm<'_>>,
+    admin: Acting<'_>,
+    layout: Layout<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    use crate::config::{AllowSettings, ConsentMode, SigningAlg};
+    let Checked(form) = form;
+    let allow_text = form.allow.unwrap_or("signed-in").trim();
+    let allow = match allow_text {
+        "" | "signed-in" => AllowSettings::Named("signed-in".into()),
+        "admins" => AllowSettings::Named("admins".into()),
+        names => AllowSettings::Users(
+            names.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect(),
+        ),
+    };
+    let new = NewClient {
+        client_id: form.client_id.unwrap_or("").trim().to_owned(),
+        name: form.name.map(|n| n.trim().to_owned()),
+        redirect_uris: lines(form.redirect_uris),
+        post_logout_redirect_uris: lines(form.post_logout_redirect_uris),
+        public: form.public,
+        consent: if form.implicit_consent { ConsentMode::Implicit } else { ConsentMode::Explicit },
+        allow,
+        second_factor: form.second_factor,
+        signing_alg: if form.eddsa { SigningAlg::EdDSA } else { SigningAlg::RS256 },
+    };
+    let by = admin.by();
+    match auth.add_client(&by, new).await {
+        Ok((client, Some(secret))) => {
+            let page = ClientSecretView {
+                client_id: &client.id,
+                name: &client.name,
+                secret: &secret,
+                created: true,
+            };
+            Ok(Reply::page(Status::Created, layout.admin_client_secret(page)))
+        }
+        Ok((client, None)) => {
+            jar.flash(Kind::Success, format!("{} is added.", client.name));
+            Ok(Reply::to(uri!("/admin", clients)))
+        }
+        Err(AdminError::Failed(e)) => Err(e.into()),
+        Err(AdminError::NotAdmin) => Ok(Reply::Error(Status::Forbidden)),
+        Err(e) => {
+            let status = admin_status(&e);
+            let error = sentence(&e);
+            let clients = auth.list_clients(&by).await?;
+            let again = ClientFormView {
+                client_id: form.client_id.unwrap_or(""),
+                name: form.name.unwrap_or(""),
+                redirect_uris: form.redirect_uris.unwrap_or(""),
+                post_logout_redirect_uris: form.post_logout_redirect_uris.unwrap_or(""),
+                public: form.public,
+                implicit_consent: form.implicit_consent,
+                allow: allow_text,
+                second_factor: form.second_factor,
+                eddsa: form.eddsa,
+            };
+            let page = ClientsView {
+                clients: clients.iter().map(ClientRowView::from).collect(),
+                form: again,
+                error: Some(&error),
+            };
+            Ok(Reply::page(status, layout.admin_clients(page)))
+        }
+    }
+}
+
+/// A new secret for an application added here, shown once.
+#[post("/clients/<id>/secret", data = "<_form>")]
+pub async fn rotate_client_secret(
+    id: &str,
+    _form: Checked<CsrfOnly<'_>>,
+    admin: Acting<'_>,
+    layout: Layout<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let by = admin.by();
+    match auth.rotate_client_secret(&by, id).await {
+        Ok(secret) => {
+            let name = auth.client(id).await?.map_or_else(|| id.to_owned(), |c| c.name);
+            let page = ClientSecretView { client_id: id, name: &name, secret: &secret, created: false };
+            Ok(Reply::page(Status::Ok, layout.admin_client_secret(page)))
+        }
+        Err(e) => client_refused(e, &jar),
+    }
+}
+
+#[post("/clients/<id>/remove", data = "<_form>")]
+pub async fn remove_client(
+    id: &str,
+    _form: Checked<CsrfOnly<'_>>,
+    admin: Acting<'_>,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    let by = admin.by();
+    match auth.remove_client(&by, id).await {
+        Ok(()) => {
+            jar.flash(Kind::Success, "The application is removed; its tokens no longer work.");
+            Ok(Reply::to(uri!("/admin", clients)))
+        }
+        Err(e) => client_refused(e, &jar),
+    }
+}
+
+/// A refused change to an application: the list again, saying why (404 and 403 as such).
+fn client_refused(e: AdminError, jar: &Jar<'_>) -> Result<Reply, AdminError> {
+    match e {
+        AdminError::Failed(_) | AdminError::NotAdmin | AdminError::NoSuchClient => Err(e),
+        other => {
+            jar.flash(Kind::Error, sentence(&other));
+            Ok(Reply::to(uri!("/admin", clients)))
+        }
+    }
+}
+
 /// Where [`routes`] are mounted.
 pub const BASE: &str = "/admin";
 
@@ -453,6 +615,10 @@ pub fn routes() -> Vec<Route> {
         delete,
         end_all_sessions,
         end_session,
-        events
+        events,
+        clients,
+        create_client,
+        rotate_client_secret,
+        remove_client
     ]
 }

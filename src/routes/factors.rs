@@ -13,6 +13,7 @@ use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected, FormRefused};
 use crate::web::factor_pages::{SecondFactorPage, TotpSetupPage};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
+use crate::web::headers::FormsTo;
 use crate::web::pages::{Layout, Reply};
 
 pub const SECOND_STEP: &str = "/login/second-factor";
@@ -83,6 +84,28 @@ pub async fn second_step_page(
     layout: Layout<'_>,
     jar: Jar<'_>,
     auth: &State<Auth>,
+) -> Result<FormsTo<Reply>, AuthError> {
+    let reply = second_step_reply(rd, next, &layout, &jar, auth).await?;
+    Ok(FormsTo(reply, after_the_form(rd, next, &jar, auth).await))
+}
+
+/// Where the second step's form may end up after its redirects (see
+/// [`Auth::form_destination`]): a step-up's `rd` or `next`, else the half-done
+/// sign-in's.
+async fn after_the_form(rd: Option<&str>, next: Option<&str>, jar: &Jar<'_>, auth: &Auth) -> Option<String> {
+    let pending = jar.pending();
+    let rd = rd.or(pending.as_ref().and_then(|p| p.rd.as_deref()));
+    let rd = rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
+    let next = next.or(pending.as_ref().and_then(|p| p.next.as_deref())).and_then(safe_next);
+    auth.form_destination(next, rd).await
+}
+
+async fn second_step_reply(
+    rd: Option<&str>,
+    next: Option<&str>,
+    layout: &Layout<'_>,
+    jar: &Jar<'_>,
+    auth: &Auth,
 ) -> Result<Reply, AuthError> {
     let rd = rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
     let next = next.and_then(safe_next);
@@ -114,7 +137,7 @@ pub async fn second_step_page(
     if pending.setup {
         return Ok(Reply::to(SETUP_STEP));
     }
-    pending_page(&pending, None, &layout, &jar, auth).await
+    pending_page(&pending, None, layout, jar, auth).await
 }
 
 #[derive(FromForm)]
@@ -178,16 +201,28 @@ pub async fn second_step(
     client: ClientInfo,
     jar: Jar<'_>,
     auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     let form = match read_form(form, SECOND_STEP) {
         Ok(form) => form,
-        Err(reply) => return Ok(*reply),
+        Err(reply) => return Ok(FormsTo(*reply, None)),
     };
+    let target = after_the_form(form.rd, form.next, &jar, auth).await;
+    let reply = second_step_answer(form, &layout, &client, &jar, auth).await?;
+    Ok(FormsTo(reply, target))
+}
+
+async fn second_step_answer(
+    form: CodeForm<'_>,
+    layout: &Layout<'_>,
+    client: &ClientInfo,
+    jar: &Jar<'_>,
+    auth: &Auth,
+) -> Result<Reply, AuthError> {
     let typed = form.code.unwrap_or("");
     if let Some(me) = layout.me() {
         let rd = form.rd.and_then(|rd| auth.forward_policy().redirect_target(rd));
         let next = form.next.and_then(safe_next);
-        let result = auth.step_up(me.user(), me.session(), typed, &client).await;
+        let result = auth.step_up(me.user(), me.session(), typed, client).await;
         let error = match result {
             Ok(signed_in) => {
                 jar.write_session(&signed_in, auth.session_settings());
@@ -211,19 +246,19 @@ pub async fn second_step(
         };
         return Ok(Reply::page(status, layout.second_factor(page)));
     }
-    let Some(pending) = jar.pending() else { return Ok(start_over(&jar, TOO_LONG)) };
-    let error = match auth.finish_second_step(&pending, typed, &client).await {
+    let Some(pending) = jar.pending() else { return Ok(start_over(jar, TOO_LONG)) };
+    let error = match auth.finish_second_step(&pending, typed, client).await {
         Ok(signed_in) => {
             jar.sign_in(&signed_in, auth.session_settings());
             return Ok(Reply::to(destination(&pending)));
         }
         Err(CodeError::Failed(e)) => return Err(e),
-        Err(CodeError::Disabled) => return Ok(start_over(&jar, DISABLED)),
-        Err(CodeError::Expired) => return Ok(start_over(&jar, TOO_LONG)),
+        Err(CodeError::Disabled) => return Ok(start_over(jar, DISABLED)),
+        Err(CodeError::Expired) => return Ok(start_over(jar, TOO_LONG)),
         Err(e) => e,
     };
-    let Some(said) = code_message(&error) else { return Ok(start_over(&jar, TOO_LONG)) };
-    pending_page(&pending, Some(said), &layout, &jar, auth).await
+    let Some(said) = code_message(&error) else { return Ok(start_over(jar, TOO_LONG)) };
+    pending_page(&pending, Some(said), layout, jar, auth).await
 }
 
 /// Setting up an authenticator app before anything opens (`second_factor.required`).

@@ -15,7 +15,7 @@ use crate::web::headers::FormsTo;
 use crate::web::pages::{Layout, LoginForm, Reply};
 
 #[get("/login?<next>&<rd>")]
-pub fn login_page(
+pub async fn login_page(
     next: Option<&str>,
     rd: Option<&str>,
     layout: Layout<'_>,
@@ -27,9 +27,10 @@ pub fn login_page(
         return FormsTo(Reply::to(rd.clone()), None);
     }
     let passkeys = auth.passkeys_off().is_none();
-    let form =
-        LoginForm { next: next.and_then(safe_next), rd: rd.as_deref(), passkeys, ..LoginForm::default() };
-    FormsTo(Reply::page(Status::Ok, layout.login(auth.providers(), form)), rd)
+    let next = next.and_then(safe_next);
+    let form = LoginForm { next, rd: rd.as_deref(), passkeys, ..LoginForm::default() };
+    let page = Reply::page(Status::Ok, layout.login(auth.providers(), form));
+    FormsTo(page, auth.form_destination(next, rd).await)
 }
 
 #[derive(FromForm)]
@@ -94,7 +95,7 @@ pub async fn login(
     let passkeys = auth.passkeys_off().is_none();
     let again = LoginForm { error: Some(error), username: shown, next, rd: rd.as_deref(), passkeys };
     let page = Reply::page(status, layout.login(auth.providers(), again));
-    Ok(FormsTo(page, rd))
+    Ok(FormsTo(page, auth.form_destination(next, rd).await))
 }
 
 /// The logout page; `rd` (an application's URL on an allowed host) is where the buttons

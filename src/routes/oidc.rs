@@ -21,6 +21,7 @@ use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected, FormRefused};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
+use crate::web::headers::FormsTo;
 use crate::web::oidc_pages::{ConsentView, Hidden, LogoutConfirmView};
 use crate::web::pages::{message_page_reply, Layout, Reply};
 
@@ -163,9 +164,10 @@ pub fn discovery(auth: &State<Auth>) -> ProviderJson {
     }))
 }
 
-/// What the authorization endpoint's decision becomes in the browser.
-fn answer(decided: Authorize, layout: &Layout<'_>, jar: &Jar<'_>) -> Reply {
-    match decided {
+/// What the authorization endpoint's decision becomes in the browser. The consent page's
+/// forms lead to the application: its CSP says so.
+fn answer(decided: Authorize, layout: &Layout<'_>, jar: &Jar<'_>) -> FormsTo<Reply> {
+    let reply = match decided {
         Authorize::Refused(why) => message_page_reply(Status::BadRequest, why),
         Authorize::Redirect(url) => external(url),
         Authorize::SignIn(again) => {
@@ -179,8 +181,12 @@ fn answer(decided: Authorize, layout: &Layout<'_>, jar: &Jar<'_>) -> Reply {
             query.append_pair("next", &again);
             Reply::to(format!("{}?{}", crate::routes::factors::SECOND_STEP, query.finish()))
         }
-        Authorize::Consent(page) => Reply::page(Status::Ok, layout.oidc_consent(ConsentView::new(&page))),
-    }
+        Authorize::Consent(page) => {
+            let view = layout.oidc_consent(ConsentView::new(&page));
+            return FormsTo(Reply::page(Status::Ok, view), Some(page.redirect_uri));
+        }
+    };
+    FormsTo(reply, None)
 }
 
 /// A redirect to an application's registered address (checked before it got here); an
@@ -204,7 +210,7 @@ pub async fn authorize(
     jar: Jar<'_>,
     client: ClientInfo,
     auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     let me = me.map(|m| (m.user(), m.session()));
     let decided = auth.oidc_authorize(&request, me, None, &client).await?;
     Ok(answer(decided, &layout, &jar))
@@ -219,7 +225,7 @@ pub async fn authorize_form(
     jar: Jar<'_>,
     client: ClientInfo,
     auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     let me = me.map(|m| (m.user(), m.session()));
     let decided = auth.oidc_authorize(&request, me, None, &client).await?;
     Ok(answer(decided, &layout, &jar))
@@ -247,15 +253,15 @@ pub async fn consent(
     jar: Jar<'_>,
     client: ClientInfo,
     auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     let form = match form {
         Ok(Checked(form)) => form,
-        Err(refused) => return Ok(Reply::Error(refused.status())),
+        Err(refused) => return Ok(FormsTo(Reply::Error(refused.status()), None)),
     };
     let decision = match form.decision {
         Some("allow") => Decision::Allow,
         Some("deny") => Decision::Deny,
-        _ => return Ok(message_page_reply(Status::BadRequest, "Choose Allow or Deny.")),
+        _ => return Ok(FormsTo(message_page_reply(Status::BadRequest, "Choose Allow or Deny."), None)),
     };
     let decided =
         auth.oidc_authorize(&form.request, Some((me.user(), me.session())), Some(decision), &client).await?;
@@ -380,7 +386,7 @@ pub async fn end_session(
     layout: Layout<'_>,
     jar: Jar<'_>,
     auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     end_session_with(request, me, false, layout, jar, auth).await
 }
 
@@ -404,10 +410,10 @@ pub async fn end_session_confirmed(
     layout: Layout<'_>,
     jar: Jar<'_>,
     auth: &State<Auth>,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     match form {
         Ok(Checked(form)) => end_session_with(form.request, me, true, layout, jar, auth).await,
-        Err(refused) => Ok(Reply::Error(refused.status())),
+        Err(refused) => Ok(FormsTo(Reply::Error(refused.status()), None)),
     }
 }
 
@@ -418,11 +424,11 @@ async fn end_session_with(
     layout: Layout<'_>,
     jar: Jar<'_>,
     auth: &Auth,
-) -> Result<Reply, AuthError> {
+) -> Result<FormsTo<Reply>, AuthError> {
     let who = me.map(|m| (m.user(), m.session()));
     match auth.rp_logout(&request, who, confirmed).await? {
-        EndSession::Refused(why) => Ok(message_page_reply(Status::BadRequest, why)),
-        EndSession::Confirm { client_name } => {
+        EndSession::Refused(why) => Ok(FormsTo(message_page_reply(Status::BadRequest, why), None)),
+        EndSession::Confirm { client_name, back } => {
             let fields = [
                 ("id_token_hint", &request.id_token_hint),
                 ("post_logout_redirect_uri", &request.post_logout_redirect_uri),
@@ -434,19 +440,20 @@ async fn end_session_with(
                 .filter_map(|(name, value)| value.as_deref().map(|value| Hidden { name, value }))
                 .collect();
             let page = LogoutConfirmView { client_name: client_name.as_deref(), hidden };
-            Ok(Reply::page(Status::Ok, layout.oidc_logout(page)))
+            Ok(FormsTo(Reply::page(Status::Ok, layout.oidc_logout(page)), back))
         }
         EndSession::Done(back) => {
             if me.is_some() {
                 jar.end_session();
             }
-            match back {
-                Some(url) => Ok(external(url)),
+            let reply = match back {
+                Some(url) => external(url),
                 None => {
                     jar.flash(Kind::Success, "You were signed out.");
-                    Ok(Reply::to("/"))
+                    Reply::to("/")
                 }
-            }
+            };
+            Ok(FormsTo(reply, None))
         }
     }
 }

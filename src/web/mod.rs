@@ -6,6 +6,7 @@
 pub mod admin_pages;
 pub mod api;
 pub mod client;
+pub mod client_pages;
 pub mod cookies;
 pub mod csrf;
 pub mod error;

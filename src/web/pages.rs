@@ -579,6 +579,8 @@ mod tests {
                 "recovery_codes.html" => "<ul class=\"recovery-codes\" id=\"recovery-codes\">",
                 "oidc_consent.html" => "<h1>Allow Grafana?</h1>",
                 "oidc_logout.html" => "<h1>Sign out?</h1>",
+                "admin_clients.html" => "<h1>Applications</h1>",
+                "admin_client_secret.html" => "id=\"secret\"",
                 other => panic!("unexpected sample {other}"),
             };
             assert!(html.contains(key), "{name} lacks {key:?}: {html}");

@@ -133,6 +133,7 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
     let consent = crate::auth::provider::ConsentPage {
         client_name: "Grafana".into(),
         client_id: "grafana".into(),
+        redirect_uri: "https://grafana.example.com/login/generic_oauth".into(),
         scopes: crate::auth::provider::tokens::SCOPES.to_vec(),
         request: crate::auth::provider::AuthRequest {
             client_id: Some("grafana".into()),
@@ -149,6 +150,33 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
             &flashes[0],
             &LogoutConfirmView { client_name, hidden: Vec::new() },
         ));
+    }
+    // The console's applications: a configured and a stored one, the form refused, a secret.
+    let clients = crate::auth::provider::Provider::sample_clients();
+    let rows = || clients.iter().map(crate::web::client_pages::ClientRowView::from).collect();
+    let form = crate::web::client_pages::ClientFormView {
+        client_id: "wiki",
+        allow: "alice, bob",
+        ..Default::default()
+    };
+    for error in [None, Some("redirect URI \"x\" is not a URL")] {
+        let page = crate::web::client_pages::ClientsView { clients: rows(), form: Default::default(), error };
+        out.push(value(crate::web::client_pages::ADMIN_CLIENTS, Some(&alice), &flashes[0], &page));
+    }
+    let refused = crate::web::client_pages::ClientsView {
+        clients: Vec::new(),
+        form,
+        error: Some("that client_id is taken"),
+    };
+    out.push(value(crate::web::client_pages::ADMIN_CLIENTS, Some(&alice), &flashes[3], &refused));
+    for created in [true, false] {
+        let page = crate::web::client_pages::ClientSecretView {
+            client_id: "grafana",
+            name: "Grafana",
+            secret: "s3cr3t",
+            created,
+        };
+        out.push(value(crate::web::client_pages::ADMIN_CLIENT_SECRET, Some(&alice), &flashes[0], &page));
     }
     // The account page's second-factor section, each state once (not in every combination
     // above: each sample is rendered at every start).

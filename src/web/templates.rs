@@ -16,6 +16,7 @@ use rocket::figment::value::magic::RelativePathBuf;
 use rocket::{Build, Rocket};
 
 use crate::web::admin_pages as admin;
+use crate::web::client_pages as clients;
 use crate::web::factor_pages as factors;
 use crate::web::oidc_pages as oidc;
 use crate::web::pages::{self, Site};
@@ -23,7 +24,7 @@ use crate::web::render::{one_line, Reload, Templates};
 use crate::web::samples;
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 19] = [
+const EMBEDDED: [(&str, &str); 21] = [
     (pages::BASE, include_str!("../../templates/base.html.j2")),
     (pages::MACROS, include_str!("../../templates/macros.html.j2")),
     (pages::INDEX, include_str!("../../templates/index.html.j2")),
@@ -43,6 +44,8 @@ const EMBEDDED: [(&str, &str); 19] = [
     (factors::RECOVERY_CODES, include_str!("../../templates/recovery_codes.html.j2")),
     (oidc::OIDC_CONSENT, include_str!("../../templates/oidc_consent.html.j2")),
     (oidc::OIDC_LOGOUT, include_str!("../../templates/oidc_logout.html.j2")),
+    (clients::ADMIN_CLIENTS, include_str!("../../templates/admin_clients.html.j2")),
+    (clients::ADMIN_CLIENT_SECRET, include_str!("../../templates/admin_client_secret.html.j2")),
 ];
 
 /// A template file's extension: the name is the file name without it.

@@ -403,7 +403,8 @@ impl Drop for Caddy {
 
 /// A tiny HTTP application on a free port that answers every request with its name, the
 /// path and the identity headers it received, one per line (`served-by: app`,
-/// `Remote-User: alice`). Runs until the test process ends.
+/// `Remote-User: alice`), then any `OIDC_CLAIM_…` header as it came. Runs until the test
+/// process ends.
 pub struct Echo {
     pub port: u16,
 }
@@ -458,6 +459,11 @@ fn echo(name: &str, mut stream: TcpStream) {
             .map(|(_, v)| v.trim())
             .collect();
         body.push_str(&format!("{name}: {}\n", values.join(" | ")));
+    }
+    // What an OpenID relying party in front (Apache's mod_auth_openidc) passes on.
+    for line in head.lines().skip(1).filter(|l| l.to_ascii_uppercase().starts_with("OIDC_CLAIM_")) {
+        body.push_str(line.trim());
+        body.push('\n');
     }
     let answer = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -562,5 +568,158 @@ pub fn gate_sites_http_body(
         gated("admin.portal.test", admin_port),
         gated("files.portal.test", static_port),
         files.dir.path().display(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Apache with mod_auth_openidc (a certified OpenID relying party)
+
+/// Debian's Apache: `$APACHE`, or `/usr/sbin/apache2`; missing, the test fails with one line
+/// saying how to get it.
+pub fn apache_binary() -> PathBuf {
+    let path = std::env::var_os("APACHE").map_or_else(|| PathBuf::from("/usr/sbin/apache2"), PathBuf::from);
+    assert!(
+        path.is_file() && Path::new(APACHE_MODULES).join("mod_auth_openidc.so").is_file(),
+        "Apache with mod_auth_openidc is not installed: run `bash .ci/proxy-deps.sh` (Debian's apache2 and libapache2-mod-auth-openidc)"
+    );
+    path
+}
+
+/// Where Debian keeps Apache's modules.
+pub const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
+
+/// Apache on `port`, with `body` after a minimal server configuration (event MPM, authn/authz,
+/// proxy, mod_auth_openidc loaded; its error log at `info` for the module); ready once
+/// `GET /health` answers 200, so `body` must route `/health` somewhere that answers.
+pub struct Apache {
+    child: Child,
+    pub port: u16,
+    dir: TempDir,
+    conf: PathBuf,
+}
+
+impl Apache {
+    pub fn start(port: u16, body: &str) -> Apache {
+        let bin = apache_binary();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let d = dir.path().display();
+        let modules = [
+            ("mpm_event_module", "mod_mpm_event.so"),
+            ("authn_core_module", "mod_authn_core.so"),
+            ("authz_core_module", "mod_authz_core.so"),
+            ("authz_user_module", "mod_authz_user.so"),
+            ("proxy_module", "mod_proxy.so"),
+            ("proxy_http_module", "mod_proxy_http.so"),
+            ("auth_openidc_module", "mod_auth_openidc.so"),
+        ];
+        let loads: String = modules
+            .iter()
+            .map(|(name, file)| format!("LoadModule {name} {APACHE_MODULES}/{file}\n"))
+            .collect();
+        // Run as root (CI), Apache's workers must be another user; elsewhere it stays as is.
+        let user = if is_root() { "User www-data\nGroup www-data\n" } else { "" };
+        let conf_text = format!(
+            "ServerRoot {d}\nListen 127.0.0.1:{port}\nServerName 127.0.0.1\nPidFile {d}/httpd.pid\n\
+             ErrorLog {d}/error.log\nLogLevel warn auth_openidc:info\n{user}{loads}\n{body}\n"
+        );
+        let conf = dir.path().join("httpd.conf");
+        fs::write(&conf, conf_text).expect("the Apache configuration is written");
+        let log = fs::File::create(dir.path().join("apache.out")).expect("a log file");
+        let child = Command::new(&bin)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-DFOREGROUND")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("Apache starts");
+        let mut apache = Apache { child, port, dir, conf };
+        let dir = apache.dir.path().to_owned();
+        wait_for_health(&mut apache.child, port, &format!("127.0.0.1:{port}"), "Apache", || apache_log(&dir));
+        apache
+    }
+
+    /// Its output and error log.
+    pub fn log(&self) -> String {
+        apache_log(self.dir.path())
+    }
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn apache_log(dir: &Path) -> String {
+    let read = |name: &str| fs::read_to_string(dir.join(name)).unwrap_or_default();
+    format!("{}{}", read("apache.out"), read("error.log"))
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        // Like nginx, a SIGKILL would leave its workers: `-k stop` through the pid file first.
+        let stopped = Command::new(apache_binary())
+            .arg("-f")
+            .arg(&self.conf)
+            .args(["-k", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stopped && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The client secret the OpenID walks give Apache's module.
+pub const OPENIDC_SECRET: &str = "the module's client secret";
+
+/// The real binary on `portal_port` as an OpenID provider (`public_url` its own address) with
+/// one client, `apache` ("The Echo"), whose redirect URI is the module's on `apache_base`
+/// and whose address after sign-out is `{apache_base}/loggedout`; alice is a user.
+pub fn openid_portal(portal_port: u16, apache_base: &str) -> Portal {
+    let home = tempfile::tempdir().expect("a temporary directory");
+    let client = format!(
+        "{{clients=[{{client_id=\"apache\",client_secret=\"{OPENIDC_SECRET}\",name=\"The Echo\",\
+         redirect_uris=[\"{apache_base}/protected/redirect_uri\"],post_logout_redirect_uris=[\"{apache_base}/loggedout\"]}}]}}"
+    );
+    let launch = Launch::in_dir(home.path())
+        .test_config(home.path())
+        .env("ROCKET_PUBLIC_URL", format!("http://127.0.0.1:{portal_port}"))
+        .env("ROCKET_OIDC", client);
+    launch.add_user("alice");
+    launch.serve(home, portal_port)
+}
+
+/// Apache on `apache_port` with mod_auth_openidc as the portal's client `apache`: `/protected/`
+/// is the echo behind the module, `/loggedout` and `/health` the echo without it.
+pub fn openidc_apache(apache_port: u16, portal_port: u16, echo_port: u16) -> Apache {
+    let portal = format!("http://127.0.0.1:{portal_port}");
+    let apache = format!("http://127.0.0.1:{apache_port}");
+    Apache::start(
+        apache_port,
+        &format!(
+            "OIDCProviderMetadataURL {portal}/.well-known/openid-configuration\n\
+             OIDCClientID apache\nOIDCClientSecret \"{OPENIDC_SECRET}\"\n\
+             OIDCRedirectURI {apache}/protected/redirect_uri\n\
+             OIDCCryptoPassphrase \"a passphrase for the module's own cookies\"\n\
+             OIDCScope \"openid profile email groups\"\n\
+             OIDCProviderTokenEndpointAuth client_secret_basic\n\
+             <Location /protected>\n  AuthType openid-connect\n  Require valid-user\n  ProxyPass http://127.0.0.1:{echo_port}/\n</Location>\n\
+             <Location /loggedout>\n  ProxyPass http://127.0.0.1:{echo_port}/loggedout\n</Location>\n\
+             <Location /health>\n  ProxyPass http://127.0.0.1:{echo_port}/health\n</Location>\n"
+        ),
     )
 }

@@ -5,7 +5,9 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use portal_testkit::app::{body, extract_hidden, form_body, json, location, unescape_html, TestApp, START};
+use portal_testkit::app::{
+    body, extract_hidden, form_body, json, location, same_origin, unescape_html, TestApp, START,
+};
 use portal_testkit::PASSWORD;
 use rocket::http::{ContentType, Header, Status};
 use serde_json::{json, Value};
@@ -890,4 +892,143 @@ async fn the_openidconnect_crate_signs_in_with_the_real_binary_and_a_refresh_tok
     let replayed = client.exchange_refresh_token(&first).unwrap().request_async(&http).await;
     assert!(replayed.is_err(), "a used refresh token stays used across the restart");
     drop(portal);
+}
+
+#[rocket::async_test]
+async fn the_sweep_deletes_spent_grants_and_keeps_one_with_a_live_refresh_token() {
+    let app = provider().await;
+    alice(&app).await;
+    exchange(&app, &code_for(&app, "app", "openid", &[]).await).await;
+    let offline = exchange(&app, &code_for(&app, "app", "openid offline_access", &[]).await).await;
+    let grants =
+        |counts: Vec<(&'static str, i64)>| counts.into_iter().find(|(t, _)| *t == "oidc_grants").unwrap().1;
+    assert_eq!(grants(app.store().table_counts().await.unwrap()), 2);
+    app.clock.advance(2 * 24 * 60 * 60);
+    app.auth().sweeper().sweep().await.unwrap();
+    assert_eq!(grants(app.store().table_counts().await.unwrap()), 1, "the spent grant is gone");
+    let (status, _, _) = token(
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", offline["refresh_token"].as_str().unwrap())],
+        Some(basic("app", SECRET)),
+    )
+    .await;
+    assert_eq!(status, Status::Ok, "the grant with a live refresh token stays");
+}
+
+/// Whether `secret` authenticates `client` (the revocation endpoint answers 200 for any
+/// token once the client is authenticated, 401 otherwise).
+async fn authenticates(app: &TestApp, client: &str, secret: &str) -> bool {
+    let response = app
+        .client
+        .post("/oidc/revoke")
+        .header(ContentType::Form)
+        .header(basic(client, secret))
+        .body(form_body(&[("token", "nothing")]))
+        .dispatch()
+        .await;
+    response.status() == Status::Ok
+}
+
+#[rocket::async_test]
+async fn administrators_add_rotate_and_remove_applications_in_the_console_and_the_api() {
+    let app = TestApp::spawn_with(|f| {
+        f.merge(("public_url", ISSUER)).merge((
+            "oidc",
+            json!({ "clients": [{ "client_id": "app", "client_secret": SECRET, "redirect_uris": [APP_CB] }] }),
+        ))
+    })
+    .await
+    .with_root()
+    .await;
+    app.sign_in("root", PASSWORD).await;
+    let list = body(app.get("/admin/clients").await).await;
+    assert!(list.contains("<code>app</code>") && list.contains("Configuration file"), "{list}");
+
+    // The console: add, and the secret is on the page once.
+    let added = app
+        .post_form(
+            "/admin/clients",
+            &[
+                ("client_id", "wiki"),
+                ("name", "The Wiki"),
+                ("redirect_uris", "https://wiki.example.com/cb\n"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), Status::Created);
+    let page = body(added).await;
+    let secret = page
+        .split("id=\"secret\" class=\"link\" type=\"text\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(authenticates(&app, "wiki", &secret).await);
+    // Refusals keep what was typed and say why.
+    let taken = app
+        .post_form("/admin/clients", &[("client_id", "wiki"), ("redirect_uris", "https://x.example/cb")])
+        .await;
+    assert_eq!(taken.status(), Status::Conflict);
+    let bad = app
+        .post_form("/admin/clients", &[("client_id", "w2"), ("redirect_uris", "http://wiki.example.com/cb")])
+        .await;
+    assert_eq!(bad.status(), Status::UnprocessableEntity);
+    assert!(body(bad).await.contains("must use https"));
+    // A new secret: the old one stops working.
+    let rotated = body(app.post_form("/admin/clients/wiki/secret", &[]).await).await;
+    let new_secret =
+        rotated.split("type=\"text\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert!(!authenticates(&app, "wiki", &secret).await);
+    assert!(authenticates(&app, "wiki", &new_secret).await);
+    // The configured one cannot be changed here.
+    let configured = app.post_form("/admin/clients/app/remove", &[]).await;
+    assert_eq!(location(&configured), Some("/admin/clients"));
+    assert!(authenticates(&app, "app", SECRET).await);
+    // Removed: its secret no longer authenticates.
+    assert_eq!(app.post_form("/admin/clients/wiki/remove", &[]).await.status(), Status::SeeOther);
+    assert!(!authenticates(&app, "wiki", &new_secret).await);
+
+    // The API: the same operations as JSON.
+    let created = app
+        .client
+        .post("/api/admin/clients")
+        .header(ContentType::JSON)
+        .header(same_origin())
+        .body(
+            json!({ "client_id": "spa", "public": true, "redirect_uris": [SPA_CB], "consent": "implicit" })
+                .to_string(),
+        )
+        .dispatch()
+        .await;
+    assert_eq!(created.status(), Status::Created);
+    let created = json(created).await;
+    assert_eq!(created["client_secret"], Value::Null);
+    assert_eq!(created["client"]["public"], true);
+    let listed = json(app.get("/api/admin/clients").await).await;
+    let ids: Vec<&str> =
+        listed["clients"].as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["app", "spa"]);
+    assert!(!listed.to_string().contains(SECRET), "no secret in the list");
+    let public_secret =
+        app.client.post("/api/admin/clients/spa/secret").header(same_origin()).dispatch().await;
+    assert_eq!(public_secret.status(), Status::Conflict);
+    let gone = app.client.delete("/api/admin/clients/spa").header(same_origin()).dispatch().await;
+    assert_eq!(gone.status(), Status::NoContent);
+    let again = app.client.delete("/api/admin/clients/spa").header(same_origin()).dispatch().await;
+    assert_eq!(again.status(), Status::NotFound);
+    let kinds: Vec<String> = app.events().await.into_iter().map(|e| e.0).collect();
+    for kind in ["client_added", "client_secret_rotated", "client_removed"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    // Not an administrator: 403.
+    app.post_logout().await;
+    let hash = app.auth().hasher().hash(PASSWORD.to_owned()).await.unwrap();
+    let new =
+        portal::store::NewUser { username: "bob", email: None, password_hash: Some(&hash), is_admin: false };
+    app.store().create_user(new, START).await.unwrap();
+    app.sign_in("bob", PASSWORD).await;
+    assert_eq!(app.get("/admin/clients").await.status(), Status::Forbidden);
+    assert_eq!(app.get("/api/admin/clients").await.status(), Status::Forbidden);
 }

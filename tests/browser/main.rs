@@ -14,6 +14,7 @@
 mod elsewhere;
 mod factors;
 mod harness;
+mod oidc;
 // nginx and the gated portal, as the proxy suite starts them (the same shipped files).
 use portal_testkit::proxy;
 

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
 mod forward;
+mod oidc;
 
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;

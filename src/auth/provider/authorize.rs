@@ -45,6 +45,8 @@ pub enum Decision {
 pub struct ConsentPage {
     pub client_name: String,
     pub client_id: String,
+    /// Where Allow and Deny lead (registered): the page's forms may go there.
+    pub redirect_uri: String,
     /// The scopes asked for (known ones, in the page's order).
     pub scopes: Vec<&'static str>,
     /// The request, to be sent again with the answer.
@@ -218,6 +220,7 @@ impl Auth {
                 return Ok(Authorize::Consent(Box::new(ConsentPage {
                     client_name: client.name.clone(),
                     client_id: client.id.clone(),
+                    redirect_uri: checked.redirect_uri.to_owned(),
                     scopes,
                     request: request.clone(),
                 })));
@@ -247,6 +250,30 @@ impl Auth {
         self.store.create_grant(&grant).await?;
         log::info!("oidc: code issued to client {} for user_id={}", client.id, user.id);
         Ok(Authorize::Redirect(back_to(checked.redirect_uri, &[("code", &code)], checked.state, issuer)))
+    }
+
+    /// Where a form whose `next` is an authorization request may end up once it is answered:
+    /// the registered redirect URI it names, if it names one (for the page's `form-action`,
+    /// which Chromium applies to the redirects after a form too).
+    pub async fn oidc_redirect_of(&self, next: &str) -> Option<String> {
+        let query = next.strip_prefix(PATH)?.strip_prefix('?')?;
+        let first = |name: &str| {
+            form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        };
+        let (client_id, redirect_uri) = (first("client_id")?, first("redirect_uri")?);
+        let client = self.client(&client_id).await.ok()??;
+        client.redirects_to(&redirect_uri).then_some(redirect_uri)
+    }
+
+    /// Where a sign-in form may end up after its redirects: `rd` (an application behind the
+    /// gate, already checked), or the application an authorization request in `next`
+    /// returns to.
+    pub async fn form_destination(&self, next: Option<&str>, rd: Option<String>) -> Option<String> {
+        match (rd, next) {
+            (Some(rd), _) => Some(rd),
+            (None, Some(next)) => self.oidc_redirect_of(next).await,
+            (None, None) => None,
+        }
     }
 
     /// Whether the person already let this client see `scopes`.

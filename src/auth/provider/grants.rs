@@ -135,8 +135,9 @@ pub type Introspection = Map<String, Value>;
 pub enum EndSession {
     /// An error page: the hint or the address to return to is not acceptable.
     Refused(&'static str),
-    /// Ask the person first (no hint for this session): the page, then this request again.
-    Confirm { client_name: Option<String> },
+    /// Ask the person first (no hint for this session): the page, then this request again,
+    /// then `back` (where the page's form may lead).
+    Confirm { client_name: Option<String>, back: Option<String> },
     /// Signed out (or nobody was); go here (the client's registered address, or the
     /// portal's own "signed out" page when `None`).
     Done(Option<String>),
@@ -547,7 +548,7 @@ impl Auth {
         let Some((user, session)) = me else { return Ok(EndSession::Done(back)) };
         let hinted = hint.as_ref().is_some_and(|h| h.sub == user.id.to_string());
         if !hinted && !confirmed {
-            return Ok(EndSession::Confirm { client_name: client.map(|c| c.name) });
+            return Ok(EndSession::Confirm { client_name: client.map(|c| c.name), back });
         }
         self.sign_out(user, session).await?;
         let revoked = self.store.revoke_grants_of_session(&session.id, now).await?;

@@ -56,6 +56,39 @@ impl Provider {
     pub fn settings(&self) -> &OidcSettings {
         &self.settings
     }
+
+    /// Two clients for the page samples: one as if configured, one as if stored.
+    pub fn sample_clients() -> Vec<Client> {
+        use crate::config::{AllowSettings, OidcClientSettings, Secret, SigningAlg};
+        let configured = OidcClientSettings {
+            client_id: "grafana".into(),
+            client_secret: Some(Secret::new("a sample secret, long enough")),
+            client_secret_hash: None,
+            redirect_uris: vec!["https://grafana.example.com/login/generic_oauth".into()],
+            post_logout_redirect_uris: Vec::new(),
+            name: Some("Grafana".into()),
+            public: false,
+            consent: crate::config::ConsentMode::Explicit,
+            allow: AllowSettings::Named("admins".into()),
+            second_factor: true,
+            id_token_signed_response_alg: SigningAlg::RS256,
+        };
+        let mut stored = configured.clone();
+        stored.client_id = "spa".into();
+        stored.client_secret = None;
+        stored.public = true;
+        stored.allow = AllowSettings::Users(vec!["alice".into(), "bob".into()]);
+        stored.id_token_signed_response_alg = SigningAlg::EdDSA;
+        [configured, stored]
+            .iter()
+            .enumerate()
+            .filter_map(|(n, s)| Client::from_settings(n, s).ok())
+            .map(|mut c| {
+                c.configured = c.id == "grafana";
+                c
+            })
+            .collect()
+    }
 }
 
 /// 256 random bits, base64url: codes, refresh tokens, grant ids.
