@@ -1,17 +1,21 @@
-//! The session guard's short-lived memory of the sessions it read (with their users):
+//! The session guard's short-lived memory of the sessions it read (with their users), and
+//! the OpenID provider's of the grants its access tokens name (with their users):
 //! `session.cache_ttl` seconds, forgotten on every write through the store that touches the
-//! session or its user, and (PostgreSQL) on every such write another instance announces.
+//! session, the grant or the user, and (PostgreSQL) on every such write another instance
+//! announces.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::store::{LiveSession, User};
+use crate::store::{GrantRow, LiveSession, User};
 
 /// The cache is cleared rather than grown past this many sessions.
 const MAX_CACHED_SESSIONS: usize = 10_000;
 
 type Entry = (i64, Option<(LiveSession, User)>);
+/// A grant as read, with its user (`None`: no such grant, or no such user).
+pub(crate) type GrantEntry = Option<(GrantRow, User)>;
 
 /// Sessions as the guard last read them, for `ttl` seconds. Ending a session, ending a
 /// user's sessions, disabling a user or changing a password through the store forgets what
@@ -25,6 +29,7 @@ pub(crate) struct SessionCache {
     /// How many times caching resumed after a (re)connected listener: for tests and logs.
     resumed: AtomicU64,
     sessions: Mutex<HashMap<String, Entry>>,
+    grants: Mutex<HashMap<String, (i64, GrantEntry)>>,
     /// Bumped by every write: a read that overlapped one is not cached.
     writes: AtomicU64,
 }
@@ -39,6 +44,7 @@ impl SessionCache {
             degraded: AtomicBool::new(false),
             resumed: AtomicU64::new(0),
             sessions: Mutex::default(),
+            grants: Mutex::default(),
             writes: AtomicU64::new(0),
         }
     }
@@ -81,6 +87,45 @@ impl SessionCache {
         let mut sessions = self.lock();
         self.writes.fetch_add(1, Ordering::AcqRel);
         sessions.clear();
+        self.lock_grants().clear();
+    }
+
+    fn lock_grants(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, GrantEntry)>> {
+        self.grants.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What a read of the grant `id` less than `ttl` seconds before `now` found.
+    pub(crate) fn get_grant(&self, id: &str, now: i64) -> Option<GrantEntry> {
+        let ttl = self.ttl();
+        if ttl <= 0 {
+            return None;
+        }
+        let grants = self.lock_grants();
+        let (read_at, found) = grants.get(id)?;
+        (0..ttl).contains(&(now - read_at)).then(|| found.clone())
+    }
+
+    /// Keeps what a read of a grant found, unless a write happened since it began.
+    pub(crate) fn put_grant(&self, ticket: ReadTicket, id: &str, found: &GrantEntry, now: i64) {
+        if self.ttl() <= 0 {
+            return;
+        }
+        let mut grants = self.lock_grants();
+        if self.writes.load(Ordering::Acquire) != ticket.0 {
+            return;
+        }
+        if grants.len() >= MAX_CACHED_SESSIONS {
+            grants.clear();
+        }
+        grants.insert(id.to_owned(), (now, found.clone()));
+    }
+
+    /// Called after every write that revokes grants (one, a session's, a consent's, a
+    /// client's): rare, so every grant is forgotten.
+    pub(crate) fn forget_grants(&self) {
+        let mut grants = self.lock_grants();
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        grants.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -131,5 +176,8 @@ impl SessionCache {
         let mut sessions = self.lock();
         self.writes.fetch_add(1, Ordering::AcqRel);
         sessions.retain(|_, (_, found)| found.as_ref().is_none_or(|(_, user)| user.id != user_id));
+        drop(sessions);
+        self.lock_grants()
+            .retain(|_, (_, found)| found.as_ref().is_none_or(|(grant, _)| grant.user_id != user_id));
     }
 }

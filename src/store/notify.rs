@@ -21,6 +21,8 @@ pub(crate) const CHANNEL: &str = "portal_revoked";
 pub(crate) enum Revoked<'a> {
     Session(&'a str),
     User(i64),
+    /// OpenID grants were revoked (every instance forgets every grant it read).
+    Grants,
 }
 
 impl Revoked<'_> {
@@ -30,6 +32,7 @@ impl Revoked<'_> {
         match self {
             Revoked::Session(id) => format!("s:{id}:{nonce:x}"),
             Revoked::User(id) => format!("u:{id}:{nonce:x}"),
+            Revoked::Grants => format!("g:-:{nonce:x}"),
         }
     }
 }
@@ -45,6 +48,7 @@ fn apply(cache: &SessionCache, payload: &str) -> Option<u64> {
             Ok(id) => cache.forget_user(id),
             Err(_) => cache.forget_all(),
         },
+        (Some("g"), _) => cache.forget_grants(),
         _ => cache.forget_all(),
     }
     nonce.and_then(|n| u64::from_str_radix(n, 16).ok())
@@ -63,6 +67,7 @@ impl Store {
         match &what {
             Revoked::Session(id) => self.sessions.forget_session(id),
             Revoked::User(id) => self.sessions.forget_user(*id),
+            Revoked::Grants => self.sessions.forget_grants(),
         }
         if let Pool::Postgres(pool) = &self.pool {
             // PostgreSQL delivers a notification to every listener at once; when this
@@ -212,9 +217,11 @@ mod tests {
     fn payloads_name_a_session_or_a_user_and_carry_a_nonce() {
         assert_eq!(Revoked::Session("abc").payload(255), "s:abc:ff");
         assert_eq!(Revoked::User(7).payload(1), "u:7:1");
+        assert_eq!(Revoked::Grants.payload(2), "g:-:2");
         let cache = SessionCache::new(60);
         assert_eq!(apply(&cache, "s:abc:ff"), Some(255));
         assert_eq!(apply(&cache, "u:7"), None, "a payload without a nonce still applies");
         assert_eq!(apply(&cache, "u:x:1"), Some(1));
+        assert_eq!(apply(&cache, "g:-:3"), Some(3));
     }
 }

@@ -3,7 +3,8 @@
 //! `oidc_refresh_tokens` (each used once; a second use revokes its grant). Codes and tokens
 //! are stored as SHA-256 only.
 
-use super::{is_unique_violation, Store, StoreResult};
+use super::notify::Revoked;
+use super::{is_unique_violation, Store, StoreResult, User};
 
 /// An application as stored (see the migration for the column forms).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -133,7 +134,7 @@ impl Store {
     /// Removes an application with its consents and grants (and so its tokens), in one
     /// transaction; `false` when there was no such one.
     pub async fn remove_oidc_client(&self, client_id: &str) -> StoreResult<bool> {
-        on_pool!(&self.pool, p => {
+        let removed = on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
             let removed = sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
                 .bind(client_id)
@@ -143,8 +144,10 @@ impl Store {
             sqlx::query("DELETE FROM oidc_consents WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM oidc_grants WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
             tx.commit().await?;
-            Ok(removed == 1)
-        })
+            removed == 1
+        });
+        self.revoked(Revoked::Grants).await;
+        Ok(removed)
     }
 
     /// The scopes a user let an application see, if they did.
@@ -192,7 +195,7 @@ impl Store {
     /// Forgets a consent and revokes the user's grants to that application, in one
     /// transaction; whether there was anything to revoke.
     pub async fn revoke_consent(&self, user_id: i64, client_id: &str, now: i64) -> StoreResult<bool> {
-        on_pool!(&self.pool, p => {
+        let done = on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
             let forgotten = sqlx::query("DELETE FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user_id)
@@ -210,8 +213,10 @@ impl Store {
             .await?
             .rows_affected();
             tx.commit().await?;
-            Ok(forgotten + revoked > 0)
-        })
+            forgotten + revoked > 0
+        });
+        self.revoked(Revoked::Grants).await;
+        Ok(done)
     }
 
     /// Stores a new grant with its code.
@@ -292,6 +297,21 @@ impl Store {
         })
     }
 
+    /// A grant and its user, read at most once per `session.cache_ttl` seconds (what every
+    /// access token's check needs); every revocation through the store forgets it.
+    pub async fn grant_with_user(&self, id: &str, now: i64) -> StoreResult<Option<(GrantRow, User)>> {
+        if let Some(found) = self.sessions.get_grant(id, now) {
+            return Ok(found);
+        }
+        let ticket = self.sessions.begin_read();
+        let found = match self.grant(id).await? {
+            Some(grant) => self.user_by_id(grant.user_id).await?.map(|user| (grant, user)),
+            None => None,
+        };
+        self.sessions.put_grant(ticket, id, &found, now);
+        Ok(found)
+    }
+
     /// Revokes one grant; whether it was live.
     pub async fn revoke_grant(&self, id: &str, now: i64) -> StoreResult<bool> {
         let done = on_pool!(&self.pool, p => sqlx::query(
@@ -302,26 +322,43 @@ impl Store {
         .execute(p)
         .await
         .map(|done| done.rows_affected()))?;
+        self.revoked(Revoked::Grants).await;
         Ok(done == 1)
     }
 
-    /// Revokes the grants a portal session made that do not outlive it (no
-    /// `offline_access`); how many.
+    /// Revokes every grant a portal session made, `offline_access` ones too (RP-initiated
+    /// logout); how many.
     pub async fn revoke_grants_of_session(&self, session_id: &str, now: i64) -> StoreResult<u64> {
-        on_pool!(&self.pool, p => sqlx::query(
-            "UPDATE oidc_grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL AND NOT offline",
+        let revoked = on_pool!(&self.pool, p => sqlx::query(
+            "UPDATE oidc_grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(session_id)
         .execute(p)
         .await
-        .map(|done| done.rows_affected()))
+        .map(|done| done.rows_affected()))?;
+        self.revoked(Revoked::Grants).await;
+        Ok(revoked)
     }
 
     /// Uses a refresh token of `client_id` once: when it is live, marks it used and stores
     /// `next` in its place, in one transaction; when it was used before, revokes its grant.
     /// Another client's token is `Unknown`, and left as it was.
     pub async fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        next: (&str, i64),
+        now: i64,
+    ) -> StoreResult<Rotation> {
+        let rotation = self.rotate_refresh_once(token_hash, client_id, next, now).await?;
+        if matches!(rotation, Rotation::Replayed(_)) {
+            self.revoked(Revoked::Grants).await;
+        }
+        Ok(rotation)
+    }
+
+    async fn rotate_refresh_once(
         &self,
         token_hash: &str,
         client_id: &str,

@@ -410,11 +410,13 @@ impl Auth {
         let claims: Option<AccessToken> =
             self.signer.verify(token, ACCESS_TOKEN_TYP, &self.issuer, true, now).await.map_err(key_error)?;
         let Some(claims) = claims else { return Ok(None) };
-        let Some(grant) = self.store.grant(&claims.grant).await? else { return Ok(None) };
+        let Some((grant, user)) = self.store.grant_with_user(&claims.grant, now).await? else {
+            return Ok(None);
+        };
         if grant.client_id != claims.client_id || grant.user_id.to_string() != claims.sub {
             return Ok(None);
         }
-        Ok(self.grant_user(&grant, now).await?.map(|user| (claims, user)))
+        Ok(self.live_grant_user(&grant, user, now).await?.map(|user| (claims, user)))
     }
 
     /// userinfo: the claims the token's scopes release, and `sub`.

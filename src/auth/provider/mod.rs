@@ -149,21 +149,41 @@ impl Auth {
         if grant.revoked_at.is_some() {
             return Ok(None);
         }
-        let user = if grant.offline {
-            self.store.user_by_id(grant.user_id).await?
-        } else {
-            let Some(session_id) = grant.session_id.as_deref() else { return Ok(None) };
-            match self.store.live_session(session_id, now).await? {
-                Some((live, user))
-                    if live.record.user_id == grant.user_id
-                        && !matches!(freshness(&live.record, &self.session, now), Freshness::Expired) =>
-                {
-                    Some(user)
-                }
-                _ => None,
+        if !grant.offline {
+            return self.session_user(grant, now).await;
+        }
+        Ok(self.store.user_by_id(grant.user_id).await?.filter(|u| !u.disabled))
+    }
+
+    /// The same check for a grant read with its user (an access token's, through the cache).
+    pub(crate) async fn live_grant_user(
+        &self,
+        grant: &GrantRow,
+        user: User,
+        now: i64,
+    ) -> Result<Option<User>, AuthError> {
+        if grant.revoked_at.is_some() || user.disabled {
+            return Ok(None);
+        }
+        if !grant.offline {
+            return self.session_user(grant, now).await;
+        }
+        Ok(Some(user))
+    }
+
+    /// The user of the live portal session a grant came from.
+    async fn session_user(&self, grant: &GrantRow, now: i64) -> Result<Option<User>, AuthError> {
+        let Some(session_id) = grant.session_id.as_deref() else { return Ok(None) };
+        Ok(match self.store.live_session(session_id, now).await? {
+            Some((live, user))
+                if live.record.user_id == grant.user_id
+                    && !user.disabled
+                    && !matches!(freshness(&live.record, &self.session, now), Freshness::Expired) =>
+            {
+                Some(user)
             }
-        };
-        Ok(user.filter(|u| !u.disabled))
+            _ => None,
+        })
     }
 }
 
