@@ -1032,3 +1032,51 @@ async fn administrators_add_rotate_and_remove_applications_in_the_console_and_th
     assert_eq!(app.get("/admin/clients").await.status(), Status::Forbidden);
     assert_eq!(app.get("/api/admin/clients").await.status(), Status::Forbidden);
 }
+
+#[rocket::async_test]
+async fn a_client_secret_hash_from_the_configuration_costs_argon2_once() {
+    let phc = portal::auth::password::hash_blocking(SECRET).unwrap();
+    let app = TestApp::spawn_with(|f| {
+        f.merge(("public_url", ISSUER)).merge((
+            "oidc",
+            json!({ "clients": [{ "client_id": "hashed", "client_secret_hash": phc, "redirect_uris": [APP_CB] }] }),
+        ))
+    })
+    .await;
+    let before = app.verify_calls();
+    assert!(!authenticates(&app, "hashed", "not the secret").await);
+    assert!(authenticates(&app, "hashed", SECRET).await);
+    let after_first = app.verify_calls();
+    assert_eq!(after_first - before, 2, "a wrong and a right secret, each checked with Argon2");
+    for _ in 0..3 {
+        assert!(authenticates(&app, "hashed", SECRET).await);
+    }
+    assert_eq!(app.verify_calls(), after_first, "the accepted secret is remembered");
+    assert!(!authenticates(&app, "hashed", "still not the secret").await);
+}
+
+#[rocket::async_test]
+async fn a_password_change_ends_every_refresh_token() {
+    let app = provider().await;
+    alice(&app).await;
+    let tokens = exchange(&app, &code_for(&app, "app", "openid offline_access", &[]).await).await;
+    let changed = app
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new password"),
+                ("confirm_password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status(), Status::SeeOther);
+    let (status, _, _) = token(
+        &app,
+        &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())],
+        Some(basic("app", SECRET)),
+    )
+    .await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(userinfo(&app, tokens["access_token"].as_str().unwrap()).await.0, Status::Unauthorized);
+}
