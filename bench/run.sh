@@ -628,6 +628,56 @@ EOF
 second_step_row
 stop "$SERVER_PID"
 
+# --- the OpenID provider ------------------------------------------------------------------
+# The same store, now with one client (`bench`, client_secret_basic). Discovery and the JWK
+# Set are plain GETs; userinfo carries one access token (from one real code exchange); the
+# token rows each present codes or refresh tokens no other request used, made beforehand by
+# `floor --oidc-fixture` (a code exchange signs an ID and an access token with RS256 and
+# stores a refresh token; a refresh rotates the token and signs an access token only).
+# A build without the provider answers 404 to discovery: the rows are skipped.
+oidc_rows() {
+    local secret="bench client secret, long enough" redirect="http://$HOST:9/cb" n code answer access auth
+    log "portal: again, as an OpenID provider with one client"
+    start portal-oidc /health "$PORT" env "${PORTAL_ENV[@]}" ROCKET_THROTTLE='{enabled=false}' \
+        ROCKET_OIDC="{clients=[{client_id=\"bench\",client_secret=\"$secret\",consent=\"implicit\",redirect_uris=[\"$redirect\"]}]}" \
+        "$PORTAL_BIN"
+    if [[ $(status_of "$BASE/.well-known/openid-configuration") != 200 ]]; then
+        log "portal: no OpenID provider in this build; its rows are skipped"
+        stop "$SERVER_PID"
+        return
+    fi
+    n=${BENCH_OIDC_TOKENS:-$((DURATION * 2000))}
+    log "portal: $n codes and $n refresh tokens for the token rows"
+    env ROCKET_SECRET_KEY="$SECRET_KEY" ROCKET_CONFIG="$ROOT/Rocket.toml" ROCKET_LOG_LEVEL=off \
+        timeout 600 "$FLOOR_BIN" --oidc-fixture "sqlite://$DB?mode=rwc" bench "$redirect" "$((n + 1))" >"$TMP/oidc.txt"
+    auth="Basic $(printf 'bench:%s' "$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote_plus(sys.argv[1]))' "$secret")" | base64 -w0)"
+    code=$(head -n 1 "$TMP/oidc.txt" | cut -f1)
+    answer=$(curl -sS --max-time 10 -H "Authorization: $auth" --data "grant_type=authorization_code&code=$code" \
+        --data-urlencode "redirect_uri=$redirect" "$BASE/oidc/token")
+    access=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["access_token"])' "$answer") ||
+        { echo "bench: the code exchange answered $answer" >&2; exit 1; }
+    [[ $(status_of -H "Authorization: Bearer $access" "$BASE/oidc/userinfo") == 200 ]] ||
+        { echo "bench: userinfo refused the access token" >&2; exit 1; }
+    tail -n +2 "$TMP/oidc.txt" | python3 -c '
+import sys, urllib.parse
+redirect = sys.argv[1]
+codes, refreshes = open(sys.argv[2], "w"), open(sys.argv[3], "w")
+for line in sys.stdin:
+    code, refresh = line.split()
+    codes.write(urllib.parse.urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect}) + "\n")
+    refreshes.write(urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": refresh}) + "\n")
+' "$redirect" "$TMP/oidc-codes.txt" "$TMP/oidc-refresh.txt"
+    wrk_row portal discovery -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$BASE/.well-known/openid-configuration"
+    wrk_row portal jwks -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$BASE/.well-known/jwks.json"
+    wrk_row portal userinfo -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H "Authorization: Bearer $access" "$BASE/oidc/userinfo"
+    BENCH_TOKENS="$TMP/oidc-codes.txt" BENCH_AUTH="$auth" BENCH_THREADS=$THREADS wrk_row portal token_code \
+        -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/oidc_token.lua" "$BASE/oidc/token"
+    BENCH_TOKENS="$TMP/oidc-refresh.txt" BENCH_AUTH="$auth" BENCH_THREADS=$THREADS wrk_row portal token_refresh \
+        -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/oidc_token.lua" "$BASE/oidc/token"
+    stop "$SERVER_PID"
+}
+oidc_rows
+
 # --- the POST rows of Flask and the floor -------------------------------------------------
 post_rows flask "${BASES[flask]}" "${COOKIES[flask]}" "username=admin&password=wrong-password" "" "${PIDS_OF[flask]}"
 stop "${PIDS_OF[flask]}"
@@ -636,6 +686,16 @@ stop "${PIDS_OF[floor]}"
 
 # --- the report -------------------------------------------------------------------------
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+oidc_verdict() { # ROW MEASURED AT-LEAST: PASS/FAIL, or "skipped" for a build without the provider
+    if [[ -n ${R[portal,$1,rps]:-} ]]; then verdict "$2" ">=" "$3"; else printf 'skipped'; fi
+}
+oidc_cell() { # ROW: the provider's GET rows, or "skipped" for a build without one
+    if [[ -n ${R[portal,$1,rps]:-} ]]; then
+        printf '%s req/s · p50 %s · p99 %s ms' "${R[portal,$1,rps]}" "${R[portal,$1,p50]}" "${R[portal,$1,p99]}"
+    else
+        printf 'skipped'
+    fi
+}
 cell() { # APP ROW: "req/s (other run) · p50 · p99"
     printf '%s req/s%s · p50 %s · p99 %s ms' "${R[$1,$2,rps]}" "${R[$1,$2,other]:+ (${R[$1,$2,other]})}" \
         "${R[$1,$2,p50]}" "${R[$1,$2,p99]}"
@@ -659,8 +719,8 @@ verdict() {
 pr() { ratio "${R[portal,$1,rps]}" "${R[$2,$1,rps]}"; }
 # rate APP ROW CODES: answers per second whose status matches the regex CODES.
 rate() {
-    tr ',' '\n' <<<"${R[$1,$2,statuses]}" |
-        awk -F: -v re="^($3)\$" -v s="${R[$1,$2,secs]}" '$1 ~ re { n += $2 } END { printf "%.1f", (s > 0 ? n / s : 0) }'
+    tr ',' '\n' <<<"${R[$1,$2,statuses]:-}" |
+        awk -F: -v re="^($3)\$" -v s="${R[$1,$2,secs]:-0}" '$1 ~ re { n += $2 } END { printf "%.1f", (s > 0 ? n / s : 0) }'
 }
 post_cell() { # APP ROW: form answers (200) and shed (503) per second, latencies
     printf '%s answered/s (200) · %s shed/s (503) · p50 %s · p99 %s ms' "$(rate "$1" "$2" 200)" \
@@ -719,6 +779,11 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | nginx (1 worker) + auth_request → portal, then a static upstream, signed in | ${R[nginx,gated,rps]:-skipped} req/s · p50 ${R[nginx,gated,p50]:--} · p99 ${R[nginx,gated,p99]:--} ms | | | | $(ratio "${R[nginx,gated,rps]:-0}" "${R[nginx,plain,rps]:-0}") of nginx alone |
 | the same nginx without the portal in the path | ${R[nginx,plain,rps]:-skipped} req/s · p50 ${R[nginx,plain,p50]:--} · p99 ${R[nginx,plain,p99]:--} ms | | | | |
 | POST /login/second-factor, a right code from an authenticator app (no hash), $CONNS clients | $(rate portal second_step 303) signed in/s (303) · $(rate portal second_step 200) refused/s (200: a repeat, the users ran out) · p50 ${R[portal,second_step,p50]} · p99 ${R[portal,second_step,p99]} ms | | | | $(ratio "$(rate portal second_step 303)" "${R[floor,welcome_in,rps]}") (of the floor's signed-in row) |
+| GET /.well-known/openid-configuration | $(oidc_cell discovery) | | | | $(ratio "${R[portal,discovery,rps]:-0}" "${R[floor,welcome_in,rps]}") (of the floor's signed-in row) |
+| GET /.well-known/jwks.json (Ed25519 + RSA keys) | $(oidc_cell jwks) | | | | $(ratio "${R[portal,jwks,rps]:-0}" "${R[floor,welcome_in,rps]}") |
+| GET /oidc/userinfo, a valid access token (RS256 check + its grant read) | $(oidc_cell userinfo) | | | | $(ratio "${R[portal,userinfo,rps]:-0}" "${R[floor,welcome_in,rps]}") |
+| POST /oidc/token, a code each (two RS256 signatures, a refresh token stored), $CONNS clients | $(rate portal token_code 200) issued/s (200) · $(rate portal token_code 400) refused/s (400: a repeat, the codes ran out) · p50 ${R[portal,token_code,p50]:--} · p99 ${R[portal,token_code,p99]:--} ms | | | | |
+| POST /oidc/token, a refresh token each (rotated, one RS256 signature), $CONNS clients | $(rate portal token_refresh 200) refreshed/s (200) · $(rate portal token_refresh 400) refused/s (400: a repeat) · p50 ${R[portal,token_refresh,p50]:--} · p99 ${R[portal,token_refresh,p99]:--} ms | | | | |
 | POST /login wrong password, $CONNS clients | $(post_cell portal post_wrong) | $(post_cell flask post_wrong) | $(post_cell floor post_wrong) | (Flask compares plain text) | (the floor does not hash) |
 | GET /welcome signed in during a $FLOOD-client POST /login flood | $(flood_cell portal) | $(flood_cell flask) | $(flood_cell floor) | | |
 | RSS right after start (MiB) | $(mib "${R[portal,start_kib]}") | | | | |
@@ -735,6 +800,8 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | GET /welcome signed out ≥ 12× Flask | $(pr welcome_out flask)× | $(verdict "$(pr welcome_out flask)" ">=" 12) |
 | GET /welcome signed out ≥ 60% of floor | $(pr welcome_out floor) | $(verdict "$(pr welcome_out floor)" ">=" 0.60) |
 | GET /authz/auth-request signed in ≥ 70% of the floor's signed-in route | $(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}") | $(verdict "$(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}")" ">=" 0.70) |
+| GET /oidc/userinfo ≥ 50% of the floor's signed-in route | $(ratio "${R[portal,userinfo,rps]:-0}" "${R[floor,welcome_in,rps]}") | $(oidc_verdict userinfo "$(ratio "${R[portal,userinfo,rps]:-0}" "${R[floor,welcome_in,rps]}")" 0.50) |
+| POST /oidc/token refresh ≥ 1,000/s | $(rate portal token_refresh 200)/s | $(oidc_verdict token_refresh "$(rate portal token_refresh 200)" 1000) |
 | POST /login wrong password ≥ 85% of the hash limit, $CONNS clients (the median of $POST_ROUNDS rounds: round $MEDIAN_ROUND, limit $HASH_LIMIT/s) | $(rate portal post_wrong 200) answered/s = $HASH_SHARE | $(verdict "$HASH_SHARE" ">=" 0.85) |
 | GET /welcome p99 ≤ 25 ms during the flood | ${R[portal,welcome_flood,p99]} ms | $(verdict "${R[portal,welcome_flood,p99]}" "<=" 25) |
 | no failed requests during the flood (GET /welcome + POST /login other than 503; $SHED POSTs were shed with 503) | ${R[portal,welcome_flood,failed]} + $FLOOD_FAILED | $(verdict "$FAILED_FLOOD" "==" 0) |

@@ -22,6 +22,13 @@
 //! are hashed with Argon2id at its smallest (8 KiB, one pass), so that the many first steps
 //! the row needs cost nothing to set up: the row measures the second step, not the hash.
 
+//!
+//! `floor --oidc-fixture URL CLIENT REDIRECT N` adds, for the user `bench` and the client
+//! CLIENT, N authorization codes (grants with `offline_access`, the code valid for an hour
+//! rather than 60 s, so the row is not a race against the clock) and N refresh tokens, each of
+//! its own grant, and prints `CODE<TAB>REFRESH_TOKEN` per line: the token endpoint's rows,
+//! where every request must present a code or token no other request used.
+
 // A bench helper that cannot set itself up should stop loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -182,6 +189,48 @@ fn second_step_fixture(url: &str, n: usize) {
     });
 }
 
+fn oidc_fixture(url: &str, client: &str, redirect: &str, n: usize) {
+    use portal::auth::provider::{random_token, token_hash};
+    use portal::store::{GrantRow, Store};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(async {
+        let store = Store::connect(url).await.expect("the store");
+        let user = store.user_by_username("bench").await.expect("the store").expect("the user bench");
+        let now = portal::clock::Clock::now(&portal::clock::SystemClock);
+        let grant = |code: &str| GrantRow {
+            id: random_token(),
+            client_id: client.to_owned(),
+            user_id: user.id,
+            session_id: None,
+            scopes: "openid profile offline_access".into(),
+            nonce: None,
+            auth_time: now,
+            methods: "pwd".into(),
+            aal: 1,
+            code_hash: token_hash(code),
+            code_expires_at: now + 3600,
+            code_used_at: None,
+            redirect_uri: redirect.to_owned(),
+            code_challenge: None,
+            offline: true,
+            created_at: now,
+            revoked_at: None,
+        };
+        let mut out = String::new();
+        for _ in 0..n {
+            let code = random_token();
+            store.create_grant(&grant(&code)).await.expect("a grant");
+            let refresh = random_token();
+            let spent = grant(&random_token());
+            store.create_grant(&spent).await.expect("a grant");
+            let stored = token_hash(&refresh);
+            store.take_code(&spent.id, Some((&stored, now + 86_400)), now).await.expect("a refresh token");
+            out.push_str(&format!("{code}\t{refresh}\n"));
+        }
+        print!("{out}");
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--verify-ms") {
@@ -197,6 +246,12 @@ fn main() {
         let url = args.get(at + 1).expect("--second-step-fixture URL N");
         let n: usize = args.get(at + 2).and_then(|n| n.parse().ok()).expect("--second-step-fixture URL N");
         second_step_fixture(url, n);
+        return;
+    }
+    if let Some(at) = args.iter().position(|a| a == "--oidc-fixture") {
+        let arg = |k: usize| args.get(at + k).expect("--oidc-fixture URL CLIENT REDIRECT N");
+        let n: usize = arg(4).parse().expect("--oidc-fixture URL CLIENT REDIRECT N");
+        oidc_fixture(arg(1), arg(2), arg(3), n);
         return;
     }
     if !args.iter().any(|a| a == "--serve") {

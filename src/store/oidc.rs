@@ -358,6 +358,9 @@ impl Store {
         Ok(rotation)
     }
 
+    /// The write comes first: a SQLite transaction that reads and then writes can be refused
+    /// at once (its snapshot went stale under another writer), while one that starts by
+    /// writing waits its turn for the lock.
     async fn rotate_refresh_once(
         &self,
         token_hash: &str,
@@ -368,46 +371,45 @@ impl Store {
         let sql = refresh_joined_sql();
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
+            let claimed = sqlx::query(
+                "UPDATE oidc_refresh_tokens SET used_at = $1
+                 WHERE token_hash = $2 AND used_at IS NULL AND expires_at >= $1 AND EXISTS (
+                     SELECT 1 FROM oidc_grants g
+                     WHERE g.id = oidc_refresh_tokens.grant_id AND g.client_id = $3 AND g.revoked_at IS NULL)",
+            )
+            .bind(now)
+            .bind(token_hash)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             let found: Option<RefreshJoined> = sqlx::query_as(&sql).bind(token_hash).fetch_optional(&mut *tx).await?;
             let Some(found) = found else { return Ok(Rotation::Unknown) };
             let grant = found.grant;
-            if grant.revoked_at.is_some() || grant.client_id != client_id {
-                return Ok(Rotation::Unknown);
-            }
-            if found.r_used_at.is_none() && found.r_expires_at < now {
-                return Ok(Rotation::Unknown);
-            }
-            let used = if found.r_used_at.is_some() {
-                0
-            } else {
-                sqlx::query("UPDATE oidc_refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-                    .bind(now)
-                    .bind(token_hash)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-            };
-            if used != 1 {
-                // Used before, or by another request between the read and this write.
-                sqlx::query("UPDATE oidc_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(&grant.id)
-                    .execute(&mut *tx)
-                    .await?;
+            if claimed == 1 {
+                sqlx::query(
+                    "INSERT INTO oidc_refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(next.0)
+                .bind(&grant.id)
+                .bind(now)
+                .bind(next.1)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
-                return Ok(Rotation::Replayed(grant));
+                return Ok(Rotation::Rotated(grant));
             }
-            sqlx::query(
-                "INSERT INTO oidc_refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(next.0)
-            .bind(&grant.id)
-            .bind(now)
-            .bind(next.1)
-            .execute(&mut *tx)
-            .await?;
+            // Not claimed: another client's, a revoked grant's, expired, or used before.
+            if grant.revoked_at.is_some() || grant.client_id != client_id || found.r_used_at.is_none() {
+                return Ok(Rotation::Unknown);
+            }
+            sqlx::query("UPDATE oidc_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(&grant.id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(Rotation::Rotated(grant))
+            Ok(Rotation::Replayed(grant))
         })
     }
 

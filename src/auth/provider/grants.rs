@@ -2,6 +2,8 @@
 //! used once), userinfo, revocation (RFC 7009), introspection (RFC 7662) and RP-initiated
 //! logout. Errors are RFC 6749 §5.2's.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -402,14 +404,22 @@ impl Auth {
     }
 
     /// An access token this portal signed, whose grant is still live: its claims and user.
-    pub async fn bearer(&self, token: &str) -> Result<Option<(AccessToken, User)>, AuthError> {
+    pub async fn bearer(&self, token: &str) -> Result<Option<(Arc<AccessToken>, User)>, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Ok(None);
         }
         let now = self.now();
-        let claims: Option<AccessToken> =
-            self.signer.verify(token, ACCESS_TOKEN_TYP, &self.issuer, true, now).await.map_err(key_error)?;
-        let Some(claims) = claims else { return Ok(None) };
+        let claims = match self.oidc.verified.get(token, now) {
+            Some(claims) => claims,
+            None => {
+                let checked: Option<AccessToken> =
+                    self.signer.verify(token, ACCESS_TOKEN_TYP, &self.issuer, true, now).await.map_err(key_error)?;
+                let Some(checked) = checked else { return Ok(None) };
+                let checked = Arc::new(checked);
+                self.oidc.verified.put(token, Arc::clone(&checked), now);
+                checked
+            }
+        };
         let Some((grant, user)) = self.store.grant_with_user(&claims.grant, now).await? else {
             return Ok(None);
         };

@@ -34,6 +34,8 @@ pub struct Provider {
     settings: OidcSettings,
     configured: Vec<Client>,
     secrets: clients::SecretChecker,
+    /// Access tokens whose signatures were checked.
+    verified: tokens::VerifiedTokens,
 }
 
 impl Provider {
@@ -50,7 +52,12 @@ impl Provider {
                 return Err(format!("oidc.clients[{n}]: client_id {:?} is named twice", c.id));
             }
         }
-        Ok(Provider { settings: settings.clone(), configured, secrets: clients::SecretChecker::default() })
+        Ok(Provider {
+            settings: settings.clone(),
+            configured,
+            secrets: clients::SecretChecker::default(),
+            verified: tokens::VerifiedTokens::default(),
+        })
     }
 
     pub fn settings(&self) -> &OidcSettings {

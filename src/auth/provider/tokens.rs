@@ -116,7 +116,7 @@ pub struct IdToken {
 }
 
 /// An access token's claims (RFC 9068 §2.2) and the grant it belongs to.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessToken {
     pub iss: String,
     pub sub: String,
@@ -130,4 +130,47 @@ pub struct AccessToken {
     pub acr: String,
     /// The grant: every check looks it up, so revoking it ends the token.
     pub grant: String,
+}
+
+/// The access tokens whose signatures were checked, by SHA-256 of the token, until they
+/// expire: an application calls userinfo (or a resource server introspects) with the same
+/// token many times, and an RS256 check costs more than the rest of the request. Only the
+/// signature's check is remembered; the grant is looked up every time, so revocation is not
+/// delayed by this.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    tokens: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::sync::Arc<AccessToken>>>,
+}
+
+/// Entries kept before the expired ones are dropped (and, if that is not enough, all).
+const MAX_VERIFIED: usize = 10_000;
+
+impl VerifiedTokens {
+    fn key(token: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], std::sync::Arc<AccessToken>>> {
+        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The claims of `token` if its signature was checked before and it has not expired.
+    pub fn get(&self, token: &str, now: i64) -> Option<std::sync::Arc<AccessToken>> {
+        let found = self.lock().get(&Self::key(token)).cloned()?;
+        (found.exp > now && found.iat <= now).then_some(found)
+    }
+
+    pub fn put(&self, token: &str, claims: std::sync::Arc<AccessToken>, now: i64) {
+        let mut tokens = self.lock();
+        if tokens.len() >= MAX_VERIFIED {
+            tokens.retain(|_, c| c.exp > now);
+            if tokens.len() >= MAX_VERIFIED {
+                tokens.clear();
+            }
+        }
+        tokens.insert(Self::key(token), claims);
+    }
 }
