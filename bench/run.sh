@@ -8,6 +8,8 @@
 #   BENCH_DURATION=5 bench/run.sh     # shorter rows
 #
 # Knobs (environment): BENCH_DURATION (seconds per wrk row, default 10), BENCH_THREADS (2),
+# BENCH_STEP_USERS (the second-step row's users), BENCH_OIDC_TOKENS (the token rows' codes
+# and refresh tokens, each; default 2000 per second of row),
 # BENCH_CONNECTIONS (32), BENCH_FLOOD (64 POST /login clients), BENCH_VENV (where the Flask
 # virtualenv lives, default ~/.cache/portal-bench/venv), FLASK_DIR (the reference app,
 # default ../shared/reference/flask_seed), VERIFY_MS (time of one Argon2id verify; measured

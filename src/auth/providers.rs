@@ -258,6 +258,17 @@ impl Auth {
         Ok(Account { identities, has_password, factors, recent_sign_ins, applications })
     }
 
+    /// What `/api/me` shows beyond the session: the linked providers and the second
+    /// factors (not the account page's recent sign-ins or applications).
+    pub async fn identities_and_factors(
+        &self,
+        user: &User,
+    ) -> Result<(Vec<LinkedIdentity>, crate::store::Factors), AuthError> {
+        let identities = self.store.identities(user.id).await?;
+        let (_, factors, _) = self.store.password_and_factors(user.id).await?;
+        Ok((identities, factors))
+    }
+
     /// Disconnects `kind` from the user, unless it is their last way to sign in (the rule
     /// and the delete are one store transaction).
     pub async fn unlink(&self, user: &User, kind: ProviderKind) -> Result<Unlinked, AuthError> {

@@ -44,7 +44,7 @@ pub struct Me {
 #[get("/me")]
 pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError> {
     let user = me.user();
-    let account = auth.account(user).await?;
+    let (identities, factors) = auth.identities_and_factors(user).await?;
     Ok(Json(Me {
         id: user.id,
         username: user.username.clone(),
@@ -53,8 +53,8 @@ pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError>
         method: me.method().as_str(),
         methods: me.session().methods.split(' ').map(str::to_owned).collect(),
         aal: me.session().aal,
-        second_factor: account.factors.any(),
-        providers: account.identities.into_iter().map(|i| i.provider).collect(),
+        second_factor: factors.any(),
+        providers: identities.into_iter().map(|i| i.provider).collect(),
     }))
 }
 

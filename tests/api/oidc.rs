@@ -1080,3 +1080,34 @@ async fn a_password_change_ends_every_refresh_token() {
     assert_eq!(status, Status::BadRequest);
     assert_eq!(userinfo(&app, tokens["access_token"].as_str().unwrap()).await.0, Status::Unauthorized);
 }
+
+#[rocket::async_test]
+async fn rotating_the_keys_publishes_the_new_rsa_key_and_keeps_the_old_one_for_a_day() {
+    let app = provider().await;
+    alice(&app).await;
+    let kid_of = |token: &str| jwt_parts(token).0["kid"].as_str().unwrap().to_owned();
+    let kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    };
+    let before = exchange(&app, &code_for(&app, "app", "openid", &[]).await).await;
+    let old = kid_of(before["id_token"].as_str().unwrap());
+    let jwks = json(app.get("/.well-known/jwks.json").await).await;
+    let rsa: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().filter(|k| k["kty"] == "RSA").collect();
+    assert_eq!(rsa.len(), 1, "{jwks}");
+    assert_eq!((rsa[0]["alg"].as_str(), rsa[0]["e"].as_str()), (Some("RS256"), Some("AQAB")));
+    let made = app.auth().signer().rotate(app.auth().now()).await.unwrap();
+    assert_eq!(made.len(), 2, "an Ed25519 and an RSA key");
+    app.clock.advance(61);
+    let after = exchange(&app, &code_for(&app, "app", "openid", &[]).await).await;
+    let new = kid_of(after["id_token"].as_str().unwrap());
+    assert_ne!(new, old);
+    let published = kids(&json(app.get("/.well-known/jwks.json").await).await);
+    assert!(published.contains(&old) && published.contains(&new), "{published:?}");
+    // The old key's access tokens still check until they expire.
+    assert_eq!(userinfo(&app, after["access_token"].as_str().unwrap()).await.0, Status::Ok);
+    app.clock.advance(24 * 60 * 60 + 61);
+    app.auth().signer().rotate(app.auth().now()).await.unwrap();
+    app.clock.advance(61);
+    let published = kids(&json(app.get("/.well-known/jwks.json").await).await);
+    assert!(!published.contains(&old), "a day later the old key is gone: {published:?}");
+}

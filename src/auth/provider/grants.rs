@@ -412,8 +412,11 @@ impl Auth {
         let claims = match self.oidc.verified.get(token, now) {
             Some(claims) => claims,
             None => {
-                let checked: Option<AccessToken> =
-                    self.signer.verify(token, ACCESS_TOKEN_TYP, &self.issuer, true, now).await.map_err(key_error)?;
+                let checked: Option<AccessToken> = self
+                    .signer
+                    .verify(token, ACCESS_TOKEN_TYP, &self.issuer, true, now)
+                    .await
+                    .map_err(key_error)?;
                 let Some(checked) = checked else { return Ok(None) };
                 let checked = Arc::new(checked);
                 self.oidc.verified.put(token, Arc::clone(&checked), now);
