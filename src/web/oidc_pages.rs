@@ -29,23 +29,10 @@ pub struct ConsentView<'a> {
 
 /// The request's fields, as the consent form sends them back.
 pub fn hidden_fields(request: &AuthRequest) -> Vec<Hidden<'_>> {
-    let fields = [
-        ("client_id", &request.client_id),
-        ("redirect_uri", &request.redirect_uri),
-        ("response_type", &request.response_type),
-        ("response_mode", &request.response_mode),
-        ("scope", &request.scope),
-        ("state", &request.state),
-        ("nonce", &request.nonce),
-        ("code_challenge", &request.code_challenge),
-        ("code_challenge_method", &request.code_challenge_method),
-        ("prompt", &request.prompt),
-        ("max_age", &request.max_age),
-        ("acr_values", &request.acr_values),
-    ];
-    fields
+    request
+        .fields()
         .into_iter()
-        .filter_map(|(name, value)| value.as_deref().map(|value| Hidden { name, value }))
+        .filter_map(|(name, value)| value.map(|value| Hidden { name, value }))
         .collect()
 }
 

@@ -81,30 +81,35 @@ struct Checked<'a> {
 }
 
 impl AuthRequest {
+    /// Every parameter by name, as sent (the consent form carries them all back).
+    pub fn fields(&self) -> [(&'static str, Option<&str>); 12] {
+        [
+            ("client_id", self.client_id.as_deref()),
+            ("redirect_uri", self.redirect_uri.as_deref()),
+            ("response_type", self.response_type.as_deref()),
+            ("response_mode", self.response_mode.as_deref()),
+            ("scope", self.scope.as_deref()),
+            ("state", self.state.as_deref()),
+            ("nonce", self.nonce.as_deref()),
+            ("code_challenge", self.code_challenge.as_deref()),
+            ("code_challenge_method", self.code_challenge_method.as_deref()),
+            ("acr_values", self.acr_values.as_deref()),
+            ("max_age", self.max_age.as_deref()),
+            ("prompt", self.prompt.as_deref()),
+        ]
+    }
+
     /// The request again, as a local URL, without what forced a new sign-in (`prompt=login`,
     /// `max_age`): the sign-in it sends the person to satisfies those.
     pub fn again(&self, keep_fresh_demands: bool) -> String {
         let mut out = form_urlencoded::Serializer::new(String::new());
-        let pairs = [
-            ("client_id", &self.client_id),
-            ("redirect_uri", &self.redirect_uri),
-            ("response_type", &self.response_type),
-            ("response_mode", &self.response_mode),
-            ("scope", &self.scope),
-            ("state", &self.state),
-            ("nonce", &self.nonce),
-            ("code_challenge", &self.code_challenge),
-            ("code_challenge_method", &self.code_challenge_method),
-            ("acr_values", &self.acr_values),
-        ];
-        for (name, value) in pairs {
-            if let Some(value) = value {
-                out.append_pair(name, value);
-            }
-        }
-        if keep_fresh_demands {
-            if let Some(max_age) = &self.max_age {
-                out.append_pair("max_age", max_age);
+        for (name, value) in self.fields() {
+            match (name, value) {
+                ("prompt", _) | (_, None) => {}
+                ("max_age", _) if !keep_fresh_demands => {}
+                (name, Some(value)) => {
+                    out.append_pair(name, value);
+                }
             }
         }
         let rest: Vec<&str> = self

@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use subtle::ConstantTimeEq as _;
 
 use serde_json::json;
 
+use super::{random_token, token_hash};
 use crate::auth::admin::{AdminError, Operator};
 use crate::auth::audit::{Event, EventKind};
 use crate::auth::forward::Allow;
@@ -29,8 +28,9 @@ const MAX_URI_BYTES: usize = 2048;
 pub enum SecretCheck {
     /// A public client: no secret, PKCE instead.
     None,
-    /// SHA-256 of the secret (a secret in the configuration, or one the portal generated).
-    Sha256([u8; 32]),
+    /// SHA-256 of the secret, hex (a secret in the configuration, or one the portal
+    /// generated), as [`token_hash`] makes it.
+    Sha256(String),
     /// An Argon2id PHC string from the configuration (`client_secret_hash`).
     Argon2(String),
 }
@@ -79,35 +79,9 @@ pub struct NewClient {
     pub signing_alg: SigningAlg,
 }
 
-/// SHA-256 of a secret.
-pub fn digest(secret: &str) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(secret.as_bytes()).into()
-}
-
-/// A new client secret: 256 random bits, base64url.
-pub fn new_secret() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// The stored form of a generated secret.
-pub fn stored_hash(secret: &str) -> String {
-    hex(&digest(secret))
+/// A stored secret hash as the store keeps it: SHA-256, lowercase hex.
+fn is_stored_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A client id: 1 to 64 of `A-Z a-z 0-9 . _ -` (it appears in URLs and in the console).
@@ -169,7 +143,7 @@ impl Client {
             (true, None, None) => SecretCheck::None,
             (true, _, _) => return Err(at("a public client has no client_secret".into())),
             (false, Some(secret), None) if secret.expose().len() >= 16 => {
-                SecretCheck::Sha256(digest(secret.expose()))
+                SecretCheck::Sha256(token_hash(secret.expose()))
             }
             (false, Some(_), None) => return Err(at("client_secret must be at least 16 characters".into())),
             (false, None, Some(phc)) if phc.starts_with("$argon2id$") => SecretCheck::Argon2(phc.clone()),
@@ -209,7 +183,7 @@ impl Client {
         let allow = Allow::from_settings(&allow_settings).ok()?;
         let secret = match &row.secret_hash {
             None if row.public => SecretCheck::None,
-            Some(hash) if !row.public => SecretCheck::Sha256(unhex(hash)?),
+            Some(hash) if !row.public && is_stored_hash(hash) => SecretCheck::Sha256(hash.clone()),
             _ => return None,
         };
         let lines = |text: &str| text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
@@ -256,11 +230,11 @@ impl NewClient {
         if name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err("the name must be 1 to 100 characters, without control characters".into());
         }
-        let secret = (!self.public).then(new_secret);
+        let secret = (!self.public).then(random_token);
         let row = ClientRow {
             client_id: self.client_id,
             name,
-            secret_hash: secret.as_deref().map(stored_hash),
+            secret_hash: secret.as_deref().map(token_hash),
             redirect_uris: self.redirect_uris.join("\n"),
             post_logout_redirect_uris: self.post_logout_redirect_uris.join("\n"),
             public: self.public,
@@ -317,8 +291,8 @@ impl Auth {
         if client.public {
             return Err(AdminError::PublicClient);
         }
-        let secret = new_secret();
-        if !self.store.set_oidc_client_secret(id, &stored_hash(&secret)).await? {
+        let secret = random_token();
+        if !self.store.set_oidc_client_secret(id, &token_hash(&secret)).await? {
             return Err(AdminError::NoSuchClient);
         }
         self.client_event(by, EventKind::ClientSecretRotated, id).await;
@@ -358,23 +332,25 @@ impl Auth {
 /// hash accepted, so that only its first use pays for Argon2.
 #[derive(Default)]
 pub struct SecretChecker {
-    accepted: Mutex<HashMap<String, (String, [u8; 32])>>,
+    accepted: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl SecretChecker {
     /// Whether `presented` is `client`'s secret.
     pub async fn check(&self, client: &Client, presented: &str, hasher: &Hasher) -> bool {
-        let presented_digest = digest(presented);
+        let presented_digest = token_hash(presented);
         match &client.secret {
             SecretCheck::None => false,
-            SecretCheck::Sha256(expected) => bool::from(expected.ct_eq(&presented_digest)),
+            SecretCheck::Sha256(expected) => {
+                bool::from(expected.as_bytes().ct_eq(presented_digest.as_bytes()))
+            }
             SecretCheck::Argon2(phc) => {
                 let remembered = {
                     let accepted = self.accepted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    accepted.get(&client.id).filter(|(hash, _)| hash == phc).map(|(_, d)| *d)
+                    accepted.get(&client.id).filter(|(hash, _)| hash == phc).map(|(_, d)| d.clone())
                 };
                 if let Some(known) = remembered {
-                    if bool::from(known.ct_eq(&presented_digest)) {
+                    if bool::from(known.as_bytes().ct_eq(presented_digest.as_bytes())) {
                         return true;
                     }
                 }
@@ -434,9 +410,10 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_secret_reads_back() {
-        let secret = new_secret();
-        assert_eq!(unhex(&stored_hash(&secret)), Some(digest(&secret)));
-        assert_eq!(unhex("zz"), None);
+    fn a_stored_secret_hash_is_read_only_in_the_form_it_is_written() {
+        let secret = random_token();
+        assert!(is_stored_hash(&token_hash(&secret)));
+        assert!(!is_stored_hash("zz"));
+        assert!(!is_stored_hash(&token_hash(&secret).to_uppercase()));
     }
 }

@@ -145,11 +145,6 @@ impl Auth {
         Ok(all)
     }
 
-    /// The provider's settings (token lifetimes).
-    pub fn provider_settings(&self) -> &OidcSettings {
-        &self.oidc.settings
-    }
-
     /// The user behind a grant, while the grant may still be used: not revoked, the user
     /// enabled, and (without `offline_access`) the portal session it came from still live.
     pub(crate) async fn grant_user(&self, grant: &GrantRow, now: i64) -> Result<Option<User>, AuthError> {
