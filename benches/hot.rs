@@ -83,6 +83,7 @@ fn bench_freshness(c: &mut Criterion) {
         client: "Firefox on Linux".into(),
         ip: None,
         persist: false,
+        upstream_sid: None,
     };
     c.bench_function("session/freshness", |b| {
         b.iter(|| freshness(black_box(&session), black_box(&settings), black_box(1_030)))

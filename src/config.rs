@@ -1,5 +1,7 @@
 //! The portal's own settings, read from Rocket's figment (`Rocket.toml` + `ROCKET_*`).
 
+use std::collections::BTreeMap;
+
 use rocket::figment::Figment;
 use serde::Deserialize;
 
@@ -494,8 +496,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// `[oauth]`: the HTTP limits for provider calls, and one table per provider. A provider
-/// without `client_id` is off.
+/// `[oauth]`: the HTTP limits for provider calls, the buttons' order, and one table per
+/// provider (`[oauth.<slug>]`). `google` and `github` without `client_id` are off.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct OAuthSettings {
@@ -505,8 +507,13 @@ pub struct OAuthSettings {
     pub timeout: u64,
     /// Largest provider response read, in bytes.
     pub max_response_bytes: usize,
-    pub google: GoogleSettings,
-    pub github: GithubSettings,
+    /// The buttons' order, by slug (names without a table are skipped). Default: the order
+    /// of the `[oauth.*]` tables in the configuration file; providers not named come after,
+    /// Google and GitHub first, then by slug.
+    pub order: Vec<String>,
+    /// Every other key: a provider, by its slug.
+    #[serde(flatten)]
+    pub providers: BTreeMap<String, ProviderSettings>,
 }
 
 impl Default for OAuthSettings {
@@ -515,60 +522,95 @@ impl Default for OAuthSettings {
             connect_timeout: 5,
             timeout: 10,
             max_response_bytes: 1024 * 1024,
-            google: GoogleSettings::default(),
-            github: GithubSettings::default(),
+            order: Vec::new(),
+            providers: BTreeMap::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// What a provider speaks: OpenID Connect found by discovery, or one of the two presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKindSetting {
+    Oidc,
+    Google,
+    Github,
+}
+
+/// `email_verified`: whether the provider must say the address is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailVerified {
+    /// `email_verified: true` is required for an address to be kept; without it the
+    /// sign-in is refused.
+    #[default]
+    Required,
+    /// The provider only hands out addresses it verified (and never sends the claim).
+    Trusted,
+}
+
+/// A claim rule: the claim (a dotted path into the ID token and userinfo claims) must
+/// equal `equals`, or (a list or a string) contain `contains`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRule {
+    pub claim: String,
+    pub contains: Option<String>,
+    pub equals: Option<String>,
+}
+
+/// `auth_method`: how the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// `logout`: what signing out of the portal does at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamLogout {
+    /// Nothing: the provider session stays.
+    #[default]
+    Portal,
+    /// The browser goes on to the provider's `end_session_endpoint`.
+    Provider,
+}
+
+/// `[oauth.<slug>]`: one provider. Defaults depend on `kind` (see `docs/configuration.md`).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct GoogleSettings {
+pub struct ProviderSettings {
+    /// Default: `google` and `github` for those slugs, `oidc` for any other.
+    pub kind: Option<ProviderKindSetting>,
+    /// The button's text after "Sign in with". Default: Google, GitHub; required for `oidc`.
+    pub name: Option<String>,
+    /// A file under `static/` shown on the button.
+    pub icon: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
     pub redirect_uri: Option<String>,
-    pub issuer: String,
-    /// When not empty, only Workspace accounts whose `hd` claim is listed may sign in.
+    /// Discovery is at `{issuer}/.well-known/openid-configuration`. Default for `google`:
+    /// `https://accounts.google.com`; required for `oidc`.
+    pub issuer: Option<String>,
+    /// Default `["openid", "email", "profile"]` (`openid` is always sent).
+    pub scopes: Option<Vec<String>>,
+    pub email_verified: EmailVerified,
+    /// When not empty, only these email domains may sign in (for `google`: the Workspace
+    /// domain, the `hd` claim).
     pub allowed_domains: Vec<String>,
-}
-
-impl Default for GoogleSettings {
-    fn default() -> Self {
-        GoogleSettings {
-            client_id: None,
-            client_secret: None,
-            redirect_uri: None,
-            issuer: "https://accounts.google.com".into(),
-            allowed_domains: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct GithubSettings {
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    pub redirect_uri: Option<String>,
-    pub auth_uri: String,
-    pub token_uri: String,
-    pub api_uri: String,
-    /// When not empty, only members of one of these organisations may sign in.
+    /// Every rule must hold.
+    pub claim_rules: Vec<ClaimRule>,
+    /// Default `client_secret_basic` (`client_secret_post` for `github`).
+    pub auth_method: Option<AuthMethod>,
+    pub logout: UpstreamLogout,
+    /// GitHub: the authorize, token and API addresses (GitHub Enterprise moves them).
+    pub auth_uri: Option<String>,
+    pub token_uri: Option<String>,
+    pub api_uri: Option<String>,
+    /// GitHub: when not empty, only members of one of these organisations may sign in.
     pub allowed_orgs: Vec<String>,
-}
-
-impl Default for GithubSettings {
-    fn default() -> Self {
-        GithubSettings {
-            client_id: None,
-            client_secret: None,
-            redirect_uri: None,
-            auth_uri: "https://github.com/login/oauth/authorize".into(),
-            token_uri: "https://github.com/login/oauth/access_token".into(),
-            api_uri: "https://api.github.com".into(),
-            allowed_orgs: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -849,8 +891,30 @@ impl OAuthSettings {
                 "oauth.timeout, oauth.connect_timeout and oauth.max_response_bytes must be positive".into()
             );
         }
+        for slug in self.providers.keys() {
+            check_slug(slug)?;
+        }
         Ok(())
     }
+}
+
+/// Path segments the portal's own routes use after `/login/` and `/auth/`, and the
+/// first-step names sessions record: no provider may take them.
+const RESERVED_SLUGS: [&str; 4] = ["second-factor", "passkey", "password", "recovery"];
+
+/// A provider's slug names its routes and its identities: `[a-z0-9-]{1,32}`.
+pub fn check_slug(slug: &str) -> Result<(), String> {
+    let shaped = (1..=32).contains(&slug.len())
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !shaped {
+        return Err(format!(
+            "[oauth.{slug}]: a provider's slug must be 1 to 32 of a-z, 0-9 and '-' (it names /login/<slug>)"
+        ));
+    }
+    if RESERVED_SLUGS.contains(&slug) {
+        return Err(format!("[oauth.{slug}]: {slug:?} is a name the portal uses itself; pick another slug"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

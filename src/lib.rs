@@ -48,10 +48,41 @@ pub fn figment() -> Figment {
         .merge(Serialized::default("log_level", "normal"))
         .merge(Serialized::default("limits.form", "16 KiB"))
         .merge(Serialized::default("databases.portal.url", DEFAULT_DATABASE_URL))
-        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Serialized::default("oauth.order", providers_in_file_order(&config_file())))
+        .merge(Toml::file(config_file()).nested())
         .merge(provider_env())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or("ROCKET_PROFILE", Config::DEFAULT_PROFILE))
+}
+
+fn config_file() -> String {
+    Env::var_or("ROCKET_CONFIG", "Rocket.toml")
+}
+
+/// The slugs of the `[…oauth.<slug>]` tables in the configuration file, in the order they
+/// first appear: the default order of the sign-in buttons (figment keeps keys sorted, so
+/// the file says it). A missing or unreadable file gives none.
+fn providers_in_file_order(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut order: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let header = line.trim().trim_start_matches('[').split(']').next().unwrap_or_default();
+        if !line.trim_start().starts_with('[') {
+            continue;
+        }
+        let parts: Vec<&str> = header.split('.').map(str::trim).collect();
+        let Some(at) = parts.iter().position(|p| *p == "oauth") else { continue };
+        // `[oauth.x]` or `[<profile>.oauth.x]`, and their sub-tables.
+        if at > 1 {
+            continue;
+        }
+        if let Some(slug) = parts.get(at + 1).filter(|s| config::check_slug(s).is_ok()) {
+            if !order.iter().any(|known| known == slug) {
+                order.push((*slug).to_owned());
+            }
+        }
+    }
+    order
 }
 
 /// The conventional provider variables, below `ROCKET_OAUTH` in priority.
@@ -112,6 +143,7 @@ async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings
     let settings = Settings::from_figment(rocket.figment())?;
     let store = open_store(&settings)?;
     let auth = build_auth(store.clone(), &settings, clock.clone())?;
+    auth.providers().discover_in_background(clock.clone());
     let configured_clients = !settings.oidc.clients.is_empty();
     // PostgreSQL may come up after the portal: then it serves 503 until it does.
     store

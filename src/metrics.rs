@@ -6,6 +6,7 @@
 //! values come from fixed lists (methods, outcomes, route templates), never from what a
 //! client sent, so the number of series stays bounded.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
@@ -21,8 +22,8 @@ use rocket::{Data, Orbit, Request, Response, Rocket};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SignInLabels {
-    /// `password`, `google`, `github`.
-    pub method: &'static str,
+    /// `password`, `passkey` or a provider's slug (the configured ones only).
+    pub method: Cow<'static, str>,
     /// `success`, `invalid`, `disabled`, `throttled`, `refused`, `cancelled`, `busy`,
     /// `error`.
     pub outcome: &'static str,
@@ -35,7 +36,7 @@ pub struct WhatLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
-    pub method: &'static str,
+    pub method: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -167,8 +168,8 @@ impl Metrics {
         out
     }
 
-    pub fn sign_in(&self, method: &'static str, outcome: &'static str) {
-        self.sign_ins.get_or_create(&SignInLabels { method, outcome }).inc();
+    pub fn sign_in(&self, method: impl Into<Cow<'static, str>>, outcome: &'static str) {
+        self.sign_ins.get_or_create(&SignInLabels { method: method.into(), outcome }).inc();
     }
 
     /// Counts a store error under its class's label (`store::ErrorClass::label`: the store

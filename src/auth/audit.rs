@@ -50,6 +50,9 @@ pub enum EventKind {
     ClientAdded,
     ClientRemoved,
     ClientSecretRotated,
+    /// A provider's session ended portal sessions (back-channel logout), or signing out of
+    /// the portal went on to end the provider's session (`detail.by` says which).
+    UpstreamLogout,
 }
 
 impl EventKind {
@@ -85,6 +88,7 @@ impl EventKind {
             EventKind::ClientAdded => "client_added",
             EventKind::ClientRemoved => "client_removed",
             EventKind::ClientSecretRotated => "client_secret_rotated",
+            EventKind::UpstreamLogout => "upstream_logout",
         }
     }
 
@@ -120,6 +124,7 @@ impl EventKind {
             EventKind::ClientAdded => "application added",
             EventKind::ClientRemoved => "application removed",
             EventKind::ClientSecretRotated => "application secret rotated",
+            EventKind::UpstreamLogout => "signed out at the provider",
         }
     }
 
@@ -132,7 +137,7 @@ impl EventKind {
 }
 
 /// Every kind, for reading slugs back and for the console's filter.
-pub const ALL_KINDS: [EventKind; 29] = [
+pub const ALL_KINDS: [EventKind; 30] = [
     EventKind::SignInSucceeded,
     EventKind::SignInFailed,
     EventKind::SignInThrottled,
@@ -162,6 +167,7 @@ pub const ALL_KINDS: [EventKind; 29] = [
     EventKind::ClientAdded,
     EventKind::ClientRemoved,
     EventKind::ClientSecretRotated,
+    EventKind::UpstreamLogout,
 ];
 
 /// Who did it.

@@ -41,7 +41,7 @@ pub use self::errors::{
 };
 pub use self::factors::{FirstStep, Pending, TotpSetup};
 pub use self::lifecycle::{PasswordChange, SessionCheck, Sweeper, FRESH_SIGN_IN_SECS, SWEEP_BATCH};
-pub use self::providers::{Account, Arrival, Callback};
+pub use self::providers::{Account, Arrival, BackchannelError, Callback};
 pub use self::reset::{Reset, ResetError};
 pub use self::sign_in::{PasswordSignIn, SignedIn};
 

@@ -4,14 +4,15 @@
 use serde_json::json;
 
 use crate::auth::admin::valid_email;
-use crate::auth::audit::EventKind;
+use crate::auth::audit::{Actor, Event, EventKind};
 use crate::auth::oauth::{
-    tidy_provider_text, Admission, Flow, FlowError, OAuthError, ProviderKind, FLOW_LIFETIME_SECS,
+    tidy_provider_text, Admission, Flow, FlowError, OAuthError, Provider, FLOW_LIFETIME_SECS,
 };
+use crate::auth::session::{Method, Proof};
 use crate::auth::throttle::RetryAfter;
 use crate::auth::{ArrivalError, Auth, AuthError, ClientInfo, FirstStep, Pending, SignedIn, StartError};
 use crate::logging::AUDIT_TARGET;
-use crate::store::{EventRecord, LinkError, LinkedIdentity, Unlinked, User};
+use crate::store::{EventRecord, LinkError, LinkedIdentity, SessionRecord, Unlinked, User};
 
 /// A provider's callback, as it arrived.
 #[derive(Debug, Default)]
@@ -20,6 +21,8 @@ pub struct Callback<'a> {
     pub state: Option<&'a str>,
     pub error: Option<&'a str>,
     pub error_description: Option<&'a str>,
+    /// RFC 9207: who sent the browser back.
+    pub iss: Option<&'a str>,
 }
 
 /// Where a provider's callback leads.
@@ -52,54 +55,52 @@ pub struct Account {
 pub const RECENT_SIGN_INS: i64 = 5;
 
 impl Auth {
-    /// Mints a flow for a sign-in through `kind` (throttled per client address), returning
-    /// it with the URL to send the browser to. `next` must already be a safe path.
+    /// Mints a flow for a sign-in through the provider `slug` (throttled per client
+    /// address), returning it with the URL to send the browser to. `next` must already be a
+    /// safe path.
     pub async fn start_provider_sign_in(
         &self,
-        kind: ProviderKind,
+        slug: &str,
         next: Option<&str>,
         client: &ClientInfo,
     ) -> Result<(Flow, String), StartError> {
-        if !self.providers.is_enabled(kind) {
+        let Some(provider) = self.providers.get(slug) else {
             return Err(StartError::NotConfigured);
-        }
+        };
         let started = self.throttle.oauth_start(client.ip, self.now()).await.map_err(AuthError::from)?;
         if let Err(RetryAfter(seconds)) = started {
             crate::metrics::get()
                 .throttled
                 .get_or_create(&crate::metrics::WhatLabels { what: "oauth_start" })
                 .inc();
-            log::warn!("{}: throttled sign-in starts from {}", kind.slug(), client.ip_text());
+            log::warn!("{slug}: throttled sign-in starts from {}", client.ip_text());
             return Err(AuthError::Throttled(seconds).into());
         }
-        self.begin(kind, next, None).await
+        self.begin(provider, next, None).await
     }
 
-    /// Mints a flow that links `kind` to the signed-in `user` and comes back to `/account`.
-    pub async fn start_provider_link(
-        &self,
-        kind: ProviderKind,
-        user: &User,
-    ) -> Result<(Flow, String), StartError> {
-        if !self.providers.is_enabled(kind) {
+    /// Mints a flow that links the provider `slug` to the signed-in `user` and comes back
+    /// to `/account`.
+    pub async fn start_provider_link(&self, slug: &str, user: &User) -> Result<(Flow, String), StartError> {
+        let Some(provider) = self.providers.get(slug) else {
             return Err(StartError::NotConfigured);
-        }
-        self.begin(kind, Some("/account"), Some(user.id)).await
+        };
+        self.begin(provider, Some("/account"), Some(user.id)).await
     }
 
     async fn begin(
         &self,
-        kind: ProviderKind,
+        provider: &Provider,
         next: Option<&str>,
         link_user: Option<i64>,
     ) -> Result<(Flow, String), StartError> {
         let now = self.now();
-        let started = self.providers.start(kind, now).await.map_err(|e| {
-            log::warn!("{}: could not start a sign-in: {e}", kind.slug());
+        let started = provider.start(now).await.map_err(|e| {
+            log::warn!("{}: could not start a sign-in: {e}", provider.slug);
             StartError::Unavailable(e)
         })?;
         let flow = Flow {
-            provider: kind,
+            provider: provider.slug,
             state: started.state,
             verifier: started.verifier,
             nonce: started.nonce,
@@ -116,13 +117,16 @@ impl Auth {
     /// the provider and a reason.
     pub async fn finish_provider_sign_in(
         &self,
-        kind: ProviderKind,
+        slug: &str,
         callback: Callback<'_>,
         stored_flow: Option<&str>,
         me: Option<&User>,
         client: &ClientInfo,
     ) -> Result<Arrival, ArrivalError> {
-        let result = self.arrive(kind, callback, stored_flow, me, client).await;
+        let Some(provider) = self.providers.get(slug) else {
+            return Err(ArrivalError::NotConfigured);
+        };
+        let result = self.arrive(provider, callback, stored_flow, me, client).await;
         let outcome = match &result {
             Ok(Arrival::SignedIn { .. }) => Some("success"),
             Ok(Arrival::SecondStep { .. }) => Some("second-step"),
@@ -133,24 +137,21 @@ impl Auth {
             Err(_) => Some("error"),
         };
         if let Some(outcome) = outcome {
-            crate::metrics::get().sign_in(kind.slug(), outcome);
+            crate::metrics::get().sign_in(slug.to_owned(), outcome);
         }
         result
     }
 
     async fn arrive(
         &self,
-        kind: ProviderKind,
+        provider: &Provider,
         callback: Callback<'_>,
         stored_flow: Option<&str>,
         me: Option<&User>,
         client: &ClientInfo,
     ) -> Result<Arrival, ArrivalError> {
-        if !self.providers.is_enabled(kind) {
-            return Err(ArrivalError::NotConfigured);
-        }
-        let (slug, now) = (kind.slug(), self.now());
-        let flow = Flow::check(stored_flow, kind, callback.state, now);
+        let (slug, now) = (provider.slug.as_str(), self.now());
+        let flow = Flow::check(stored_flow, provider.slug, callback.state, now);
         if let Some(error) = callback.error {
             let error = tidy_provider_text(error);
             log::warn!("{slug}: the provider returned error={error:?}");
@@ -167,8 +168,13 @@ impl Auth {
         }
         let flow = flow.map_err(|e: FlowError| refused(slug, e.reason()))?;
         let code = callback.code.filter(|c| !c.is_empty()).ok_or_else(|| refused(slug, "no code"))?;
+        // Mix-up defence (RFC 9207): the code goes to no token endpoint before the
+        // callback's issuer is known to be this provider.
+        if let Err(e) = provider.check_callback_issuer(callback.iss) {
+            return Err(refused(slug, &e.to_string()));
+        }
 
-        let (identity, admission) = match self.providers.finish(kind, code, &flow, now).await {
+        let (identity, admission) = match provider.finish(code, &flow, now).await {
             Ok(found) => found,
             Err(OAuthError::NoVerifiedEmail) => {
                 log::warn!("{slug}: sign-in refused: no verified email");
@@ -240,7 +246,8 @@ impl Auth {
         };
         log::info!(target: AUDIT_TARGET, "sign-in provider={slug} user_id={} ip={} outcome=success", user.id, client.ip_text());
         let next = flow.next.unwrap_or_else(|| "/welcome".to_owned());
-        Ok(match self.after_first_step(user, kind.method(), false, client, now).await? {
+        let first = Proof::first(Method::Provider(provider.slug)).with_upstream_sid(identity.sid.clone());
+        Ok(match self.after_first_step(user, first, false, client, now).await? {
             FirstStep::SignedIn(signed_in) => Arrival::SignedIn { signed_in: Box::new(signed_in), next },
             FirstStep::SecondStep(pending) => Arrival::SecondStep { pending: Box::new(pending), next },
         })
@@ -269,16 +276,93 @@ impl Auth {
         Ok((identities, factors))
     }
 
-    /// Disconnects `kind` from the user, unless it is their last way to sign in (the rule
-    /// and the delete are one store transaction).
-    pub async fn unlink(&self, user: &User, kind: ProviderKind) -> Result<Unlinked, AuthError> {
-        let unlinked = self.store.unlink_identity(user.id, kind.slug()).await?;
+    /// Disconnects the provider `slug` from the user, unless it is their last way to sign
+    /// in (the rule and the delete are one store transaction). A provider no longer
+    /// configured can be disconnected too.
+    pub async fn unlink(&self, user: &User, slug: &str) -> Result<Unlinked, AuthError> {
+        let unlinked = self.store.unlink_identity(user.id, slug).await?;
         if unlinked == Unlinked::Done {
-            log::info!("user {} disconnected {}", user.id, kind.slug());
-            let detail = json!({ "provider": kind.slug() });
+            log::info!("user {} disconnected {slug}", user.id);
+            let detail = json!({ "provider": slug });
             self.user_did(user.id, EventKind::IdentityUnlinked, None, detail).await;
         }
         Ok(unlinked)
+    }
+}
+
+/// Why a back-channel logout was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum BackchannelError {
+    /// No such provider, or one that cannot send logout tokens (404).
+    #[error("the provider is not configured")]
+    NotConfigured,
+    /// The logout token did not check out (400, the reason logged only).
+    #[error("invalid logout token")]
+    Invalid,
+    #[error(transparent)]
+    Failed(#[from] AuthError),
+}
+
+impl Auth {
+    /// OpenID Connect Back-Channel Logout: checks the provider's logout token and ends the
+    /// portal sessions made through that provider session (`sid`), or every one made through
+    /// that provider for its `sub`. Audited per user; returns how many sessions ended.
+    pub async fn backchannel_logout(
+        &self,
+        slug: &str,
+        logout_token: &str,
+    ) -> Result<usize, BackchannelError> {
+        let provider = self.providers.get(slug).ok_or(BackchannelError::NotConfigured)?;
+        let now = self.now();
+        let request = match provider.logout_token(logout_token, now).await {
+            None => return Err(BackchannelError::NotConfigured),
+            Some(Err(e)) => {
+                log::warn!("{slug}: refused a back-channel logout: {e}");
+                return Err(BackchannelError::Invalid);
+            }
+            Some(Ok(request)) => request,
+        };
+        let user = match &request.sub {
+            Some(sub) => self.store.user_by_identity(slug, sub).await.map_err(AuthError::from)?.map(|u| u.id),
+            None => None,
+        };
+        let ended = if request.sub.is_some() && user.is_none() {
+            // Nobody here signed in as that subject.
+            Vec::new()
+        } else {
+            self.store
+                .end_upstream_sessions(slug, request.sid.as_deref(), user, now)
+                .await
+                .map_err(AuthError::from)?
+        };
+        let mut users: Vec<i64> = ended.iter().map(|(_, user_id)| *user_id).collect();
+        users.extend(user);
+        users.sort_unstable();
+        users.dedup();
+        for user_id in &users {
+            let sessions = ended.iter().filter(|(_, u)| u == user_id).count();
+            self.record(Event {
+                kind: EventKind::UpstreamLogout,
+                actor: Actor::System,
+                subject: Some(*user_id),
+                subject_name: None,
+                client: None,
+                detail: json!({ "provider": slug, "by": "back-channel", "sessions": sessions }),
+            })
+            .await;
+        }
+        log::info!(target: AUDIT_TARGET, "back-channel logout provider={slug} sessions={}", ended.len());
+        Ok(ended.len())
+    }
+
+    /// Where to send the browser after signing out of a session made through a provider
+    /// with `logout = "provider"`: its end-session URL (the sign-out there is audited).
+    pub async fn upstream_sign_out(&self, user: &User, session: &SessionRecord) -> Option<(String, String)> {
+        let provider = self.providers.get(&session.method)?;
+        let url = provider.end_session_url()?;
+        let detail = json!({ "provider": provider.slug.as_str(), "by": "portal", "session": session.id });
+        self.user_did(user.id, EventKind::UpstreamLogout, None, detail).await;
+        Some((provider.name.clone(), url))
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::auth::admin::{looks_like_token, token_hash};
 use crate::auth::audit::EventKind;
 use crate::auth::password::{check_policy, normalized, PolicyError, MAX_PASSWORD_BYTES};
-use crate::auth::session::Method;
+use crate::auth::session::{Method, Proof};
 use crate::auth::{Auth, AuthError, ClientInfo, FirstStep};
 use crate::store::User;
 
@@ -86,6 +86,6 @@ impl Auth {
         let detail = json!({ "sessions_ended": true });
         self.user_did(user_id, EventKind::ResetLinkUsed, Some(client), detail).await;
         // A second factor still stands: the link replaces the password, not the app.
-        Ok(self.after_first_step(user, Method::Password, false, client, now).await?)
+        Ok(self.after_first_step(user, Proof::first(Method::Password), false, client, now).await?)
     }
 }

@@ -9,32 +9,40 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::auth::oauth::Slug;
 use crate::config::SessionSettings;
 use crate::store::SessionRecord;
 
-/// How the user proved who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How the user proved who they are (a session's first step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Password,
-    Google,
-    Github,
+    /// Through a provider, by its slug.
+    Provider(Slug),
     /// A passkey with user verification, on its own.
     Passkey,
 }
 
 impl Method {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Method::Password => "password",
-            Method::Google => "google",
-            Method::Github => "github",
+            Method::Provider(slug) => slug.as_str(),
             Method::Passkey => "passkey",
         }
     }
 
+    /// Its metrics label (no allocation for the built-in ones).
+    pub fn label(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Method::Password => "password".into(),
+            Method::Passkey => "passkey".into(),
+            Method::Provider(slug) => slug.as_str().to_owned().into(),
+        }
+    }
+
     /// Its name in a session's methods (and an assertion's `amr`).
-    pub fn amr(self) -> &'static str {
+    pub fn amr(&self) -> &str {
         match self {
             Method::Password => "pwd",
             other => other.as_str(),
@@ -44,21 +52,22 @@ impl Method {
     pub fn parse(text: &str) -> Option<Method> {
         match text {
             "password" => Some(Method::Password),
-            "google" => Some(Method::Google),
-            "github" => Some(Method::Github),
             "passkey" => Some(Method::Passkey),
-            _ => None,
+            slug => Slug::new(slug).map(Method::Provider),
         }
     }
+}
 
-    /// How pages name it.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Method::Password => "Password",
-            Method::Google => "Google",
-            Method::Github => "GitHub",
-            Method::Passkey => "Passkey",
-        }
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Method, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Method::parse(&text).ok_or_else(|| serde::de::Error::custom("not a sign-in method"))
     }
 }
 
@@ -89,6 +98,9 @@ pub struct Proof {
     pub method: Method,
     pub methods: String,
     pub aal: i64,
+    /// The provider's session (`sid`) when the first step was a provider's, for its
+    /// back-channel logout.
+    pub upstream_sid: Option<String>,
 }
 
 impl Proof {
@@ -96,7 +108,13 @@ impl Proof {
     /// in one (something held, and a PIN or biometric).
     pub fn first(method: Method) -> Proof {
         let aal = if method == Method::Passkey { 2 } else { 1 };
-        Proof { method, methods: method.amr().to_owned(), aal }
+        Proof { method, methods: method.amr().to_owned(), aal, upstream_sid: None }
+    }
+
+    /// The provider's session this one rides on.
+    pub fn with_upstream_sid(mut self, sid: Option<String>) -> Proof {
+        self.upstream_sid = sid;
+        self
     }
 
     /// With a second step.
@@ -115,23 +133,23 @@ impl Proof {
             method: Method::parse(&record.method).unwrap_or(Method::Password),
             methods: record.methods.clone(),
             aal: record.aal,
+            upstream_sid: record.upstream_sid.clone(),
         }
     }
 }
 
 /// A session's methods as a person reads them: "Password + authenticator app".
-pub fn describe_methods(methods: &str) -> String {
-    let words: Vec<&str> = methods
+/// `provider_name` names a provider by its slug (the configured providers' names).
+pub fn describe_methods(methods: &str, provider_name: impl Fn(&str) -> String) -> String {
+    let words: Vec<String> = methods
         .split(' ')
         .filter(|m| !m.is_empty())
         .map(|m| match m {
-            "pwd" => "Password",
-            "otp" => "authenticator app",
-            "recovery" => "recovery code",
-            "passkey" => "passkey",
-            "google" => "Google",
-            "github" => "GitHub",
-            _ => "other",
+            "pwd" => "Password".to_owned(),
+            "otp" => "authenticator app".to_owned(),
+            "recovery" => "recovery code".to_owned(),
+            "passkey" => "passkey".to_owned(),
+            slug => provider_name(slug),
         })
         .collect();
     let mut text = words.join(" + ");
@@ -224,6 +242,7 @@ mod tests {
             client: "c".into(),
             ip: None,
             persist: false,
+            upstream_sid: None,
         }
     }
 
@@ -268,10 +287,14 @@ mod tests {
         let both = password.and(Factor::Otp).and(Factor::Otp);
         assert_eq!((both.methods.as_str(), both.aal), ("pwd otp", 2));
         assert_eq!(Proof::first(Method::Passkey).aal, 2, "a verified passkey is two factors");
-        assert_eq!(Proof::first(Method::Github).and(Factor::Recovery).methods, "github recovery");
-        assert_eq!(describe_methods("pwd otp"), "Password + authenticator app");
-        assert_eq!(describe_methods("passkey"), "Passkey");
-        assert_eq!(describe_methods("google recovery"), "Google + recovery code");
+        assert_eq!(
+            Proof::first(Method::Provider(Slug::new("github").unwrap())).and(Factor::Recovery).methods,
+            "github recovery"
+        );
+        let names = |slug: &str| if slug == "google" { "Google".to_owned() } else { slug.to_owned() };
+        assert_eq!(describe_methods("pwd otp", names), "Password + authenticator app");
+        assert_eq!(describe_methods("passkey", names), "Passkey");
+        assert_eq!(describe_methods("google recovery", names), "Google + recovery code");
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Auth {
             Verdict::Valid(user) => {
                 attempt.refund().await;
                 log_attempt(now, username, client, "success");
-                Ok(self.after_first_step(user, Method::Password, remember, client, now).await?)
+                Ok(self.after_first_step(user, Proof::first(Method::Password), remember, client, now).await?)
             }
         }
     }
@@ -193,12 +193,13 @@ impl Auth {
             client: &client.device,
             ip: ip.as_deref(),
             persist,
+            upstream_sid: proof.upstream_sid.as_deref(),
             now,
         };
         self.store.create_session(new).await?;
         crate::metrics::get()
             .sessions_started
-            .get_or_create(&crate::metrics::MethodLabels { method: proof.method.as_str() })
+            .get_or_create(&crate::metrics::MethodLabels { method: proof.method.label() })
             .inc();
         if let Err(e) = self.store.record_login(user.id, now).await {
             log::warn!("could not record the sign-in time of user {}: {e}", user.id);
@@ -226,6 +227,7 @@ impl Auth {
             client: client.device.clone(),
             ip,
             persist,
+            upstream_sid: proof.upstream_sid,
         };
         Ok(SignedIn { user, session, token, factors_reset_at })
     }

@@ -30,7 +30,7 @@ pub async fn account(
     let sessions = auth.sessions(me.user()).await?;
     let providers = auth.providers();
     let form_action =
-        std::iter::once("'self'".to_owned()).chain(providers.authorize_origins().await).collect::<Vec<_>>();
+        std::iter::once("'self'".to_owned()).chain(providers.authorize_origins()).collect::<Vec<_>>();
     let factors = account.factors;
     let fresh = auth.now() - me.session().created_at < FRESH_SIGN_IN_SECS;
     let mut second_factor = SecondFactorView::new(factors, auth.totp_available(), fresh);

@@ -20,7 +20,7 @@ pub struct Me {
     email: Option<String>,
     admin: bool,
     /// How this session signed in: `password`, `google`, `github` or `passkey`.
-    method: &'static str,
+    method: String,
     /// Every method this session was made with: `pwd`, `otp`, `recovery`, `passkey`, or a
     /// provider's name.
     methods: Vec<String>,
@@ -50,7 +50,7 @@ pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError>
         username: user.username.clone(),
         email: user.email.clone(),
         admin: user.is_admin,
-        method: me.method().as_str(),
+        method: me.session().method.clone(),
         methods: me.session().methods.split(' ').map(str::to_owned).collect(),
         aal: me.session().aal,
         second_factor: factors.any(),

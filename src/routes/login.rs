@@ -137,10 +137,18 @@ pub async fn logout(
     form: Checked<Logout<'_>>,
     me: Option<&LoggedIn>,
     jar: Jar<'_>,
+    layout: Layout<'_>,
     auth: &State<Auth>,
 ) -> Result<Reply, AuthError> {
     if let Some(me) = me {
         auth.sign_out(me.user(), me.session()).await?;
+        // Made through a provider with `logout = "provider"`: its session ends too. A page,
+        // not a redirect, takes the browser there: a form's redirect to another origin
+        // would need that origin in every page's CSP `form-action`.
+        if let Some((name, url)) = auth.upstream_sign_out(me.user(), me.session()).await {
+            jar.end_session();
+            return Ok(Reply::page(Status::Ok, layout.upstream_logout(&name, &url)));
+        }
     }
     Ok(signed_out(&jar, "You were signed out.", auth.destination(None, form.0.rd)))
 }

@@ -1,12 +1,15 @@
-//! `/login/<provider>` (leave for the provider) and `/auth/<provider>` (come back), and from
+//! `/login/<provider>` (leave for the provider) and `/auth/<provider>` (come back), from
 //! the account page `/account/connect/<provider>` (leave to link one) and
-//! `/account/unlink/<provider>`.
+//! `/account/unlink/<provider>`, and the provider's back-channel logout,
+//! `POST /auth/<provider>/backchannel-logout`.
 
-use rocket::http::Status;
+use rocket::http::{ContentType, Status};
 use rocket::{get, post, uri, FromForm, Route, State};
 
-use crate::auth::oauth::ProviderKind;
-use crate::auth::{Arrival, ArrivalError, Auth, AuthError, Callback, ClientInfo, FirstStep, StartError};
+use crate::auth::oauth::Slug;
+use crate::auth::{
+    Arrival, ArrivalError, Auth, AuthError, BackchannelError, Callback, ClientInfo, FirstStep, StartError,
+};
 use crate::routes::account::rocket_uri_macro_account;
 use crate::routes::factors::carry_on;
 use crate::routes::login::rocket_uri_macro_login_page;
@@ -21,7 +24,7 @@ const TRY_AGAIN: &str = "Sign-in failed, please try again.";
 
 #[get("/login/<provider>?<next>&<rd>")]
 pub async fn start(
-    provider: Result<ProviderKind, &str>,
+    provider: Result<Slug, &str>,
     next: Option<&str>,
     rd: Option<&str>,
     client: ClientInfo,
@@ -30,13 +33,14 @@ pub async fn start(
 ) -> Result<Reply, AuthError> {
     let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
     let after = auth.destination(next, rd);
-    let started = auth.start_provider_sign_in(provider, after.as_deref(), &client).await;
-    leave_for(provider, started, &jar)
+    let started = auth.start_provider_sign_in(provider.as_str(), after.as_deref(), &client).await;
+    leave_for(auth, provider, started, &jar)
 }
 
 /// Sends the browser to the provider with the flow in its cookie, or says why not.
 pub fn leave_for(
-    provider: ProviderKind,
+    auth: &Auth,
+    provider: Slug,
     started: Result<(crate::auth::oauth::Flow, String), StartError>,
     jar: &Jar<'_>,
 ) -> Result<Reply, AuthError> {
@@ -47,10 +51,10 @@ pub fn leave_for(
         }
         Err(StartError::NotConfigured) => Ok(Reply::Error(Status::NotFound)),
         Err(StartError::Unavailable(_)) => {
-            let name = provider.display_name();
+            let name = auth.providers().name_of(provider.as_str());
             jar.flash(
                 Kind::Error,
-                format!("Sign-in with {name} is not available right now. Please try again later."),
+                format!("{name} is not reachable right now. Please try again in a minute."),
             );
             Ok(Reply::to(uri!(login_page(_, _))))
         }
@@ -60,27 +64,27 @@ pub fn leave_for(
 
 #[post("/account/connect/<provider>", data = "<_form>")]
 pub async fn connect(
-    provider: Result<ProviderKind, &str>,
+    provider: Result<Slug, &str>,
     _form: Checked<CsrfOnly<'_>>,
     me: &LoggedIn,
     jar: Jar<'_>,
     auth: &State<Auth>,
 ) -> Result<Reply, AuthError> {
     let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
-    leave_for(provider, auth.start_provider_link(provider, me.user()).await, &jar)
+    leave_for(auth, provider, auth.start_provider_link(provider.as_str(), me.user()).await, &jar)
 }
 
 #[post("/account/unlink/<provider>", data = "<_form>")]
 pub async fn unlink(
-    provider: Result<ProviderKind, &str>,
+    provider: Result<Slug, &str>,
     _form: Checked<CsrfOnly<'_>>,
     me: &LoggedIn,
     jar: Jar<'_>,
     auth: &State<Auth>,
 ) -> Result<Reply, AuthError> {
     let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
-    let name = provider.display_name();
-    match auth.unlink(me.user(), provider).await? {
+    let name = auth.providers().name_of(provider.as_str());
+    match auth.unlink(me.user(), provider.as_str()).await? {
         Unlinked::Done => jar.flash(Kind::Success, format!("Your {name} account is disconnected.")),
         Unlinked::NotLinked => jar.flash(Kind::Info, format!("No {name} account is connected.")),
         Unlinked::LastWayIn => jar
@@ -96,11 +100,12 @@ pub struct CallbackQuery<'r> {
     state: Option<&'r str>,
     error: Option<&'r str>,
     error_description: Option<&'r str>,
+    iss: Option<&'r str>,
 }
 
 #[get("/auth/<provider>?<query..>")]
 pub async fn callback(
-    provider: Result<ProviderKind, &str>,
+    provider: Result<Slug, &str>,
     query: CallbackQuery<'_>,
     me: Option<&LoggedIn>,
     client: ClientInfo,
@@ -108,14 +113,20 @@ pub async fn callback(
     auth: &State<Auth>,
 ) -> Result<Reply, AuthError> {
     let Ok(provider) = provider else { return Ok(Reply::Error(Status::NotFound)) };
-    let CallbackQuery { code, state, error, error_description } = query;
-    let callback = Callback { code, state, error, error_description };
+    let CallbackQuery { code, state, error, error_description, iss } = query;
+    let callback = Callback { code, state, error, error_description, iss };
     // Taken first, so the flow is spent whatever happens next.
     let flow = jar.take_flow();
     let arrival = auth
-        .finish_provider_sign_in(provider, callback, flow.as_deref(), me.map(LoggedIn::user), &client)
+        .finish_provider_sign_in(
+            provider.as_str(),
+            callback,
+            flow.as_deref(),
+            me.map(LoggedIn::user),
+            &client,
+        )
         .await;
-    let name = provider.display_name();
+    let name = auth.providers().name_of(provider.as_str());
     let (kind, message) = match arrival {
         Ok(Arrival::SignedIn { signed_in, next }) => {
             jar.sign_in(&signed_in, auth.session_settings());
@@ -158,7 +169,62 @@ pub async fn callback(
     Ok(Reply::to(uri!(login_page(_, _))))
 }
 
+/// A back-channel logout request's body.
+#[derive(FromForm)]
+pub struct LogoutTokenForm<'r> {
+    logout_token: Option<&'r str>,
+}
+
+/// OpenID Connect Back-Channel Logout 1.0: the provider posts a logout token; 200 when it
+/// checked out (whether or not a session was still live), 400 with an OAuth error body when
+/// not. Never cached. No CSRF token: the signed logout token is the proof.
+#[post("/auth/<provider>/backchannel-logout", data = "<form>")]
+pub async fn backchannel_logout(
+    provider: Result<Slug, &str>,
+    form: Option<rocket::form::Form<LogoutTokenForm<'_>>>,
+    auth: &State<Auth>,
+) -> BackchannelReply {
+    let Ok(provider) = provider else { return BackchannelReply::status(Status::NotFound) };
+    let Some(token) = form.as_ref().and_then(|f| f.logout_token).filter(|t| !t.is_empty()) else {
+        return BackchannelReply::invalid("logout_token is required");
+    };
+    match auth.backchannel_logout(provider.as_str(), token).await {
+        Ok(_) => BackchannelReply::status(Status::Ok),
+        Err(BackchannelError::NotConfigured) => BackchannelReply::status(Status::NotFound),
+        Err(BackchannelError::Invalid) => BackchannelReply::invalid("the logout token is not valid"),
+        Err(BackchannelError::Failed(e)) => {
+            log::error!("{provider}: back-channel logout failed: {e}");
+            BackchannelReply::status(Status::ServiceUnavailable)
+        }
+    }
+}
+
+/// The back-channel logout's answer: a status, and for a refusal the OAuth error JSON.
+#[derive(rocket::Responder)]
+pub struct BackchannelReply {
+    body: (Status, (ContentType, String)),
+    cache: rocket::http::Header<'static>,
+}
+
+impl BackchannelReply {
+    fn new(status: Status, content_type: ContentType, body: String) -> BackchannelReply {
+        BackchannelReply {
+            body: (status, (content_type, body)),
+            cache: rocket::http::Header::new("Cache-Control", "no-store"),
+        }
+    }
+
+    fn status(status: Status) -> BackchannelReply {
+        BackchannelReply::new(status, ContentType::Plain, String::new())
+    }
+
+    fn invalid(description: &str) -> BackchannelReply {
+        let body = serde_json::json!({ "error": "invalid_request", "error_description": description });
+        BackchannelReply::new(Status::BadRequest, ContentType::JSON, body.to_string())
+    }
+}
+
 /// This module's routes, mounted at `/`.
 pub fn routes() -> Vec<Route> {
-    rocket::routes![start, callback, connect, unlink]
+    rocket::routes![start, callback, connect, unlink, backchannel_logout]
 }

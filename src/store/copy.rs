@@ -130,9 +130,9 @@ impl Store {
             copy_rows!(&self.pool, tx, "identities", "provider, subject, user_id, email, created_at",
                 (String, String, i64, Option<String>, i64), (0, 1, 2, 3, 4));
             copy_rows!(&self.pool, tx, "sessions",
-                "id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, ended_at, client, ip, persist",
-                (String, String, i64, String, String, i64, i64, i64, Option<i64>, String, Option<String>, bool),
-                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
+                "id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, ended_at, client, ip, persist, upstream_sid",
+                (String, String, i64, String, String, i64, i64, i64, Option<i64>, String, Option<String>, bool, Option<String>),
+                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12));
             copy_rows!(&self.pool, tx, "reset_links",
                 "token_hash, user_id, created_at, expires_at, used_at, created_by",
                 (String, i64, i64, i64, Option<i64>, String), (0, 1, 2, 3, 4, 5));

@@ -25,6 +25,9 @@ pub struct SessionRecord {
     pub client: String,
     pub ip: Option<String>,
     pub persist: bool,
+    /// The provider's session (`sid`) it was made through, for back-channel logout.
+    #[serde(skip)]
+    pub upstream_sid: Option<String>,
 }
 
 /// A session as the guard reads it: the record and the hash its secret must match.
@@ -74,6 +77,7 @@ pub struct NewSession<'a> {
     pub client: &'a str,
     pub ip: Option<&'a str>,
     pub persist: bool,
+    pub upstream_sid: Option<&'a str>,
     pub now: i64,
 }
 
@@ -87,13 +91,13 @@ pub struct SweepBefore {
 }
 
 const SESSION_COLUMNS: &str =
-    "id, user_id, method, methods, aal, created_at, last_seen_at, ended_at, client, ip, persist";
+    "id, user_id, method, methods, aal, created_at, last_seen_at, ended_at, client, ip, persist, upstream_sid";
 
 impl Store {
     pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<()> {
         on_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, client, ip, persist)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10)",
+            "INSERT INTO sessions (id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, client, ip, persist, upstream_sid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)",
         )
         .bind(new.id)
         .bind(new.secret_hash)
@@ -105,6 +109,7 @@ impl Store {
         .bind(new.client)
         .bind(new.ip)
         .bind(new.persist)
+        .bind(new.upstream_sid)
         .execute(p)
         .await
         .map(|_| ()))?;
@@ -120,7 +125,7 @@ impl Store {
         // One round trip: the session and its user together.
         let joined: Option<Joined> = on_pool!(&self.pool, p => sqlx::query_as(
             "SELECT s.id, s.user_id, s.method, s.methods, s.aal, s.created_at, s.last_seen_at, s.ended_at, s.client, s.ip,
-                    s.persist, s.secret_hash, u.username AS u_username, u.email AS u_email,
+                    s.persist, s.upstream_sid, s.secret_hash, u.username AS u_username, u.email AS u_email,
                     u.is_admin AS u_is_admin, u.disabled AS u_disabled, u.created_at AS u_created_at,
                     u.last_login_at AS u_last_login_at
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
@@ -177,6 +182,47 @@ impl Store {
         });
         self.revoked(Revoked::User(user_id)).await;
         crate::metrics::get().sessions_ended.inc_by(ended);
+        Ok(ended)
+    }
+
+    /// Ends the live sessions made through provider `method` (a slug) that rode on its
+    /// session `sid`, or (without one) every live one of `user_id` made through it; with
+    /// both, only that user's with that `sid`. Returns the sessions ended, `(id, user_id)`.
+    pub async fn end_upstream_sessions(
+        &self,
+        method: &str,
+        sid: Option<&str>,
+        user_id: Option<i64>,
+        now: i64,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let (by_sid, by_user) = (sid.is_some(), user_id.is_some());
+        if !by_sid && !by_user {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "UPDATE sessions SET ended_at = $1 WHERE method = $2 AND ended_at IS NULL{}{}
+             RETURNING id, user_id",
+            if by_sid { " AND upstream_sid = $3" } else { "" },
+            match (by_sid, by_user) {
+                (true, true) => " AND user_id = $4",
+                (false, true) => " AND user_id = $3",
+                _ => "",
+            },
+        );
+        let ended: Vec<(String, i64)> = on_pool!(&self.pool, p => {
+            let mut query = sqlx::query_as(&sql).bind(now).bind(method);
+            if let Some(sid) = sid {
+                query = query.bind(sid);
+            }
+            if let Some(user_id) = user_id {
+                query = query.bind(user_id);
+            }
+            query.fetch_all(p).await
+        })?;
+        for (id, _) in &ended {
+            self.revoked(Revoked::Session(id)).await;
+        }
+        crate::metrics::get().sessions_ended.inc_by(ended.len() as u64);
         Ok(ended)
     }
 

@@ -260,6 +260,7 @@ mod tests {
             client: "c",
             ip: None,
             persist: false,
+            upstream_sid: None,
             now: 1,
         };
         store.create_session(session("a")).await.unwrap();

@@ -23,8 +23,7 @@ use serde::Serialize;
 
 use crate::auth::admin::UserOverview;
 use crate::auth::audit::{Actor, EventKind, ALL_KINDS};
-use crate::auth::oauth::ProviderKind;
-use crate::auth::session::Method;
+use crate::auth::oauth::Providers;
 use crate::store::{DirectoryRow, EventRecord, SessionRecord, User, UserPage};
 use crate::web::pages::Layout;
 use crate::web::render::Page;
@@ -60,14 +59,14 @@ struct UserView {
     has_password: bool,
 }
 
-fn user_view(user: &User, providers: &[String], live_sessions: i64, has_password: bool) -> UserView {
-    let providers = providers
-        .iter()
-        .map(|slug| {
-            ProviderKind::from_slug(slug).map_or_else(|| slug.clone(), |p| p.display_name().to_owned())
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+fn user_view(
+    user: &User,
+    providers: &[String],
+    live_sessions: i64,
+    has_password: bool,
+    known: &Providers,
+) -> UserView {
+    let providers = providers.iter().map(|slug| known.name_of(slug)).collect::<Vec<_>>().join(", ");
     UserView {
         id: user.id,
         username: user.username.clone(),
@@ -91,11 +90,11 @@ fn users_href(q: &str, key: &str, cursor: &str) -> String {
     href
 }
 
-pub(super) fn users_page<'a>(q: &'a str, page: &UserPage) -> UsersPage<'a> {
+pub(super) fn users_page<'a>(q: &'a str, page: &UserPage, known: &Providers) -> UsersPage<'a> {
     let users = page
         .users
         .iter()
-        .map(|r: &DirectoryRow| user_view(&r.user, &r.providers, r.live_sessions, true))
+        .map(|r: &DirectoryRow| user_view(&r.user, &r.providers, r.live_sessions, true, known))
         .collect();
     UsersPage {
         q,
@@ -122,7 +121,7 @@ pub(super) struct UserPageView {
 #[derive(Serialize)]
 struct IdentityView {
     provider: String,
-    name: &'static str,
+    name: String,
     linked_as: String,
     linked: String,
 }
@@ -132,29 +131,36 @@ struct SessionView {
     id: String,
     client: String,
     ip: String,
-    method_name: &'static str,
+    method_name: String,
     /// "Password + authenticator app".
     methods: String,
     signed_in: String,
     last_active: String,
 }
 
-fn session_views(sessions: &[SessionRecord]) -> Vec<SessionView> {
+fn session_views(sessions: &[SessionRecord], known: &Providers) -> Vec<SessionView> {
     sessions
         .iter()
         .map(|s| SessionView {
             id: s.id.clone(),
             client: s.client.clone(),
             ip: s.ip.clone().unwrap_or_else(|| "unknown address".into()),
-            method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
-            methods: crate::auth::session::describe_methods(&s.methods),
+            method_name: known.method_name(&s.method).into_owned(),
+            methods: crate::auth::session::describe_methods(&s.methods, |slug| {
+                known.name_of(slug).into_owned()
+            }),
             signed_in: human(s.created_at),
             last_active: human(s.last_seen_at),
         })
         .collect()
 }
 
-pub(super) fn user_page(overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> UserPageView {
+pub(super) fn user_page(
+    overview: &UserOverview,
+    names: &HashMap<i64, String>,
+    me: i64,
+    known: &Providers,
+) -> UserPageView {
     let providers: Vec<String> = overview.identities.iter().map(|i| i.provider.clone()).collect();
     let live = i64::try_from(overview.sessions.len()).unwrap_or(i64::MAX);
     let identities = overview
@@ -162,15 +168,15 @@ pub(super) fn user_page(overview: &UserOverview, names: &HashMap<i64, String>, m
         .iter()
         .map(|i| IdentityView {
             provider: i.provider.clone(),
-            name: ProviderKind::from_slug(&i.provider).map_or("Unknown", ProviderKind::display_name),
+            name: known.name_of(&i.provider).into_owned(),
             linked_as: i.email.clone().unwrap_or_else(|| i.subject.clone()),
             linked: human(i.created_at),
         })
         .collect();
     UserPageView {
-        user: user_view(&overview.user, &providers, live, overview.has_password),
+        user: user_view(&overview.user, &providers, live, overview.has_password, known),
         identities,
-        sessions: session_views(&overview.sessions),
+        sessions: session_views(&overview.sessions, known),
         events: event_views(&overview.events, names),
         is_me: overview.user.id == me,
         events_href: format!("/admin/events?user={}", RawStr::new(&overview.user.username).percent_encode()),
@@ -302,11 +308,11 @@ pub(super) struct ResetPage<'a> {
 
 impl Layout<'_> {
     pub fn admin_users(&self, q: &str, page: &UserPage) -> Page {
-        self.render(ADMIN_USERS, users_page(q, page))
+        self.render(ADMIN_USERS, users_page(q, page, self.providers()))
     }
 
     pub fn admin_user(&self, overview: &UserOverview, names: &HashMap<i64, String>, me: i64) -> Page {
-        self.render(ADMIN_USER, user_page(overview, names, me))
+        self.render(ADMIN_USER, user_page(overview, names, me, self.providers()))
     }
 
     pub fn admin_new_user(&self, form: NewUserView<'_>) -> Page {

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::auth::audit::EventKind;
 use crate::auth::factors::passkey::PasskeyInfo;
-use crate::auth::oauth::{ProviderKind, Providers};
-use crate::auth::session::{describe_methods, Method};
+use crate::auth::oauth::{Provider, Providers};
+use crate::auth::session::describe_methods;
 use crate::auth::{Account, FRESH_SIGN_IN_SECS};
 use crate::store::{EventRecord, Factors, SessionRecord, User};
 use crate::web::csrf::CsrfToken;
@@ -35,6 +35,8 @@ pub const INDEX: &str = "index.html";
 pub const WELCOME: &str = "welcome.html";
 pub const LOGIN: &str = "login.html";
 pub const LOGOUT: &str = "logout.html";
+/// Signed out here; on to the provider's end-session page.
+pub const UPSTREAM_LOGOUT: &str = "upstream_logout.html";
 pub const ACCOUNT: &str = "account.html";
 pub const ERROR: &str = "error.html";
 
@@ -85,6 +87,7 @@ struct Context<'a, P: Serialize> {
 /// the logout form and its CSRF token) and a flash message. A request guard.
 pub struct Layout<'r> {
     site: &'r Site,
+    providers: &'r Providers,
     me: Option<&'r LoggedIn>,
     csrf: CsrfToken,
     flash: Option<Flash>,
@@ -97,9 +100,19 @@ impl<'r> FromRequest<'r> for Layout<'r> {
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let me = request.guard::<Option<&LoggedIn>>().await.succeeded().flatten();
         let flash = request.guard::<Option<Flash>>().await.succeeded().flatten();
-        Outcome::Success(Layout { site: site_of(request), me, csrf: CsrfToken::of(request, me), flash })
+        let providers =
+            request.rocket().state::<crate::auth::Auth>().map_or(&*NO_PROVIDERS, |a| a.providers());
+        Outcome::Success(Layout {
+            site: site_of(request),
+            providers,
+            me,
+            csrf: CsrfToken::of(request, me),
+            flash,
+        })
     }
 }
+
+static NO_PROVIDERS: std::sync::LazyLock<Providers> = std::sync::LazyLock::new(|| Providers::sample(false));
 
 static DEFAULT_SITE: std::sync::LazyLock<Site> = std::sync::LazyLock::new(|| Site::new("Portal", None));
 
@@ -110,6 +123,11 @@ fn site_of<'r>(request: &'r Request<'_>) -> &'r Site {
 impl<'r> Layout<'r> {
     pub fn me(&self) -> Option<&'r LoggedIn> {
         self.me
+    }
+
+    /// The configured providers: how pages name them.
+    pub fn providers(&self) -> &'r Providers {
+        self.providers
     }
 
     pub(crate) fn render(&self, name: &'static str, page: impl Serialize) -> Page {
@@ -139,12 +157,19 @@ impl<'r> Layout<'r> {
     }
 
     pub fn welcome(&self, me: &LoggedIn) -> Page {
-        let method = me.method();
-        self.render(WELCOME, WelcomePage { method: method.as_str(), method_name: method.display_name() })
+        let method = me.session().method.as_str();
+        self.render(WELCOME, WelcomePage { method, method_name: &self.providers.method_name(method) })
     }
 
     pub fn logout(&self, rd: Option<&str>) -> Page {
         self.render(LOGOUT, LogoutPage { rd })
+    }
+
+    /// Signed out of the portal; the browser goes on to `url` to sign out of `name`.
+    pub fn upstream_logout(&self, name: &str, url: &str) -> Page {
+        // Rendered as for nobody: the person has just signed out.
+        let page = UpstreamLogoutPage { name, url };
+        Page::render(UPSTREAM_LOGOUT, Context { site: self.site, me: None, csrf: "", flash: None, page })
     }
 
     pub fn login(&self, providers: &Providers, form: LoginForm<'_>) -> Page {
@@ -162,7 +187,7 @@ impl<'r> Layout<'r> {
     ) -> Page {
         let mut page = account_page(providers, account);
         page.second_factor = second_factor;
-        page.sessions = session_rows(sessions, &current.id);
+        page.sessions = session_rows(sessions, &current.id, providers);
         page.can_set_password = !account.has_password && now - current.created_at < FRESH_SIGN_IN_SECS;
         self.render(ACCOUNT, page)
     }
@@ -178,11 +203,17 @@ pub(super) struct LogoutPage<'a> {
 }
 
 #[derive(Serialize)]
-pub(super) struct WelcomePage {
-    /// `password`, `google` or `github`.
-    pub(super) method: &'static str,
-    /// `Password`, `Google` or `GitHub`.
-    pub(super) method_name: &'static str,
+pub(super) struct UpstreamLogoutPage<'a> {
+    pub(super) name: &'a str,
+    pub(super) url: &'a str,
+}
+
+#[derive(Serialize)]
+pub(super) struct WelcomePage<'a> {
+    /// `password`, `passkey` or a provider's slug.
+    pub(super) method: &'a str,
+    /// `Password`, `Passkey` or the provider's name.
+    pub(super) method_name: &'a str,
 }
 
 /// What the login form shows besides the layout.
@@ -204,33 +235,49 @@ pub(super) struct LoginPage<'a> {
     username: &'a str,
     next: Option<&'a str>,
     rd: Option<&'a str>,
-    providers: Vec<ProviderButton>,
+    providers: Vec<ProviderButton<'a>>,
     passkeys: bool,
 }
 
 /// A "Sign in with …" button.
 #[derive(Serialize)]
-struct ProviderButton {
-    slug: &'static str,
-    name: &'static str,
+struct ProviderButton<'a> {
+    slug: &'a str,
+    name: &'a str,
+    /// `google`, `github` or `oidc`: which logo it shows when it has no icon.
+    kind: &'static str,
+    /// A file under `/static`.
+    icon: Option<&'a str>,
     /// `/login/<slug>`, with `next` when there is one.
     href: String,
 }
 
-pub(super) fn login_page<'a>(providers: &Providers, form: LoginForm<'a>) -> LoginPage<'a> {
+impl<'a> ProviderButton<'a> {
+    fn of(provider: &'a Provider, href: String) -> ProviderButton<'a> {
+        ProviderButton {
+            slug: provider.slug.as_str(),
+            name: &provider.name,
+            kind: match provider.kind {
+                crate::config::ProviderKindSetting::Google => "google",
+                crate::config::ProviderKindSetting::Github => "github",
+                crate::config::ProviderKindSetting::Oidc => "oidc",
+            },
+            icon: provider.icon.as_deref(),
+            href,
+        }
+    }
+}
+
+pub(super) fn login_page<'a>(providers: &'a Providers, form: LoginForm<'a>) -> LoginPage<'a> {
     let next = match (form.next, form.rd) {
         (Some(next), _) => Some(format!("?next={}", RawStr::new(next).percent_encode())),
         (None, Some(rd)) => Some(format!("?rd={}", RawStr::new(rd).percent_encode())),
         (None, None) => None,
     };
     let providers = providers
-        .enabled()
-        .into_iter()
-        .map(|p| ProviderButton {
-            slug: p.slug(),
-            name: p.display_name(),
-            href: format!("/login/{}{}", p.slug(), next.as_deref().unwrap_or("")),
-        })
+        .all()
+        .iter()
+        .map(|p| ProviderButton::of(p, format!("/login/{}{}", p.slug, next.as_deref().unwrap_or(""))))
         .collect();
     LoginPage {
         error: form.error,
@@ -331,25 +378,29 @@ struct SignInRow {
     when: String,
     /// "sign-in succeeded", "sign-in failed", "sign-in throttled".
     what: &'static str,
-    /// `Password`, `Google`, `GitHub`, or empty.
-    method_name: &'static str,
+    /// `Password`, `Passkey`, a provider's name, or empty.
+    method_name: String,
     ip: String,
     client: String,
     /// Whether it got in.
     succeeded: bool,
 }
 
-fn sign_in_rows(events: &[EventRecord]) -> Vec<SignInRow> {
+fn sign_in_rows(events: &[EventRecord], providers: &Providers) -> Vec<SignInRow> {
     events
         .iter()
         .filter_map(|e| {
             let kind = EventKind::from_slug(&e.kind)?;
             let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
-            let method = detail.get("method").and_then(|m| m.as_str()).and_then(Method::parse);
+            let method = detail.get("method").and_then(|m| m.as_str()).unwrap_or_default();
             Some(SignInRow {
                 when: human(e.at),
                 what: kind.words(),
-                method_name: method.map_or("", Method::display_name),
+                method_name: if method.is_empty() {
+                    String::new()
+                } else {
+                    providers.method_name(method).into_owned()
+                },
                 ip: e.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
                 client: e.client.clone().unwrap_or_else(|| "Unknown browser".to_owned()),
                 succeeded: kind == EventKind::SignInSucceeded,
@@ -367,7 +418,7 @@ pub(super) struct SessionRow {
     /// "Firefox on Linux".
     client: String,
     ip: String,
-    method_name: &'static str,
+    method_name: String,
     /// "Password + authenticator app".
     methods: String,
     /// 2 with a second factor.
@@ -376,7 +427,11 @@ pub(super) struct SessionRow {
     last_active: String,
 }
 
-pub(super) fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<SessionRow> {
+pub(super) fn session_rows(
+    sessions: &[SessionRecord],
+    current: &str,
+    providers: &Providers,
+) -> Vec<SessionRow> {
     sessions
         .iter()
         .map(|s| SessionRow {
@@ -384,8 +439,8 @@ pub(super) fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<Ses
             current: s.id == current,
             client: s.client.clone(),
             ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
-            method_name: Method::parse(&s.method).map_or("Unknown", Method::display_name),
-            methods: describe_methods(&s.methods),
+            method_name: providers.method_name(&s.method).into_owned(),
+            methods: describe_methods(&s.methods, |slug| providers.name_of(slug).into_owned()),
             aal: s.aal,
             signed_in: human(s.created_at),
             last_active: human(s.last_seen_at),
@@ -396,33 +451,60 @@ pub(super) fn session_rows(sessions: &[SessionRecord], current: &str) -> Vec<Ses
 /// A provider on the account page, linked or not.
 #[derive(Serialize)]
 struct ProviderRow {
-    slug: &'static str,
-    name: &'static str,
+    slug: String,
+    name: String,
+    /// `google`, `github` or `oidc` (its logo, without an icon).
+    kind: &'static str,
+    icon: Option<String>,
     /// The linked identity's email (or subject), when linked.
     linked_as: Option<String>,
+    /// Still configured: it can be connected (or signed in with).
+    configured: bool,
 }
 
 pub(super) fn account_page(providers: &Providers, account: &Account) -> AccountPage {
-    let rows = [ProviderKind::Google, ProviderKind::Github]
-        .into_iter()
-        .filter_map(|kind| {
-            let linked = account.identities.iter().find(|i| i.provider == kind.slug());
-            if linked.is_none() && !providers.is_enabled(kind) {
-                return None;
+    let linked_as = |slug: &str| {
+        let linked = account.identities.iter().find(|i| i.provider == slug);
+        linked.map(|i| i.email.clone().unwrap_or_else(|| i.subject.clone()))
+    };
+    let mut rows: Vec<ProviderRow> = providers
+        .all()
+        .iter()
+        .map(|p| {
+            let button = ProviderButton::of(p, String::new());
+            ProviderRow {
+                slug: button.slug.to_owned(),
+                name: button.name.to_owned(),
+                kind: button.kind,
+                icon: button.icon.map(str::to_owned),
+                linked_as: linked_as(button.slug),
+                configured: true,
             }
-            Some(ProviderRow {
-                slug: kind.slug(),
-                name: kind.display_name(),
-                linked_as: linked.map(|i| i.email.clone().unwrap_or_else(|| i.subject.clone())),
-            })
         })
         .collect();
+    // Identities of providers no longer configured: they can still be disconnected.
+    for identity in &account.identities {
+        if !providers.is_enabled(&identity.provider) {
+            rows.push(ProviderRow {
+                slug: identity.provider.clone(),
+                name: providers.name_of(&identity.provider).into_owned(),
+                kind: match identity.provider.as_str() {
+                    "google" => "google",
+                    "github" => "github",
+                    _ => "oidc",
+                },
+                icon: None,
+                linked_as: linked_as(&identity.provider),
+                configured: false,
+            });
+        }
+    }
     AccountPage {
         has_password: account.has_password,
         can_set_password: false,
         providers: rows,
         sessions: Vec::new(),
-        recent_sign_ins: sign_in_rows(&account.recent_sign_ins),
+        recent_sign_ins: sign_in_rows(&account.recent_sign_ins, providers),
         second_factor: SecondFactorView::default(),
         applications: account
             .applications
@@ -579,6 +661,7 @@ mod tests {
                 "recovery_codes.html" => "<ul class=\"recovery-codes\" id=\"recovery-codes\">",
                 "oidc_consent.html" => "<h1>Allow Grafana?</h1>",
                 "oidc_logout.html" => "<h1>Sign out?</h1>",
+                "upstream_logout.html" => "http-equiv=\"refresh\"",
                 "admin_clients.html" => "<h1>Applications</h1>",
                 "admin_client_secret.html" => "id=\"secret\"",
                 other => panic!("unexpected sample {other}"),

@@ -1,13 +1,13 @@
-//! Path parameters: a provider as it appears in `/login/<provider>` and `/auth/<provider>`.
+//! Path parameters: a provider's slug as it appears in `/login/<slug>` and `/auth/<slug>`.
 
 use rocket::request::FromParam;
 
-use crate::auth::oauth::ProviderKind;
+use crate::auth::oauth::Slug;
 
-impl<'a> FromParam<'a> for ProviderKind {
+impl<'a> FromParam<'a> for Slug {
     type Error = &'a str;
 
     fn from_param(param: &'a str) -> Result<Self, Self::Error> {
-        ProviderKind::from_slug(param).ok_or(param)
+        Slug::new(param).ok_or(param)
     }
 }

@@ -12,7 +12,6 @@ use crate::auth::admin::UserOverview;
 use crate::auth::audit::EventKind;
 use crate::auth::factors::passkey::PasskeyInfo;
 use crate::auth::oauth::Providers;
-use crate::auth::session::Method;
 use crate::auth::{Account, TotpSetup};
 use crate::store::{DirectoryRow, EventRecord, Factors, SessionRecord, User, UserPage};
 use crate::web::admin_pages::{
@@ -26,7 +25,8 @@ use crate::web::flash::Flash;
 use crate::web::oidc_pages::{ConsentView, LogoutConfirmView, OIDC_CONSENT, OIDC_LOGOUT};
 use crate::web::pages::{
     account_page, erased, explain, login_page, session_rows, Empty, ErrorPage, LoginForm, LogoutPage, Me,
-    PasskeyView, SecondFactorView, Site, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN, LOGOUT, WELCOME,
+    PasskeyView, SecondFactorView, Site, UpstreamLogoutPage, WelcomePage, ACCOUNT, ERROR, INDEX, LOGIN,
+    LOGOUT, UPSTREAM_LOGOUT, WELCOME,
 };
 
 /// Representative contexts for every page (signed in and out, with and without email, each
@@ -78,16 +78,21 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
             }
         }
         for me in [&alice, &bob] {
-            for method in [Method::Password, Method::Google, Method::Github] {
-                let page = WelcomePage { method: method.as_str(), method_name: method.display_name() };
+            for (method, method_name) in
+                [("password", "Password"), ("google", "Google"), ("gitlab", "GitLab")]
+            {
+                let page = WelcomePage { method, method_name };
                 out.push(value(WELCOME, Some(me), flash, &page));
             }
             out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: None }));
+            let upstream =
+                UpstreamLogoutPage { name: "GitLab", url: "https://gitlab.example/logout?a=1&b=2" };
+            out.push(value(UPSTREAM_LOGOUT, None, flash, &upstream));
             out.push(value(LOGOUT, Some(me), flash, &LogoutPage { rd: Some("https://app.example.com/") }));
             for account in [&linked, &unlinked] {
                 for providers in [&both, &none] {
                     let mut page = account_page(providers, account);
-                    page.sessions = session_rows(&sample_sessions(me.id), "this");
+                    page.sessions = session_rows(&sample_sessions(me.id), "this", providers);
                     page.can_set_password = !account.has_password;
                     out.push(value(ACCOUNT, Some(me), flash, &page));
                 }
@@ -181,7 +186,7 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
     // The account page's second-factor section, each state once (not in every combination
     // above: each sample is rendered at every start).
     let mut page = account_page(&both, &linked);
-    page.sessions = session_rows(&sample_sessions(bob.id), "this");
+    page.sessions = session_rows(&sample_sessions(bob.id), "this", &both);
     for factors in sample_factors() {
         page.second_factor = factors;
         out.push(value(ACCOUNT, Some(&bob), &flashes[0], &page));
@@ -252,6 +257,7 @@ fn sample_sessions(user_id: i64) -> Vec<SessionRecord> {
         client: client.into(),
         ip: Some("192.0.2.7".into()),
         persist: false,
+        upstream_sid: None,
     };
     vec![session("this", "Firefox on Linux"), session("other", "Safari on iOS")]
 }
@@ -365,6 +371,7 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
         client: "Safari on iOS".into(),
         ip: None,
         persist: true,
+        upstream_sid: Some("sid".into()),
     };
     let identity = LinkedIdentity {
         provider: "github".into(),
@@ -384,6 +391,7 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
             Factors::default()
         },
     };
+    let known = Providers::sample(true);
     let filter = |error: Option<&str>| EventsFilterView {
         user: "bob",
         kind: "sign_in_failed",
@@ -392,8 +400,8 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
         error: error.map(str::to_owned),
     };
     let mut out: Vec<(&'static str, Box<dyn erased::Page>)> = vec![
-        (ADMIN_USERS, Box::new(users_page("", &full))),
-        (ADMIN_USERS, Box::new(users_page("nobody", &empty))),
+        (ADMIN_USERS, Box::new(users_page("", &full, &known))),
+        (ADMIN_USERS, Box::new(users_page("nobody", &empty, &known))),
         (ADMIN_NEW_USER, Box::new(NewUserView::default())),
         (
             ADMIN_NEW_USER,
@@ -425,7 +433,7 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
     for (disabled, admin, full, me) in
         [(false, false, true, 1), (true, true, false, 2), (false, true, true, 2)]
     {
-        out.push((ADMIN_USER, Box::new(user_page(&overview(disabled, admin, full), &names, me))));
+        out.push((ADMIN_USER, Box::new(user_page(&overview(disabled, admin, full), &names, me, &known))));
     }
     out
 }

@@ -24,13 +24,14 @@ use crate::web::render::{one_line, Reload, Templates};
 use crate::web::samples;
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 21] = [
+const EMBEDDED: [(&str, &str); 22] = [
     (pages::BASE, include_str!("../../templates/base.html.j2")),
     (pages::MACROS, include_str!("../../templates/macros.html.j2")),
     (pages::INDEX, include_str!("../../templates/index.html.j2")),
     (pages::WELCOME, include_str!("../../templates/welcome.html.j2")),
     (pages::LOGIN, include_str!("../../templates/login.html.j2")),
     (pages::LOGOUT, include_str!("../../templates/logout.html.j2")),
+    (pages::UPSTREAM_LOGOUT, include_str!("../../templates/upstream_logout.html.j2")),
     (pages::ACCOUNT, include_str!("../../templates/account.html.j2")),
     (pages::ERROR, include_str!("../../templates/error.html.j2")),
     (admin::ADMIN_USERS, include_str!("../../templates/admin_users.html.j2")),

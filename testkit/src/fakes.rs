@@ -139,7 +139,7 @@ impl FakeGoogle {
         let consent = |r: &Request| consent_page("Google", GOOGLE_ID, GOOGLE_EMAIL, r);
         serve_consent_pages(&self.server, "/o/oauth2/v2/auth", consent).await;
         let issuer = self.issuer();
-        self.token_answers(move |r: &Request| match redeem(r) {
+        self.token_answers(move |r: &Request| match redeem_code(r) {
             Ok(nonce) => {
                 let claims = Claims { name: Some("Grace Hopper".into()), ..Claims::new(&nonce) };
                 id_token_answer(&sign_id_token(&issuer, claims))
@@ -257,7 +257,7 @@ impl FakeGithub {
     pub async fn serve_consent(&self) {
         let consent = |r: &Request| consent_page("GitHub", GITHUB_ID, GITHUB_LOGIN, r);
         serve_consent_pages(&self.server, "/login/oauth/authorize", consent).await;
-        self.token_answers(|r: &Request| match redeem(r) {
+        self.token_answers(|r: &Request| match redeem_code(r) {
             Ok(_) => github_token_answer(),
             Err(why) => invalid_grant(why),
         })
@@ -449,7 +449,7 @@ fn consent_decision(request: &Request) -> ResponseTemplate {
 
 /// Checks the token request's PKCE verifier against the challenge inside the code; returns
 /// the nonce that was inside it too, or why the grant is refused.
-fn redeem(request: &Request) -> Result<String, &'static str> {
+pub fn redeem_code(request: &Request) -> Result<String, &'static str> {
     let f = form(request);
     if f.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return Err("grant_type must be authorization_code");

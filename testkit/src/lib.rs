@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod fakes;
+pub mod oidc;
 pub mod process;
 pub mod proxy;
 pub mod visitor;

@@ -24,3 +24,4 @@ mod sessions;
 mod startup;
 mod templates;
 mod throttle;
+mod upstream;

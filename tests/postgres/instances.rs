@@ -29,6 +29,7 @@ async fn session(store: &Store, id: &str, user_id: i64) {
         client: "c",
         ip: None,
         persist: false,
+        upstream_sid: None,
         now: 100,
     };
     store.create_session(new).await.expect("a session");

@@ -37,6 +37,9 @@ pub struct Pending {
     pub setup: bool,
     pub next: Option<String>,
     pub rd: Option<String>,
+    /// The provider's session (`sid`), when the first step was a provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_sid: Option<String>,
 }
 
 /// What a first step comes to.
@@ -87,21 +90,32 @@ impl Auth {
     pub(crate) async fn after_first_step(
         &self,
         user: User,
-        method: Method,
+        first: Proof,
         remember: bool,
         client: &ClientInfo,
         now: i64,
     ) -> Result<FirstStep, AuthError> {
+        let method = first.method;
         let factors = self.store.factors_of(user.id).await?;
         let setup = !factors.any() && self.second_factor.requires(user.is_admin);
         // A verified passkey is two factors already.
         if method != Method::Passkey && (factors.any() || setup) {
             let until = now + PENDING_SECS;
-            let pending = Pending { user_id: user.id, method, remember, until, setup, next: None, rd: None };
+            let upstream_sid = first.upstream_sid;
+            let pending = Pending {
+                user_id: user.id,
+                method,
+                remember,
+                until,
+                setup,
+                next: None,
+                rd: None,
+                upstream_sid,
+            };
             log::info!("sign-in user_id={} first step done, second step next", user.id);
             return Ok(FirstStep::SecondStep(pending));
         }
-        Ok(FirstStep::SignedIn(self.start_session(user, Proof::first(method), remember, client, now).await?))
+        Ok(FirstStep::SignedIn(self.start_session(user, first, remember, client, now).await?))
     }
 
     /// The user of a half-done sign-in and their factors, while it lasts and they may sign in.
@@ -132,7 +146,7 @@ impl Auth {
     ) -> Result<SignedIn, CodeError> {
         let (user, _) = self.pending_user(pending).await?;
         let factor = self.check_code(&user, typed, client).await?;
-        let proof = Proof::first(pending.method).and(factor);
+        let proof = Proof::first(pending.method).with_upstream_sid(pending.upstream_sid.clone()).and(factor);
         Ok(self.start_session(user, proof, pending.remember, client, self.now()).await?)
     }
 
@@ -383,7 +397,8 @@ impl Auth {
     ) -> Result<(SignedIn, Vec<String>), CodeError> {
         let (user, _) = self.pending_user(pending).await?;
         let codes = self.confirm_totp(&user, typed, client).await?.unwrap_or_default();
-        let proof = Proof::first(pending.method).and(Factor::Otp);
+        let proof =
+            Proof::first(pending.method).with_upstream_sid(pending.upstream_sid.clone()).and(Factor::Otp);
         let signed_in = self.start_session(user, proof, pending.remember, client, self.now()).await?;
         Ok((signed_in, codes))
     }

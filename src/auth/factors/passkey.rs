@@ -289,7 +289,7 @@ impl Auth {
         self.record_passkey_use(&mut row, &mut passkey, &result).await?;
         log::info!("passkey sign-in user_id={} ip={} outcome=success", user.id, client.ip_text());
         let now = self.now();
-        match self.after_first_step(user, Method::Passkey, remember, client, now).await? {
+        match self.after_first_step(user, Proof::first(Method::Passkey), remember, client, now).await? {
             FirstStep::SignedIn(signed_in) => Ok(signed_in),
             // A verified passkey is both steps; `after_first_step` never asks for another.
             FirstStep::SecondStep(_) => Err(PasskeyError::Refused("a second step after a passkey".into())),
@@ -365,7 +365,7 @@ impl Auth {
             _ => PasskeyError::Expired,
         })?;
         let factor = self.passkey_step(&user, ceremony, answer, client).await?;
-        let proof = Proof::first(pending.method).and(factor);
+        let proof = Proof::first(pending.method).with_upstream_sid(pending.upstream_sid.clone()).and(factor);
         Ok(self.start_session(user, proof, pending.remember, client, self.now()).await?)
     }
 

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::http::ProviderHttp;
-use super::{parse_url, username_hint, Admission, Flow, Identity, OAuthError, ProviderKind, Started};
-use crate::config::{GithubSettings, Secret};
+use super::{parse_url, username_hint, Admission, Flow, Identity, OAuthError, Slug, Started};
+use crate::config::{AuthMethod, ProviderSettings, Secret};
 
 type ConfiguredClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
@@ -46,26 +46,37 @@ struct GithubOrg {
 
 impl Github {
     pub fn new(
-        settings: &GithubSettings,
+        slug: Slug,
+        settings: &ProviderSettings,
         client_id: String,
         secret: Secret,
         redirect: String,
         http: Arc<ProviderHttp>,
     ) -> Result<Github, String> {
-        let auth = parse_url("oauth.github.auth_uri", &settings.auth_uri)?;
-        let token = parse_url("oauth.github.token_uri", &settings.token_uri)?;
-        let redirect = parse_url("oauth.github.redirect_uri", &redirect)?;
-        parse_url("oauth.github.api_uri", &settings.api_uri)?;
+        let key = |name: &str| format!("oauth.{slug}.{name}");
+        let or = |value: &Option<String>, default: &str| value.clone().unwrap_or_else(|| default.to_owned());
+        let api = or(&settings.api_uri, "https://api.github.com");
+        let auth =
+            parse_url(&key("auth_uri"), &or(&settings.auth_uri, "https://github.com/login/oauth/authorize"))?;
+        let token = parse_url(
+            &key("token_uri"),
+            &or(&settings.token_uri, "https://github.com/login/oauth/access_token"),
+        )?;
+        let redirect = parse_url(&key("redirect_uri"), &redirect)?;
+        parse_url(&key("api_uri"), &api)?;
         let client = BasicClient::new(ClientId::new(client_id))
             .set_client_secret(ClientSecret::new(secret.expose().to_owned()))
             .set_auth_uri(AuthUrl::from_url(auth))
             .set_token_uri(TokenUrl::from_url(token))
             .set_redirect_uri(RedirectUrl::from_url(redirect))
             // GitHub documents client_id and client_secret as form parameters.
-            .set_auth_type(AuthType::RequestBody);
+            .set_auth_type(match settings.auth_method {
+                Some(AuthMethod::ClientSecretBasic) => AuthType::BasicAuth,
+                _ => AuthType::RequestBody,
+            });
         Ok(Github {
             client,
-            api: settings.api_uri.trim_end_matches('/').to_owned(),
+            api: api.trim_end_matches('/').to_owned(),
             allowed_orgs: settings.allowed_orgs.iter().map(|o| o.to_lowercase()).collect(),
             http,
         })
@@ -95,7 +106,12 @@ impl Github {
         }
     }
 
-    pub async fn finish(&self, code: &str, flow: &Flow) -> Result<(Identity, Admission), OAuthError> {
+    pub async fn finish(
+        &self,
+        slug: Slug,
+        code: &str,
+        flow: &Flow,
+    ) -> Result<(Identity, Admission), OAuthError> {
         let token = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -122,11 +138,12 @@ impl Github {
             }
         };
         let identity = Identity {
-            provider: ProviderKind::Github,
+            provider: slug,
             subject: user.id.to_string(),
             username_hint: username_hint(&user.login),
             email: Some(email),
             name: user.name,
+            sid: None,
         };
         Ok((identity, admission))
     }

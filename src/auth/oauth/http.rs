@@ -16,6 +16,8 @@ pub enum HttpError {
     TooLarge(usize),
     #[error("could not connect to the provider")]
     Connect,
+    #[error("the provider answered HTTP {0}")]
+    Status(u16),
     #[error("HTTP error: {0}")]
     Other(String),
 }
@@ -74,6 +76,28 @@ impl ProviderHttp {
             body.extend_from_slice(&chunk);
         }
         builder.body(body).map_err(|e| HttpError::Other(e.to_string()))
+    }
+}
+
+impl ProviderHttp {
+    /// `GET url` for JSON (with a bearer token when given): the body of a 200, or an error
+    /// naming the status (never the token).
+    pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Vec<u8>, HttpError> {
+        let mut request = oauth2::http::Request::builder()
+            .method(oauth2::http::Method::GET)
+            .uri(url)
+            .header(oauth2::http::header::ACCEPT, "application/json");
+        if let Some(token) = bearer {
+            let value = oauth2::http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| HttpError::Other("the access token is not a valid header value".into()))?;
+            request = request.header(oauth2::http::header::AUTHORIZATION, value);
+        }
+        let request = request.body(Vec::new()).map_err(|_| HttpError::Other("not a valid URL".into()))?;
+        let response = self.send(request).await?;
+        if response.status() != oauth2::http::StatusCode::OK {
+            return Err(HttpError::Status(response.status().as_u16()));
+        }
+        Ok(response.into_body())
     }
 }
 

@@ -1,60 +1,78 @@
-//! Sign-in through providers: Google (OpenID Connect) and GitHub (OAuth 2.0), both with
-//! PKCE S256 and `state`; the flow that the web layer carries in a short-lived cookie from
-//! start to callback; and the identity a provider vouches for.
+//! Sign-in through providers: any OpenID Connect provider (`oidc`, with Google as a
+//! preset) and GitHub (OAuth 2.0), all with PKCE S256 and `state`; the flow that the web
+//! layer carries in a short-lived cookie from start to callback; and the identity a
+//! provider vouches for. Providers are named by their slug, `[oauth.<slug>]`.
 
+pub mod discovery;
 pub mod github;
-pub mod google;
 pub mod http;
+pub mod oidc;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::auth::session::Method;
-use crate::config::{OAuthSettings, Secret};
+use crate::clock::Clock;
+use crate::config::{
+    check_slug, AuthMethod, EmailVerified, OAuthSettings, ProviderKindSetting, ProviderSettings, Secret,
+    UpstreamLogout,
+};
 
 use self::github::Github;
-use self::google::Google;
 use self::http::{HttpError, ProviderHttp};
+use self::oidc::{LogoutRequest, Oidc, OidcConfig, Policy};
 
-/// A provider the portal knows, as it appears in `/login/<provider>` and `/auth/<provider>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Google,
-    Github,
+/// The longest slug.
+const MAX_SLUG: usize = 32;
+
+/// A provider's slug, `[a-z0-9-]{1,32}`, as it appears in `/login/<slug>` and
+/// `/auth/<slug>` and in its identities. Small and `Copy`, so a session's method can carry it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slug {
+    len: u8,
+    bytes: [u8; MAX_SLUG],
 }
 
-impl ProviderKind {
-    pub fn slug(self) -> &'static str {
-        match self {
-            ProviderKind::Google => "google",
-            ProviderKind::Github => "github",
-        }
+impl Slug {
+    /// The slug, if `text` is one (see [`check_slug`]).
+    pub fn new(text: &str) -> Option<Slug> {
+        check_slug(text).ok()?;
+        let mut bytes = [0; MAX_SLUG];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(Slug { len: u8::try_from(text.len()).ok()?, bytes })
     }
 
-    pub fn display_name(self) -> &'static str {
-        match self {
-            ProviderKind::Google => "Google",
-            ProviderKind::Github => "GitHub",
-        }
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (checked in `new`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
+}
 
-    pub fn method(self) -> Method {
-        match self {
-            ProviderKind::Google => Method::Google,
-            ProviderKind::Github => Method::Github,
-        }
+impl std::fmt::Display for Slug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
+}
 
-    pub fn from_slug(slug: &str) -> Option<ProviderKind> {
-        match slug {
-            "google" => Some(ProviderKind::Google),
-            "github" => Some(ProviderKind::Github),
-            _ => None,
-        }
+impl std::fmt::Debug for Slug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl Serialize for Slug {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Slug {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Slug, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Slug::new(&text).ok_or_else(|| serde::de::Error::custom("not a provider slug"))
     }
 }
 
@@ -62,13 +80,15 @@ impl ProviderKind {
 /// `id`), never on email or login name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub provider: ProviderKind,
+    pub provider: Slug,
     pub subject: String,
     /// A verified email address, or `None`.
     pub email: Option<String>,
     pub name: Option<String>,
     /// What a new account's username is made from (email local part, GitHub login).
     pub username_hint: String,
+    /// The provider's session (`sid`), for its back-channel logout.
+    pub sid: Option<String>,
 }
 
 /// Why a sign-in through a provider failed. Logged with the provider; the person only
@@ -83,6 +103,8 @@ pub enum OAuthError {
     IdToken(String),
     #[error("API call failed: {0}")]
     Api(String),
+    #[error("mix-up: {0}")]
+    MixUp(String),
     #[error("the account has no verified email address")]
     NoVerifiedEmail,
     #[error("{0}")]
@@ -131,75 +153,38 @@ pub struct Started {
     pub nonce: Option<String>,
 }
 
-/// The configured providers (managed state). Each talks HTTP through the same client.
-pub struct Providers {
-    google: Option<Google>,
-    github: Option<Github>,
+/// What a provider is behind its slug.
+enum Upstream {
+    Oidc(Arc<Oidc>),
+    Github(Box<Github>),
 }
 
-impl Providers {
-    /// Builds the providers that have a `client_id`; a half-configured one is an error.
-    pub fn from_settings(settings: &OAuthSettings) -> Result<Providers, String> {
-        let http = Arc::new(ProviderHttp::new(
-            Duration::from_secs(settings.connect_timeout),
-            Duration::from_secs(settings.timeout),
-            settings.max_response_bytes,
-        )?);
-        let google = match enabled(
-            "google",
-            &settings.google.client_id,
-            &settings.google.client_secret,
-            &settings.google.redirect_uri,
-        )? {
-            Some((id, secret, redirect)) => {
-                Some(Google::new(&settings.google, id, secret, redirect, Arc::clone(&http))?)
-            }
-            None => None,
-        };
-        let github = match enabled(
-            "github",
-            &settings.github.client_id,
-            &settings.github.client_secret,
-            &settings.github.redirect_uri,
-        )? {
-            Some((id, secret, redirect)) => Some(Github::new(&settings.github, id, secret, redirect, http)?),
-            None => None,
-        };
-        Ok(Providers { google, github })
-    }
+/// One configured provider.
+pub struct Provider {
+    pub slug: Slug,
+    /// "GitLab": the button says "Sign in with GitLab".
+    pub name: String,
+    pub kind: ProviderKindSetting,
+    /// A file under `/static` shown on its button.
+    pub icon: Option<String>,
+    pub logout: UpstreamLogout,
+    upstream: Upstream,
+}
 
-    /// Both providers configured (for example, never contacted: discovery happens on first
-    /// use), or neither: what the start-up template check renders the pages with.
-    pub fn sample(enabled: bool) -> Providers {
-        let mut settings = OAuthSettings::default();
-        if enabled {
-            settings.google.client_id = Some("sample".into());
-            settings.google.client_secret = Some(Secret::new("sample"));
-            settings.google.redirect_uri = Some("http://localhost/auth/google".into());
-            settings.github.client_id = Some("sample".into());
-            settings.github.client_secret = Some(Secret::new("sample"));
-            settings.github.redirect_uri = Some("http://localhost/auth/github".into());
-        }
-        Providers::from_settings(&settings).unwrap_or(Providers { google: None, github: None })
-    }
-
-    pub fn is_enabled(&self, kind: ProviderKind) -> bool {
-        match kind {
-            ProviderKind::Google => self.google.is_some(),
-            ProviderKind::Github => self.github.is_some(),
-        }
-    }
-
-    /// The enabled providers, in the order their buttons appear.
-    pub fn enabled(&self) -> Vec<ProviderKind> {
-        [ProviderKind::Google, ProviderKind::Github].into_iter().filter(|k| self.is_enabled(*k)).collect()
-    }
-
+impl Provider {
     /// Mints state, PKCE verifier (and nonce) and the URL to send the browser to.
-    pub async fn start(&self, kind: ProviderKind, now: i64) -> Result<Started, OAuthError> {
-        match kind {
-            ProviderKind::Google => self.google()?.start(now).await,
-            ProviderKind::Github => Ok(self.github()?.start()),
+    pub async fn start(&self, now: i64) -> Result<Started, OAuthError> {
+        match &self.upstream {
+            Upstream::Oidc(oidc) => oidc.start(now).await,
+            Upstream::Github(github) => Ok(github.start()),
+        }
+    }
+
+    /// Checks the callback's `iss` (OpenID providers; GitHub sends none).
+    pub fn check_callback_issuer(&self, iss: Option<&str>) -> Result<(), OAuthError> {
+        match &self.upstream {
+            Upstream::Oidc(oidc) => oidc.check_callback_issuer(iss),
+            Upstream::Github(_) => Ok(()),
         }
     }
 
@@ -207,62 +192,266 @@ impl Providers {
     /// policy admits them.
     pub async fn finish(
         &self,
-        kind: ProviderKind,
         code: &str,
         flow: &Flow,
         now: i64,
     ) -> Result<(Identity, Admission), OAuthError> {
-        match kind {
-            ProviderKind::Google => self.google()?.finish(code, flow, now).await,
-            ProviderKind::Github => self.github()?.finish(code, flow).await,
+        match &self.upstream {
+            Upstream::Oidc(oidc) => oidc.finish(code, flow, now).await,
+            Upstream::Github(github) => github.finish(self.slug, code, flow).await,
+        }
+    }
+
+    /// Checks a back-channel logout token; `None` for a provider that cannot send one.
+    pub async fn logout_token(&self, jwt: &str, now: i64) -> Option<Result<LogoutRequest, OAuthError>> {
+        match &self.upstream {
+            Upstream::Oidc(oidc) => Some(oidc.logout_token(jwt, now).await),
+            Upstream::Github(_) => None,
+        }
+    }
+
+    /// Where the browser goes to end the provider's session too (`logout = "provider"`
+    /// and a discovered `end_session_endpoint`): RP-Initiated Logout with `client_id`, and
+    /// back to the portal's home page (the origin of `redirect_uri`).
+    pub fn end_session_url(&self) -> Option<String> {
+        let Upstream::Oidc(oidc) = &self.upstream else { return None };
+        if self.logout != UpstreamLogout::Provider {
+            return None;
+        }
+        let mut url = oidc.discovery.cached()?.end_session?;
+        url.query_pairs_mut()
+            .append_pair("client_id", oidc.client_id())
+            .append_pair("post_logout_redirect_uri", &oidc.home());
+        Some(url.to_string())
+    }
+
+    /// Origins of its authorization page, for a CSP `form-action`.
+    fn authorize_origins(&self) -> Vec<String> {
+        match &self.upstream {
+            Upstream::Oidc(oidc) => oidc.authorize_origins(),
+            Upstream::Github(github) => vec![github.authorize_origin()],
+        }
+    }
+}
+
+/// The configured providers (managed state), in their buttons' order.
+pub struct Providers {
+    list: Vec<Provider>,
+}
+
+impl Providers {
+    /// Builds every configured provider; a half-configured one is an error naming its key.
+    /// Nothing is fetched here: see [`Providers::discover_in_background`].
+    pub fn from_settings(settings: &OAuthSettings) -> Result<Providers, String> {
+        let http = Arc::new(ProviderHttp::new(
+            Duration::from_secs(settings.connect_timeout),
+            Duration::from_secs(settings.timeout),
+            settings.max_response_bytes,
+        )?);
+        let mut list = Vec::new();
+        for slug in button_order(settings) {
+            let Some(provider_settings) = settings.providers.get(&slug) else { continue };
+            if let Some(provider) = build(&slug, provider_settings, &http)? {
+                list.push(provider);
+            }
+        }
+        Ok(Providers { list })
+    }
+
+    /// Google, GitHub and one OpenID provider with an icon, configured but never contacted
+    /// (or none): what the start-up template check renders the pages with.
+    pub fn sample(enabled: bool) -> Providers {
+        let mut settings = OAuthSettings::default();
+        if enabled {
+            for (slug, kind) in
+                [("google", None), ("github", None), ("sample", Some(ProviderKindSetting::Oidc))]
+            {
+                let provider = ProviderSettings {
+                    kind,
+                    name: kind.map(|_| "Sample".into()),
+                    icon: kind.map(|_| "sample.svg".into()),
+                    issuer: kind.map(|_| "https://sample.invalid".into()),
+                    client_id: Some("sample".into()),
+                    client_secret: Some(Secret::new("sample")),
+                    redirect_uri: Some(format!("http://localhost/auth/{slug}")),
+                    ..ProviderSettings::default()
+                };
+                settings.providers.insert(slug.into(), provider);
+            }
+        }
+        Providers::from_settings(&settings).unwrap_or(Providers { list: Vec::new() })
+    }
+
+    /// Fetches every OpenID provider's discovery document now, and keeps retrying (1 s,
+    /// doubling up to 5 minutes) those that are unreachable. Until one answers, its
+    /// button says it is not reachable; a sign-in that finds it still undiscovered tries
+    /// once itself.
+    pub fn discover_in_background(&self, clock: Arc<dyn Clock>) {
+        for provider in &self.list {
+            let Upstream::Oidc(oidc) = &provider.upstream else { continue };
+            let (oidc, clock, slug) = (Arc::clone(oidc), Arc::clone(&clock), provider.slug);
+            tokio::spawn(async move {
+                let mut wait = Duration::from_secs(1);
+                while let Err(e) = oidc.discovery.get(clock.now()).await {
+                    log::warn!(
+                        "{slug}: the provider is not reachable ({e}); retrying in {}s",
+                        wait.as_secs()
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(300));
+                }
+            });
+        }
+    }
+
+    /// The provider behind `slug`, if one is configured.
+    pub fn get(&self, slug: &str) -> Option<&Provider> {
+        self.list.iter().find(|p| p.slug.as_str() == slug)
+    }
+
+    pub fn is_enabled(&self, slug: &str) -> bool {
+        self.get(slug).is_some()
+    }
+
+    /// Every provider, in the order their buttons appear.
+    pub fn all(&self) -> &[Provider] {
+        &self.list
+    }
+
+    /// How pages name a provider by its slug: its configured name; Google and GitHub by
+    /// theirs even when no longer configured; otherwise the slug.
+    pub fn name_of<'a>(&'a self, slug: &'a str) -> Cow<'a, str> {
+        if let Some(provider) = self.get(slug) {
+            return Cow::Borrowed(&provider.name);
+        }
+        Cow::Borrowed(match slug {
+            "google" => "Google",
+            "github" => "GitHub",
+            other => other,
+        })
+    }
+
+    /// How pages name a session's first step (`password`, `passkey` or a slug).
+    pub fn method_name<'a>(&'a self, method: &'a str) -> Cow<'a, str> {
+        match method {
+            "password" => Cow::Borrowed("Password"),
+            "passkey" => Cow::Borrowed("Passkey"),
+            slug => self.name_of(slug),
         }
     }
 
     /// Origins of the providers' authorization pages, for the CSP `form-action` of pages
     /// whose forms redirect there.
-    pub async fn authorize_origins(&self) -> Vec<String> {
-        let mut origins = Vec::new();
-        if let Some(google) = &self.google {
-            origins.extend(google.authorize_origins().await);
-        }
-        if let Some(github) = &self.github {
-            origins.push(github.authorize_origin());
-        }
+    pub fn authorize_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = self.list.iter().flat_map(Provider::authorize_origins).collect();
         origins.sort();
         origins.dedup();
         origins
     }
-
-    fn google(&self) -> Result<&Google, OAuthError> {
-        self.google.as_ref().ok_or_else(|| OAuthError::Discovery("Google is not configured".into()))
-    }
-
-    fn github(&self) -> Result<&Github, OAuthError> {
-        self.github.as_ref().ok_or_else(|| OAuthError::Discovery("GitHub is not configured".into()))
-    }
 }
 
-type Enabled = Option<(String, Secret, String)>;
+/// The buttons' order: `oauth.order`, then Google and GitHub, then the rest by slug.
+fn button_order(settings: &OAuthSettings) -> Vec<String> {
+    let mut order = settings.order.clone();
+    let mut rest: Vec<&String> = settings.providers.keys().filter(|slug| !order.contains(slug)).collect();
+    rest.sort_by_key(|slug| (slug.as_str() != "google", slug.as_str() != "github", slug.as_str()));
+    order.extend(rest.into_iter().cloned());
+    order
+}
 
-/// A provider is on when it has a `client_id`; then it needs a secret and a redirect URI.
-fn enabled(
-    name: &str,
-    id: &Option<String>,
-    secret: &Option<Secret>,
-    redirect: &Option<String>,
-) -> Result<Enabled, String> {
-    let Some(id) = id.as_deref().map(str::trim).filter(|id| !id.is_empty()) else {
+/// One provider from its table: `None` for Google or GitHub without a `client_id` (off).
+fn build(
+    slug: &str,
+    settings: &ProviderSettings,
+    http: &Arc<ProviderHttp>,
+) -> Result<Option<Provider>, String> {
+    let slug_value = Slug::new(slug).ok_or_else(|| format!("[oauth.{slug}]: not a valid slug"))?;
+    let kind = settings.kind.unwrap_or(match slug {
+        "google" => ProviderKindSetting::Google,
+        "github" => ProviderKindSetting::Github,
+        _ => ProviderKindSetting::Oidc,
+    });
+    let key = |name: &str| format!("oauth.{slug}.{name}");
+    let client_id = settings.client_id.as_deref().map(str::trim).filter(|id| !id.is_empty());
+    let Some(client_id) = client_id else {
+        if kind == ProviderKindSetting::Oidc {
+            return Err(format!("{} is missing ([oauth.{slug}] is an OpenID provider)", key("client_id")));
+        }
         return Ok(None);
     };
-    let secret = secret
+    let secret = settings
+        .client_secret
         .clone()
         .filter(|s| !s.expose().is_empty())
-        .ok_or_else(|| format!("oauth.{name}.client_id is set but oauth.{name}.client_secret is not"))?;
-    let redirect = redirect
+        .ok_or_else(|| format!("{} is set but {} is not", key("client_id"), key("client_secret")))?;
+    let redirect = settings
+        .redirect_uri
         .clone()
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| format!("oauth.{name}.client_id is set but oauth.{name}.redirect_uri is not"))?;
-    Ok(Some((id.to_owned(), secret, redirect)))
+        .ok_or_else(|| format!("{} is set but {} is not", key("client_id"), key("redirect_uri")))?;
+    let name = match (&settings.name, kind) {
+        (Some(name), _) if !name.trim().is_empty() => name.trim().to_owned(),
+        (_, ProviderKindSetting::Google) => "Google".to_owned(),
+        (_, ProviderKindSetting::Github) => "GitHub".to_owned(),
+        (_, ProviderKindSetting::Oidc) => {
+            return Err(format!("{} is missing (the button's text)", key("name")))
+        }
+    };
+    if let Some(icon) = &settings.icon {
+        let plain = !icon.is_empty()
+            && icon.split('/').all(|part| !part.is_empty() && part != ".." && part != ".")
+            && icon.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'));
+        if !plain {
+            return Err(format!("{} must be a file name under static/, like \"gitlab.svg\"", key("icon")));
+        }
+    }
+    let upstream = match kind {
+        ProviderKindSetting::Github => Upstream::Github(Box::new(Github::new(
+            slug_value,
+            settings,
+            client_id.to_owned(),
+            secret,
+            redirect,
+            Arc::clone(http),
+        )?)),
+        ProviderKindSetting::Google | ProviderKindSetting::Oidc => {
+            let google = kind == ProviderKindSetting::Google;
+            let issuer = match (&settings.issuer, google) {
+                (Some(issuer), _) => issuer.clone(),
+                (None, true) => "https://accounts.google.com".to_owned(),
+                (None, false) => return Err(format!("{} is missing", key("issuer"))),
+            };
+            let default_scopes = || ["openid", "email", "profile"].map(str::to_owned).to_vec();
+            let config = OidcConfig {
+                slug: slug_value,
+                issuer: &issuer,
+                client_id: client_id.to_owned(),
+                secret,
+                redirect,
+                scopes: settings.scopes.clone().unwrap_or_else(default_scopes),
+                auth_method: settings.auth_method.unwrap_or(AuthMethod::ClientSecretBasic),
+                policy: Policy {
+                    email_verified: if google { EmailVerified::Required } else { settings.email_verified },
+                    allowed_domains: settings
+                        .allowed_domains
+                        .iter()
+                        .map(|d| d.trim().to_lowercase())
+                        .collect(),
+                    hosted_domain: google,
+                    claim_rules: settings.claim_rules.clone(),
+                },
+            };
+            Upstream::Oidc(Arc::new(Oidc::new(config, Arc::clone(http))?))
+        }
+    };
+    Ok(Some(Provider {
+        slug: slug_value,
+        name,
+        kind,
+        icon: settings.icon.clone(),
+        logout: settings.logout,
+        upstream,
+    }))
 }
 
 /// `scheme://host[:port]` of a URL, as CSP source expressions want it.
@@ -286,7 +475,7 @@ pub const FLOW_LIFETIME_SECS: i64 = 10 * 60;
 /// What rides in the flow cookie between `/login/<provider>` and `/auth/<provider>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Flow {
-    pub provider: ProviderKind,
+    pub provider: Slug,
     pub state: String,
     pub verifier: String,
     pub nonce: Option<String>,
@@ -312,7 +501,7 @@ impl FlowError {
         match self {
             FlowError::Missing => "no flow cookie (expired, replayed, or never started here)",
             FlowError::Expired => "the flow is older than 10 minutes",
-            FlowError::WrongProvider => "the flow was started for the other provider",
+            FlowError::WrongProvider => "the flow was started for another provider (a mix-up, or two tabs)",
             FlowError::WrongState => "state does not match the flow",
         }
     }
@@ -323,7 +512,7 @@ impl Flow {
     /// of the browser: single use) against the callback's provider and `state`.
     pub fn check(
         stored: Option<&str>,
-        provider: ProviderKind,
+        provider: Slug,
         state: Option<&str>,
         now: i64,
     ) -> Result<Flow, FlowError> {
