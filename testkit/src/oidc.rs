@@ -232,6 +232,20 @@ impl FakeOidc {
         ]
     }
 
+    /// `ROCKET_OAUTH` (as `fakes::rocket_oauth` makes it) with this provider added.
+    pub fn add_to_rocket_oauth(&self, rocket_oauth: &str, site: &str) -> String {
+        let pairs: Vec<String> =
+            self.settings(site).iter().map(|(key, value)| format!("{key}=\"{value}\"")).collect();
+        let table = format!("{}={{{}}}", self.slug, pairs.join(","));
+        let trimmed = rocket_oauth.trim();
+        let inner = trimmed.strip_prefix('{').and_then(|t| t.strip_suffix('}')).unwrap_or(trimmed);
+        if inner.is_empty() {
+            format!("{{{table}}}")
+        } else {
+            format!("{{{inner},{table}}}")
+        }
+    }
+
     pub fn figment(&self, figment: Figment) -> Figment {
         self.settings("http://127.0.0.1:8000")
             .into_iter()

@@ -374,3 +374,55 @@ async fn bad_slugs_and_missing_keys_stop_startup() {
         error.pretty_print();
     }
 }
+
+/// The real binary: a session made through a provider, and the provider session it rode on
+/// (`sid`), survive a crash and a restart; the provider's back-channel logout then ends it.
+#[rocket::async_test]
+async fn a_providers_session_survives_a_restart_and_its_back_channel_logout_still_ends_it() {
+    use portal_testkit::app::{cookie_pairs, http_client};
+    use portal_testkit::process::{free_port, Launch};
+    use reqwest::header::{COOKIE, LOCATION};
+
+    let alpha = FakeOidc::start("alpha").await;
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let launch = Launch::in_checkout()
+        .test_config(home.path())
+        .env("ROCKET_OAUTH", alpha.add_to_rocket_oauth("{}", &base));
+    let server = launch.serve(home, port);
+    let http = http_client();
+
+    let start = http.get(format!("{base}/login/alpha")).send().await.unwrap();
+    let authorize = start.headers()[LOCATION].to_str().unwrap().to_owned();
+    let flow = cookie_pairs(&start).join("; ");
+    let state = &query(&authorize)["state"];
+    let code = FakeOidc::code_for(&authorize);
+    let back = http
+        .get(format!("{base}/auth/alpha?code={code}&state={state}"))
+        .header(COOKIE, &flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.headers()[LOCATION], "/welcome");
+    let prefix = format!("{}=", portal_testkit::session_cookie_name());
+    let session = cookie_pairs(&back).into_iter().find(|c| c.starts_with(&prefix)).expect("a session");
+    let welcome = |http: reqwest::Client, session: String, base: String| async move {
+        http.get(format!("{base}/welcome")).header(COOKIE, session).send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(welcome(http.clone(), session.clone(), base.clone()).await, 200);
+
+    let home = server.crash();
+    let _server = launch.serve(home, port);
+    assert_eq!(welcome(http.clone(), session.clone(), base.clone()).await, 200, "the session survived");
+
+    let token = alpha.logout_token(json!({ "sid": "sid-alpha-1", "sub": null }), None);
+    let answer = http
+        .post(format!("{base}/auth/alpha/backchannel-logout"))
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(welcome(http, session, base).await, 303, "the stored sid ended it after the restart");
+}

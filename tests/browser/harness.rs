@@ -16,6 +16,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use portal_testkit::fakes::{rocket_oauth, FakeGithub, FakeGoogle};
+use portal_testkit::oidc::FakeOidc;
 use portal_testkit::process::{free_port, Launch, Portal};
 use portal_testkit::{PATIENCE, POLL};
 
@@ -423,6 +424,7 @@ fn driver_request(port: u16, method: &str, path: &str, body: &str) -> Option<Str
 pub fn start_portal(
     google: &FakeGoogle,
     github: &FakeGithub,
+    alpha: &FakeOidc,
     users: &[&str],
     admins: &[&str],
     at_its_url: bool,
@@ -430,10 +432,10 @@ pub fn start_portal(
     let home = tempfile::tempdir().expect("a temporary directory");
     let port = free_port();
     let site = format!("http://localhost:{port}");
-    let mut launch = Launch::in_checkout()
-        .test_config(home.path())
-        .env("ROCKET_LOG_LEVEL", "critical")
-        .env("ROCKET_OAUTH", rocket_oauth(&site, Some(google), Some(github)));
+    let mut launch = Launch::in_checkout().test_config(home.path()).env("ROCKET_LOG_LEVEL", "critical").env(
+        "ROCKET_OAUTH",
+        alpha.add_to_rocket_oauth(&rocket_oauth(&site, Some(google), Some(github)), &site),
+    );
     if at_its_url {
         launch = launch.env("ROCKET_PUBLIC_URL", site.clone());
     }

@@ -21,6 +21,7 @@ use portal_testkit::proxy;
 use crate::elsewhere::Elsewhere;
 use crate::harness::{start_portal, Browser, Driver};
 use portal_testkit::fakes::{FakeGithub, FakeGoogle, GITHUB_EMAIL, GITHUB_LOGIN, GOOGLE_EMAIL};
+use portal_testkit::oidc::FakeOidc;
 use portal_testkit::process::Portal;
 use portal_testkit::{session_cookie_name, PASSWORD};
 
@@ -32,6 +33,7 @@ struct World {
     portal: Portal,
     _google: FakeGoogle,
     _github: FakeGithub,
+    alpha: FakeOidc,
     driver: Driver,
 }
 
@@ -55,8 +57,10 @@ impl World {
         google.serve_consent().await;
         let github = FakeGithub::start().await;
         github.serve_consent().await;
-        let portal = start_portal(&google, &github, users, admins, at_its_url);
-        World { portal, _google: google, _github: github, driver }
+        let alpha = FakeOidc::start("alpha").await;
+        alpha.with(|s| s.iss_parameter = true);
+        let portal = start_portal(&google, &github, &alpha, users, admins, at_its_url);
+        World { portal, _google: google, _github: github, alpha, driver }
     }
 
     /// `http://localhost:PORT{path}`: the portal's own site.
@@ -249,6 +253,31 @@ async fn signing_in_with_google_and_github() {
         let page = browser.wait_for_path("/welcome").await;
         assert!(page.text.contains(&format!("Welcome, {GITHUB_LOGIN}!")), "{page:#?}");
         assert!(page.text.contains(GITHUB_EMAIL) && page.text.contains("GitHub"), "{page:#?}");
+    }
+
+    // 6b. A third provider, any OpenID one (it sends RFC 9207's `iss` back), then signing
+    // out of the portal and of it: the provider's back-channel logout ends the session.
+    {
+        let browser = world.driver.browser().await;
+        browser.goto(&world.url("/login")).await;
+        browser.click_link("Sign in with Alpha").await;
+        browser.wait_for_text("Alpha (fake)").await;
+        browser.click_link("Allow").await;
+        let page = browser.wait_for_path("/welcome").await;
+        assert!(page.text.contains("Welcome, alpha-user!"), "{page:#?}");
+        assert!(page.text.contains("Alpha"), "signed in with Alpha: {page:#?}");
+        browser.screenshot("upstream-oidc-welcome").await;
+        let token = world.alpha.logout_token(serde_json::json!({ "sid": "sid-alpha-1" }), None);
+        let answer = reqwest::Client::new()
+            .post(world.url("/auth/alpha/backchannel-logout"))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        browser.goto(&world.url("/welcome")).await;
+        let page = browser.wait_for_path("/login?next=%2Fwelcome").await;
+        assert!(page.text.contains(NEED_LOGIN), "the provider's logout ended the session: {page:#?}");
     }
 
     // 7. Deny at the provider: the message set by the callback survives the cross-site chain.
