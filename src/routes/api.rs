@@ -19,10 +19,10 @@ pub struct Me {
     username: String,
     email: Option<String>,
     admin: bool,
-    /// How this session signed in: `password`, `google`, `github` or `passkey`.
+    /// How this session signed in: `password`, `passkey`, or a provider's slug (`google`, `github`, `gitlab`…).
     method: String,
     /// Every method this session was made with: `pwd`, `otp`, `recovery`, `passkey`, or a
-    /// provider's name.
+    /// provider's slug.
     methods: Vec<String>,
     /// The session's assurance level: 1, or 2 with a second factor (or a passkey with user
     /// verification).

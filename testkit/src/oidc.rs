@@ -11,7 +11,7 @@ use openidconnect::core::CoreRsaPrivateSigningKey;
 use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use rocket::figment::Figment;
 use serde_json::{json, Map, Value};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::fakes::{escape, html, query};
@@ -39,6 +39,10 @@ pub struct State {
     pub sub: String,
     /// Publish an `end_session_endpoint`.
     pub end_session: bool,
+    /// Microsoft's multi-tenant shape: the portal is configured with `{uri}/common/v2.0`, the
+    /// document's issuer is `{uri}/{tenantid}/v2.0`, and the ID token carries `tid` = `.0`
+    /// and `iss` = `{uri}/.1/v2.0`.
+    pub tenant: Option<(String, String)>,
 }
 
 pub struct FakeOidc {
@@ -71,6 +75,7 @@ impl FakeOidc {
             userinfo,
             sub,
             end_session: true,
+            tenant: None,
         };
         let fake = FakeOidc {
             server,
@@ -86,6 +91,15 @@ impl FakeOidc {
         self.server.uri()
     }
 
+    /// What the portal is configured with: the issuer, or in the multi-tenant shape the
+    /// `common` endpoint.
+    pub fn configured_issuer(&self) -> String {
+        match self.state.lock().unwrap().tenant {
+            Some(_) => format!("{}/common/v2.0", self.issuer()),
+            None => self.issuer(),
+        }
+    }
+
     pub fn with<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
         change(&mut self.state.lock().unwrap())
     }
@@ -95,15 +109,19 @@ impl FakeOidc {
         let state = Arc::clone(&self.state);
         let discovery_issuer = issuer.clone();
         Mock::given(method("GET"))
-            .and(path("/.well-known/openid-configuration"))
+            .and(path_regex(r"^(/common/v2\.0)?/\.well-known/openid-configuration$"))
             .respond_with(move |_: &Request| {
                 let state = state.lock().unwrap();
                 if !state.up {
                     return ResponseTemplate::new(503);
                 }
                 let i = &discovery_issuer;
+                let issuer = match &state.tenant {
+                    Some(_) => format!("{i}/{{tenantid}}/v2.0"),
+                    None => i.clone(),
+                };
                 let mut doc = json!({
-                    "issuer": i,
+                    "issuer": issuer,
                     "authorization_endpoint": format!("{i}/authorize"),
                     "token_endpoint": format!("{i}/token"),
                     "userinfo_endpoint": format!("{i}/userinfo"),
@@ -225,7 +243,7 @@ impl FakeOidc {
         vec![
             ("kind", "oidc".to_owned()),
             ("name", display_name(&self.slug)),
-            ("issuer", self.issuer()),
+            ("issuer", self.configured_issuer()),
             ("client_id", self.client_id.clone()),
             ("client_secret", OIDC_SECRET.to_owned()),
             ("redirect_uri", format!("{site}/auth/{}", self.slug)),
@@ -269,6 +287,10 @@ fn sign_id_token(state: &State, issuer: &str, client_id: &str, nonce: &str) -> S
     let mut payload = json!({
         "iss": issuer, "aud": client_id, "sub": state.sub, "nonce": nonce, "iat": now, "exp": now + 3600,
     });
+    if let Some((tid, iss_tid)) = &state.tenant {
+        payload["tid"] = json!(tid);
+        payload["iss"] = json!(format!("{issuer}/{iss_tid}/v2.0"));
+    }
     for (name, value) in &state.id_claims {
         payload[name] = value.clone();
     }

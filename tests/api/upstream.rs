@@ -355,22 +355,51 @@ async fn an_oidc_provider_connects_to_and_disconnects_from_an_account() {
 }
 
 #[rocket::async_test]
-async fn bad_slugs_and_missing_keys_stop_startup() {
+async fn bad_slugs_and_missing_keys_stop_startup_with_one_line_naming_them() {
+    use portal::auth::oauth::Providers;
+    use portal::config::Settings;
     use rocket::local::asynchronous::Client;
     let alpha = FakeOidc::start("alpha").await;
     let (_dir, db) = temp_db();
     let base = || alpha.figment(test_figment(&db, &portal_testkit::secret_key()));
-    let bad = [
-        base().merge(("oauth.Git_Lab.client_id", "x")),
-        base().merge(("oauth.second-factor.client_id", "x")),
-        base().merge(("oauth.gamma.client_id", "x")).merge(("oauth.gamma.name", "Gamma")),
-        base().merge(("oauth.alpha.claim_rules", json!([{ "claim": "groups" }]))),
-        base().merge(("oauth.alpha.icon", "../secret.svg")),
+    let why = |figment: Figment| -> String {
+        match Settings::from_figment(&figment) {
+            Err(e) => e,
+            Ok(settings) => Providers::from_settings(&settings.oauth).err().expect("must be refused"),
+        }
+    };
+    let cases = [
+        (
+            base().merge(("oauth.Git_Lab.client_id", "x")),
+            "[oauth.Git_Lab]: a provider's slug must be 1 to 32 of a-z, 0-9 and '-'",
+        ),
+        (
+            base().merge(("oauth.second-factor.client_id", "x")),
+            "\"second-factor\" is a name the portal uses itself",
+        ),
+        (base().merge(("oauth.gamma.name", "Gamma")), "oauth.gamma.client_id is missing"),
+        (
+            base().merge(("oauth.gamma.client_id", "x")).merge(("oauth.gamma.name", "Gamma")),
+            "oauth.gamma.client_id is set but oauth.gamma.client_secret is not",
+        ),
+        (base().merge(("oauth.alpha.issuer", "")), "oauth.alpha.issuer is not a valid URL"),
+        (base().merge(("oauth.alpha.name", "")), "oauth.alpha.name is missing"),
+        (
+            base().merge(("oauth.alpha.claim_rules", json!([{ "claim": "groups" }]))),
+            "oauth.alpha.claim_rules: each rule needs",
+        ),
+        (
+            base().merge(("oauth.alpha.icon", "../secret.svg")),
+            "oauth.alpha.icon must be a file name under static/",
+        ),
+        (base().merge(("oauth.alpha.kind", "saml")), "unknown variant"),
     ];
-    let no_name = base().merge(("oauth.alpha.name", ""));
-    for figment in bad.into_iter().chain([no_name]) {
+    for (figment, expected) in cases {
+        let said = why(figment.clone());
+        assert!(said.contains(expected), "{expected:?} not in {said:?}");
+        assert!(!said.contains('\n'), "one line: {said}");
         let result = Client::tracked(portal::rocket_with(figment, portal::Overrides::default())).await;
-        let Err(error) = result else { panic!("must not start") };
+        let Err(error) = result else { panic!("must not start: {expected}") };
         error.pretty_print();
     }
 }
@@ -425,4 +454,24 @@ async fn a_providers_session_survives_a_restart_and_its_back_channel_logout_stil
         .unwrap();
     assert_eq!(answer.status().as_u16(), 200);
     assert_eq!(welcome(http, session, base).await, 303, "the stored sid ended it after the restart");
+}
+
+#[rocket::async_test]
+async fn microsofts_multi_tenant_issuer_is_checked_against_the_tokens_own_tenant() {
+    let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let alpha = FakeOidc::start("alpha").await;
+    alpha.with(|s| s.tenant = Some((tenant.into(), tenant.into())));
+    let rule = json!([{ "claim": "tid", "equals": tenant }]);
+    let app = TestApp::spawn_with(|f| alpha.figment(f).merge(("oauth.alpha.claim_rules", rule))).await;
+    assert_is_redirect_to(&sign_in_through(&app, "alpha").await, "/welcome");
+    app.post_logout().await;
+
+    // A token whose `iss` names another tenant than its `tid`: refused.
+    alpha.with(|s| s.tenant = Some((tenant.into(), "72f988bf-86f1-41af-91ab-2d7cd011db47".into())));
+    let page = failure_text(&app, sign_in_through(&app, "alpha").await).await;
+    assert!(page.contains("Sign-in failed"), "{page}");
+    // The claim rule keeps other tenants out.
+    let other = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    alpha.with(|s| s.tenant = Some((other.into(), other.into())));
+    assert_eq!(sign_in_through(&app, "alpha").await.status(), Status::Forbidden);
 }

@@ -119,6 +119,11 @@ impl Discovery {
         }
     }
 
+    /// The configured issuer's origin.
+    pub fn issuer_origin(&self) -> Option<String> {
+        Url::parse(&self.issuer).ok().map(|url| url.origin().ascii_serialization())
+    }
+
     /// The cached document, if discovery ever succeeded (no fetch is started for this).
     pub fn cached(&self) -> Option<Discovered> {
         self.current.read().ok().and_then(|current| current.clone())

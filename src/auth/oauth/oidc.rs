@@ -133,9 +133,12 @@ impl Oidc {
         format!("{}/", super::origin_of(self.redirect.url()))
     }
 
-    /// The configured issuer's origin, and that of the authorization endpoint once known.
+    /// The issuer's origin (known before discovery, and usually the authorization
+    /// endpoint's), and the authorization endpoint's once discovered.
     pub fn authorize_origins(&self) -> Vec<String> {
-        self.discovery.cached().map(|d| vec![super::origin_of(&d.authorize)]).unwrap_or_default()
+        let mut origins: Vec<String> = self.discovery.issuer_origin().into_iter().collect();
+        origins.extend(self.discovery.cached().map(|d| super::origin_of(&d.authorize)));
+        origins
     }
 
     pub async fn start(&self, now: i64) -> Result<Started, OAuthError> {
