@@ -586,7 +586,8 @@ pub struct ProviderSettings {
     pub kind: Option<ProviderKindSetting>,
     /// The button's text after "Sign in with". Default: Google, GitHub; required for `oidc`.
     pub name: Option<String>,
-    /// A file under `static/` shown on the button.
+    /// An SVG, PNG or WebP file (64 KiB at most) read at start, shown on the button and
+    /// served at `/static/icons/<slug>.<ext>`.
     pub icon: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,

@@ -3,6 +3,7 @@
 use rocket::http::{ContentType, Header};
 use rocket::{get, Responder, Route, State};
 
+use crate::auth::Auth;
 use crate::web::guard::LoggedIn;
 use crate::web::pages::Layout;
 use crate::web::render::Page;
@@ -51,9 +52,17 @@ pub fn brand_stylesheet(css: &State<BrandStylesheet>) -> Option<Stylesheet<Strin
     Some(Stylesheet(css, ContentType::CSS, Header::new("Cache-Control", STYLESHEET_CACHE)))
 }
 
+/// A provider's button image (`oauth.<slug>.icon`), served from memory; 404 for any other.
+#[get("/static/icons/<file>")]
+pub fn provider_icon<'r>(file: &str, auth: &'r State<Auth>) -> Option<Stylesheet<&'r [u8]>> {
+    let icon = auth.providers().icon(file)?;
+    let content_type = ContentType::parse_flexible(icon.content_type).unwrap_or(ContentType::Binary);
+    Some(Stylesheet(&icon.bytes, content_type, Header::new("Cache-Control", STYLESHEET_CACHE)))
+}
+
 /// This module's routes, mounted at `/`.
 pub fn routes() -> Vec<Route> {
-    rocket::routes![index, welcome, stylesheet, passkeys_script, brand_stylesheet]
+    rocket::routes![index, welcome, stylesheet, passkeys_script, brand_stylesheet, provider_icon]
 }
 
 #[cfg(test)]

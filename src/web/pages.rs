@@ -246,7 +246,7 @@ struct ProviderButton<'a> {
     name: &'a str,
     /// `google`, `github` or `oidc`: which logo it shows when it has no icon.
     kind: &'static str,
-    /// A file under `/static`.
+    /// Its image's address, `/static/icons/<slug>.<ext>`.
     icon: Option<&'a str>,
     /// `/login/<slug>`, with `next` when there is one.
     href: String,
@@ -262,7 +262,7 @@ impl<'a> ProviderButton<'a> {
                 crate::config::ProviderKindSetting::Github => "github",
                 crate::config::ProviderKindSetting::Oidc => "oidc",
             },
-            icon: provider.icon.as_deref(),
+            icon: provider.icon.as_ref().map(|icon| icon.href.as_str()),
             href,
         }
     }

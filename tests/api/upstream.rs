@@ -389,8 +389,12 @@ async fn bad_slugs_and_missing_keys_stop_startup_with_one_line_naming_them() {
             "oauth.alpha.claim_rules: each rule needs",
         ),
         (
-            base().merge(("oauth.alpha.icon", "../secret.svg")),
-            "oauth.alpha.icon must be a file name under static/",
+            base().merge(("oauth.alpha.icon", "/nonexistent/alpha.svg")),
+            "oauth.alpha.icon: cannot read \"/nonexistent/alpha.svg\"",
+        ),
+        (
+            base().merge(("oauth.alpha.icon", "Cargo.toml")),
+            "oauth.alpha.icon must be an .svg, .png or .webp file",
         ),
         (base().merge(("oauth.alpha.kind", "saml")), "unknown variant"),
     ];
@@ -474,4 +478,23 @@ async fn microsofts_multi_tenant_issuer_is_checked_against_the_tokens_own_tenant
     let other = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     alpha.with(|s| s.tenant = Some((other.into(), other.into())));
     assert_eq!(sign_in_through(&app, "alpha").await.status(), Status::Forbidden);
+}
+
+#[rocket::async_test]
+async fn a_providers_icon_is_read_at_start_shown_on_its_button_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg =
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"><rect width="1" height="1"/></svg>"#;
+    let file = dir.path().join("alpha.svg");
+    std::fs::write(&file, svg).unwrap();
+    let icon = file.to_str().unwrap().to_owned();
+    let (app, _alpha, _beta) = two_providers(|f| f.merge(("oauth.alpha.icon", icon))).await;
+    let login = unescape_html(&body(app.get("/login").await).await);
+    assert!(login.contains(r#"<img class="logo" src="/static/icons/alpha.svg""#), "{login}");
+    let served = app.get("/static/icons/alpha.svg").await;
+    assert_eq!(served.status(), Status::Ok);
+    assert_eq!(served.content_type(), Some(ContentType::SVG));
+    assert_eq!(body(served).await, svg);
+    assert_eq!(app.get("/static/icons/beta.svg").await.status(), Status::NotFound, "beta has none");
+    assert_eq!(app.get("/static/icons/..%2Fsecret.svg").await.status(), Status::NotFound);
 }

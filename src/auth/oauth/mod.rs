@@ -165,8 +165,8 @@ pub struct Provider {
     /// "GitLab": the button says "Sign in with GitLab".
     pub name: String,
     pub kind: ProviderKindSetting,
-    /// A file under `/static` shown on its button.
-    pub icon: Option<String>,
+    /// Its button's image (`icon`), read at start.
+    pub icon: Option<Icon>,
     pub logout: UpstreamLogout,
     upstream: Upstream,
 }
@@ -234,6 +234,39 @@ impl Provider {
     }
 }
 
+/// A provider's button image: an SVG, PNG or WebP file read at start, served from memory
+/// at `/static/icons/<slug>.<ext>`.
+pub struct Icon {
+    /// `/static/icons/gitlab.svg`.
+    pub href: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// The largest icon read.
+const MAX_ICON_BYTES: u64 = 64 * 1024;
+
+impl Icon {
+    /// Reads `path`; an unreadable, too large or unknown kind of file is an error naming
+    /// the key.
+    fn read(slug: &str, path: &str) -> Result<Icon, String> {
+        let key = format!("oauth.{slug}.icon");
+        let extension = path.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+        let content_type = match extension.as_str() {
+            "svg" => "image/svg+xml",
+            "png" => "image/png",
+            "webp" => "image/webp",
+            _ => return Err(format!("{key} must be an .svg, .png or .webp file: {path:?}")),
+        };
+        let size = std::fs::metadata(path).map_err(|e| format!("{key}: cannot read {path:?}: {e}"))?.len();
+        if size > MAX_ICON_BYTES {
+            return Err(format!("{key}: {path:?} is larger than {MAX_ICON_BYTES} bytes"));
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("{key}: cannot read {path:?}: {e}"))?;
+        Ok(Icon { href: format!("/static/icons/{slug}.{extension}"), content_type, bytes })
+    }
+}
+
 /// The configured providers (managed state), in their buttons' order.
 pub struct Providers {
     list: Vec<Provider>,
@@ -269,7 +302,6 @@ impl Providers {
                 let provider = ProviderSettings {
                     kind,
                     name: kind.map(|_| "Sample".into()),
-                    icon: kind.map(|_| "sample.svg".into()),
                     issuer: kind.map(|_| "https://sample.invalid".into()),
                     client_id: Some("sample".into()),
                     client_secret: Some(Secret::new("sample")),
@@ -279,7 +311,18 @@ impl Providers {
                 settings.providers.insert(slug.into(), provider);
             }
         }
-        Providers::from_settings(&settings).unwrap_or(Providers { list: Vec::new() })
+        let mut providers = Providers::from_settings(&settings).unwrap_or(Providers { list: Vec::new() });
+        if let Some(sample) = providers.list.iter_mut().find(|p| p.slug.as_str() == "sample") {
+            let href = "/static/icons/sample.svg".to_owned();
+            sample.icon = Some(Icon { href, content_type: "image/svg+xml", bytes: Vec::new() });
+        }
+        providers
+    }
+
+    /// The icon served at `/static/icons/<file>`, if a provider has it.
+    pub fn icon(&self, file: &str) -> Option<&Icon> {
+        let href = format!("/static/icons/{file}");
+        self.list.iter().filter_map(|p| p.icon.as_ref()).find(|icon| icon.href == href)
     }
 
     /// Fetches every OpenID provider's discovery document now, and keeps retrying (1 s,
@@ -397,14 +440,7 @@ fn build(
             return Err(format!("{} is missing (the button's text)", key("name")))
         }
     };
-    if let Some(icon) = &settings.icon {
-        let plain = !icon.is_empty()
-            && icon.split('/').all(|part| !part.is_empty() && part != ".." && part != ".")
-            && icon.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'));
-        if !plain {
-            return Err(format!("{} must be a file name under static/, like \"gitlab.svg\"", key("icon")));
-        }
-    }
+    let icon = settings.icon.as_deref().map(|path| Icon::read(slug, path)).transpose()?;
     let upstream = match kind {
         ProviderKindSetting::Github => Upstream::Github(Box::new(Github::new(
             slug_value,
@@ -444,14 +480,7 @@ fn build(
             Upstream::Oidc(Arc::new(Oidc::new(config, Arc::clone(http))?))
         }
     };
-    Ok(Some(Provider {
-        slug: slug_value,
-        name,
-        kind,
-        icon: settings.icon.clone(),
-        logout: settings.logout,
-        upstream,
-    }))
+    Ok(Some(Provider { slug: slug_value, name, kind, icon, logout: settings.logout, upstream }))
 }
 
 /// `scheme://host[:port]` of a URL, as CSP source expressions want it.
