@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::auth::audit::EventKind;
 use crate::auth::factors::passkey::PasskeyInfo;
-use crate::auth::oauth::{Provider, Providers};
+use crate::auth::oauth::{Button, Providers};
 use crate::auth::session::describe_methods;
 use crate::auth::{Account, FRESH_SIGN_IN_SECS};
 use crate::store::{EventRecord, Factors, SessionRecord, User};
@@ -235,56 +235,29 @@ pub(super) struct LoginPage<'a> {
     username: &'a str,
     next: Option<&'a str>,
     rd: Option<&'a str>,
-    providers: Vec<ProviderButton<'a>>,
+    /// "Sign in with …": each links to `/login/<slug>` and `query`.
+    providers: &'a [Button],
+    /// `?next=…` or `?rd=…`, for the buttons' links.
+    query: Option<String>,
     passkeys: bool,
 }
 
-/// A "Sign in with …" button.
-#[derive(Serialize)]
-struct ProviderButton<'a> {
-    slug: &'a str,
-    name: &'a str,
-    /// `google`, `github` or `oidc`: which logo it shows when it has no icon.
-    kind: &'static str,
-    /// Its image's address, `/static/icons/<slug>.<ext>`.
-    icon: Option<&'a str>,
-    /// `/login/<slug>`, with `next` when there is one.
-    href: String,
-}
-
-impl<'a> ProviderButton<'a> {
-    fn of(provider: &'a Provider, href: String) -> ProviderButton<'a> {
-        ProviderButton {
-            slug: provider.slug.as_str(),
-            name: &provider.name,
-            kind: match provider.kind {
-                crate::config::ProviderKindSetting::Google => "google",
-                crate::config::ProviderKindSetting::Github => "github",
-                crate::config::ProviderKindSetting::Oidc => "oidc",
-            },
-            icon: provider.icon.as_ref().map(|icon| icon.href.as_str()),
-            href,
-        }
-    }
-}
-
 pub(super) fn login_page<'a>(providers: &'a Providers, form: LoginForm<'a>) -> LoginPage<'a> {
-    let next = match (form.next, form.rd) {
+    let buttons = providers.buttons();
+    // The buttons are made once, at start; only `next` is this request's.
+    let query = match (form.next, form.rd) {
+        _ if buttons.is_empty() => None,
         (Some(next), _) => Some(format!("?next={}", RawStr::new(next).percent_encode())),
         (None, Some(rd)) => Some(format!("?rd={}", RawStr::new(rd).percent_encode())),
         (None, None) => None,
     };
-    let providers = providers
-        .all()
-        .iter()
-        .map(|p| ProviderButton::of(p, format!("/login/{}{}", p.slug, next.as_deref().unwrap_or(""))))
-        .collect();
     LoginPage {
         error: form.error,
         username: form.username,
         next: form.next,
         rd: form.rd,
-        providers,
+        providers: buttons,
+        query,
         passkeys: form.passkeys,
     }
 }
@@ -468,18 +441,15 @@ pub(super) fn account_page(providers: &Providers, account: &Account) -> AccountP
         linked.map(|i| i.email.clone().unwrap_or_else(|| i.subject.clone()))
     };
     let mut rows: Vec<ProviderRow> = providers
-        .all()
+        .buttons()
         .iter()
-        .map(|p| {
-            let button = ProviderButton::of(p, String::new());
-            ProviderRow {
-                slug: button.slug.to_owned(),
-                name: button.name.to_owned(),
-                kind: button.kind,
-                icon: button.icon.map(str::to_owned),
-                linked_as: linked_as(button.slug),
-                configured: true,
-            }
+        .map(|button| ProviderRow {
+            slug: button.slug.clone(),
+            name: button.name.clone(),
+            kind: button.kind,
+            icon: button.icon.clone(),
+            linked_as: linked_as(&button.slug),
+            configured: true,
         })
         .collect();
     // Identities of providers no longer configured: they can still be disconnected.
@@ -694,8 +664,7 @@ mod tests {
         let both = erased::Page::context(&login_page(&Providers::sample(true), form), &site, None, None);
         let html = render(LOGIN, &both);
         assert!(html.contains("<strong>Error:</strong> Invalid username or password."));
-        // minijinja escapes `/` too (`&#x2f;`), which browsers read back as `/`.
-        assert!(html.contains(r#"href="&#x2f;login&#x2f;google?next=%2Fa%20b""#), "{html}");
+        assert!(html.contains(r#"href="/login/google?next=%2Fa%20b""#), "{html}");
         assert!(html.contains("Sign in with GitHub"));
         assert!(html.contains(r#"name="next" value="&#x2f;a b""#), "{html}");
         let none = erased::Page::context(

@@ -267,9 +267,36 @@ impl Icon {
     }
 }
 
+/// A "Sign in with …" button as pages show it, made once from the configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Button {
+    pub slug: String,
+    pub name: String,
+    /// `google`, `github` or `oidc`: which logo it shows when it has no icon.
+    pub kind: &'static str,
+    /// Its image's address, `/static/icons/<slug>.<ext>`.
+    pub icon: Option<String>,
+}
+
+impl Button {
+    fn of(provider: &Provider) -> Button {
+        Button {
+            slug: provider.slug.as_str().to_owned(),
+            name: provider.name.clone(),
+            kind: match provider.kind {
+                ProviderKindSetting::Google => "google",
+                ProviderKindSetting::Github => "github",
+                ProviderKindSetting::Oidc => "oidc",
+            },
+            icon: provider.icon.as_ref().map(|icon| icon.href.clone()),
+        }
+    }
+}
+
 /// The configured providers (managed state), in their buttons' order.
 pub struct Providers {
     list: Vec<Provider>,
+    buttons: Vec<Button>,
 }
 
 impl Providers {
@@ -288,7 +315,8 @@ impl Providers {
                 list.push(provider);
             }
         }
-        Ok(Providers { list })
+        let buttons = list.iter().map(Button::of).collect();
+        Ok(Providers { list, buttons })
     }
 
     /// Google, GitHub and one OpenID provider with an icon, configured but never contacted
@@ -311,11 +339,13 @@ impl Providers {
                 settings.providers.insert(slug.into(), provider);
             }
         }
-        let mut providers = Providers::from_settings(&settings).unwrap_or(Providers { list: Vec::new() });
+        let empty = || Providers { list: Vec::new(), buttons: Vec::new() };
+        let mut providers = Providers::from_settings(&settings).unwrap_or_else(|_| empty());
         if let Some(sample) = providers.list.iter_mut().find(|p| p.slug.as_str() == "sample") {
             let href = "/static/icons/sample.svg".to_owned();
             sample.icon = Some(Icon { href, content_type: "image/svg+xml", bytes: Vec::new() });
         }
+        providers.buttons = providers.list.iter().map(Button::of).collect();
         providers
     }
 
@@ -356,9 +386,9 @@ impl Providers {
         self.get(slug).is_some()
     }
 
-    /// Every provider, in the order their buttons appear.
-    pub fn all(&self) -> &[Provider] {
-        &self.list
+    /// Every provider's button, in order.
+    pub fn buttons(&self) -> &[Button] {
+        &self.buttons
     }
 
     /// How pages name a provider by its slug: its configured name; Google and GitHub by
