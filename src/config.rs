@@ -537,6 +537,35 @@ pub enum ProviderKindSetting {
     Github,
 }
 
+impl ProviderKindSetting {
+    /// The default for a slug: `google` and `github` are their presets, any other `oidc`.
+    pub fn default_for(slug: &str) -> ProviderKindSetting {
+        match slug {
+            "google" => ProviderKindSetting::Google,
+            "github" => ProviderKindSetting::Github,
+            _ => ProviderKindSetting::Oidc,
+        }
+    }
+
+    /// As pages name it (which logo and button style).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKindSetting::Google => "google",
+            ProviderKindSetting::Github => "github",
+            ProviderKindSetting::Oidc => "oidc",
+        }
+    }
+
+    /// A preset's button text; an OpenID provider's is configured.
+    pub fn preset_name(self) -> Option<&'static str> {
+        match self {
+            ProviderKindSetting::Google => Some("Google"),
+            ProviderKindSetting::Github => Some("GitHub"),
+            ProviderKindSetting::Oidc => None,
+        }
+    }
+}
+
 /// `email_verified`: whether the provider must say the address is verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]

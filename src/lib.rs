@@ -65,11 +65,8 @@ fn config_file() -> String {
 fn providers_in_file_order(path: &str) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut order: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let header = line.trim().trim_start_matches('[').split(']').next().unwrap_or_default();
-        if !line.trim_start().starts_with('[') {
-            continue;
-        }
+    for line in text.lines().map(str::trim).filter(|line| line.starts_with('[')) {
+        let header = line.trim_start_matches('[').split(']').next().unwrap_or_default();
         let parts: Vec<&str> = header.split('.').map(str::trim).collect();
         let Some(at) = parts.iter().position(|p| *p == "oauth") else { continue };
         // `[oauth.x]` or `[<profile>.oauth.x]`, and their sub-tables.

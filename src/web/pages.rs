@@ -458,11 +458,7 @@ pub(super) fn account_page(providers: &Providers, account: &Account) -> AccountP
             rows.push(ProviderRow {
                 slug: identity.provider.clone(),
                 name: providers.name_of(&identity.provider).into_owned(),
-                kind: match identity.provider.as_str() {
-                    "google" => "google",
-                    "github" => "github",
-                    _ => "oidc",
-                },
+                kind: crate::config::ProviderKindSetting::default_for(&identity.provider).as_str(),
                 icon: None,
                 linked_as: linked_as(&identity.provider),
                 configured: false,

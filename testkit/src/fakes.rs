@@ -45,8 +45,9 @@ pub const GITHUB_TOKEN: &str = "gho_github-access-token";
 /// redirect URIs sent to the providers carry it.
 const FIGMENT_SITE: &str = "http://127.0.0.1:8000";
 
-const KEY: &str = include_str!("../../tests/data/google-test-key.pem");
-const ATTACKER_KEY: &str = include_str!("../../tests/data/attacker-test-key.pem");
+/// The key the fakes sign with, and another (an attacker's, or a rotated one).
+pub const KEY: &str = include_str!("../../tests/data/google-test-key.pem");
+pub const ATTACKER_KEY: &str = include_str!("../../tests/data/attacker-test-key.pem");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoogleExtra {

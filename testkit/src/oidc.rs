@@ -16,8 +16,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::fakes::{escape, html, query};
 
-pub const KEY: &str = include_str!("../../tests/data/google-test-key.pem");
-pub const OTHER_KEY: &str = include_str!("../../tests/data/attacker-test-key.pem");
+pub use crate::fakes::{ATTACKER_KEY as OTHER_KEY, KEY};
 pub const OIDC_SECRET: &str = "oidc-client-secret-never-shown";
 /// The access token it hands out, and the only one its userinfo answers.
 pub const OIDC_ACCESS_TOKEN: &str = "oidc-access-token";

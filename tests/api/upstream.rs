@@ -105,13 +105,10 @@ async fn a_code_from_one_provider_sent_to_the_others_callback_is_refused() {
 
 #[rocket::async_test]
 async fn the_callbacks_iss_must_be_the_providers_own() {
-    let (app, alpha, beta) = two_providers(|f| f).await;
+    let (alpha, beta) = (FakeOidc::start("alpha").await, FakeOidc::start("beta").await);
+    // Set before the portal starts: discovery reads it then.
     alpha.with(|s| s.iss_parameter = true);
-    // Rediscovered: the fakes were discovered at start, before the change.
-    let app = {
-        drop(app);
-        TestApp::spawn_with(|f| beta.figment(alpha.figment(f))).await
-    };
+    let app = TestApp::spawn_with(|f| beta.figment(alpha.figment(f))).await;
     let authorize = leave(&app, "alpha").await;
     let page = failure_text(&app, app.get(&callback("alpha", &authorize, Some(&beta.issuer()))).await).await;
     assert!(page.contains("Sign-in failed"), "another issuer's iss");

@@ -283,11 +283,7 @@ impl Button {
         Button {
             slug: provider.slug.as_str().to_owned(),
             name: provider.name.clone(),
-            kind: match provider.kind {
-                ProviderKindSetting::Google => "google",
-                ProviderKindSetting::Github => "github",
-                ProviderKindSetting::Oidc => "oidc",
-            },
+            kind: provider.kind.as_str(),
             icon: provider.icon.as_ref().map(|icon| icon.href.clone()),
         }
     }
@@ -397,11 +393,7 @@ impl Providers {
         if let Some(provider) = self.get(slug) {
             return Cow::Borrowed(&provider.name);
         }
-        Cow::Borrowed(match slug {
-            "google" => "Google",
-            "github" => "GitHub",
-            other => other,
-        })
+        Cow::Borrowed(ProviderKindSetting::default_for(slug).preset_name().unwrap_or(slug))
     }
 
     /// How pages name a session's first step (`password`, `passkey` or a slug).
@@ -439,11 +431,7 @@ fn build(
     http: &Arc<ProviderHttp>,
 ) -> Result<Option<Provider>, String> {
     let slug_value = Slug::new(slug).ok_or_else(|| format!("[oauth.{slug}]: not a valid slug"))?;
-    let kind = settings.kind.unwrap_or(match slug {
-        "google" => ProviderKindSetting::Google,
-        "github" => ProviderKindSetting::Github,
-        _ => ProviderKindSetting::Oidc,
-    });
+    let kind = settings.kind.unwrap_or_else(|| ProviderKindSetting::default_for(slug));
     let key = |name: &str| format!("oauth.{slug}.{name}");
     let client_id = settings.client_id.as_deref().map(str::trim).filter(|id| !id.is_empty());
     let Some(client_id) = client_id else {
@@ -462,13 +450,10 @@ fn build(
         .clone()
         .filter(|r| !r.is_empty())
         .ok_or_else(|| format!("{} is set but {} is not", key("client_id"), key("redirect_uri")))?;
-    let name = match (&settings.name, kind) {
+    let name = match (&settings.name, kind.preset_name()) {
         (Some(name), _) if !name.trim().is_empty() => name.trim().to_owned(),
-        (_, ProviderKindSetting::Google) => "Google".to_owned(),
-        (_, ProviderKindSetting::Github) => "GitHub".to_owned(),
-        (_, ProviderKindSetting::Oidc) => {
-            return Err(format!("{} is missing (the button's text)", key("name")))
-        }
+        (_, Some(preset)) => preset.to_owned(),
+        (_, None) => return Err(format!("{} is missing (the button's text)", key("name"))),
     };
     let icon = settings.icon.as_deref().map(|path| Icon::read(slug, path)).transpose()?;
     let upstream = match kind {
