@@ -160,7 +160,8 @@ const PASSWORD: &str = "bench: not a common password";
 /// Users with an authenticator app, for the second-step row (see the module's comment).
 fn second_step_fixture(url: &str, n: usize) {
     use argon2::password_hash::{PasswordHasher, SaltString};
-    use portal::auth::factors::{seal::Sealer, totp};
+    use portal::auth::factors::totp;
+    use portal::seal::Sealer;
     use portal::store::{NewUser, Store};
     let figment = portal::figment().merge(("databases.portal.url", url));
     let settings = portal::config::Settings::from_figment(&figment).expect("the portal's settings");
@@ -180,7 +181,7 @@ fn second_step_fixture(url: &str, n: usize) {
             let new = NewUser { username: &name, email: None, password_hash: Some(&hash), is_admin: false };
             let user = store.create_user(new, now).await.expect("a user");
             let secret = totp::new_secret();
-            let sealed = sealer.seal(user.id, &secret).expect("sealed");
+            let sealed = sealer.seal(&user.id.to_be_bytes(), &secret).expect("sealed");
             assert!(store.put_pending_totp(user.id, &sealed, now).await.expect("stored"));
             assert!(store.confirm_totp(user.id, &sealed, 0, now).await.expect("confirmed"));
             out.push_str(&format!("{name} {}\n", totp::secret_text(&secret)));

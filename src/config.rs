@@ -39,6 +39,9 @@ pub struct Settings {
     pub second_factor: SecondFactorSettings,
     #[serde(default)]
     pub oidc: OidcSettings,
+    /// `[email]`: absent, the portal sends no mail and no page mentions it.
+    #[serde(default)]
+    pub email: Option<EmailSettings>,
     /// A key derived from `secret_key` (the same on every instance that shares it): keys
     /// the throttle's shared counters. Random per process when `secret_key` is unset.
     #[serde(skip)]
@@ -52,6 +55,10 @@ pub struct Settings {
     /// authenticator apps are off then.
     #[serde(skip)]
     pub factor_key: Option<InstanceKey>,
+    /// A fourth: seals mail waiting in the outbox. Random per process when `secret_key` is
+    /// unset (mail queued by an earlier process then cannot be sent, and is marked failed).
+    #[serde(skip)]
+    pub mail_key: InstanceKey,
 }
 
 /// 32 bytes derived from `secret_key` with HMAC-SHA256 under a fixed label; never the key
@@ -133,6 +140,8 @@ pub struct ThrottleSettings {
     pub ip_failures: u32,
     /// `/login/<provider>` starts allowed per client IP in one window.
     pub oauth_starts: u32,
+    /// "Forgot password" requests allowed per client IP in one window.
+    pub reset_requests: u32,
     /// The window, in seconds.
     pub window: i64,
     /// Most keys remembered at once.
@@ -146,6 +155,7 @@ impl Default for ThrottleSettings {
             account_ip_failures: 5,
             ip_failures: 50,
             oauth_starts: 30,
+            reset_requests: 10,
             window: 15 * 60,
             max_entries: 50_000,
         }
@@ -778,6 +788,7 @@ impl Settings {
             settings.csrf_key =
                 InstanceKey::derive(&secret, b"portal: CSRF tokens of signed-in sessions, v1");
             settings.factor_key = Some(InstanceKey::derive(&secret, b"portal: second-factor secrets, v1"));
+            settings.mail_key = InstanceKey::derive(&secret, b"portal: mail in the outbox, v1");
         }
         settings.validate()?;
         Ok(settings)
@@ -797,7 +808,53 @@ impl Settings {
         self.oidc.check(self.public_url.as_ref())?;
         self.databases.portal.check()?;
         self.throttle.check()?;
+        if let Some(email) = &self.email {
+            email.check(self.public_url.as_ref())?;
+        }
         self.oauth.check()
+    }
+}
+
+/// `[email]`: where mail goes out and whom it is from. The URL and the address are parsed by
+/// the mail module at start (a bad one stops startup with one line).
+#[derive(Clone, Deserialize)]
+pub struct EmailSettings {
+    /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS) or
+    /// `smtps://host:port` (TLS); `user:password@` for servers that ask.
+    pub smtp_url: Secret,
+    /// The sender: `Portal <portal@example.com>` or a bare address.
+    pub from: String,
+    /// Seconds an SMTP conversation may take before it counts as a failed attempt.
+    #[serde(default = "EmailSettings::default_timeout")]
+    pub timeout: u64,
+}
+
+impl EmailSettings {
+    fn default_timeout() -> u64 {
+        30
+    }
+
+    /// Links in mail are absolute: they need `public_url`.
+    pub fn check(&self, public_url: Option<&PublicUrl>) -> Result<(), String> {
+        if public_url.is_none() {
+            return Err("[email] needs public_url: links in mail are absolute".into());
+        }
+        if self.timeout == 0 {
+            return Err("email.timeout must be a positive number of seconds".into());
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry the SMTP server's password: show only its scheme.
+        let scheme = self.smtp_url.expose().split(':').next().unwrap_or("?");
+        f.debug_struct("EmailSettings")
+            .field("smtp_url", &format_args!("{scheme}:…"))
+            .field("from", &self.from)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 

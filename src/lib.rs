@@ -13,9 +13,12 @@ pub mod clock;
 pub mod config;
 pub mod host;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod routes;
+pub mod seal;
 pub mod store;
+pub mod templates;
 pub mod web;
 pub mod when;
 
@@ -110,12 +113,16 @@ pub fn rocket_with(figment: Figment, overrides: Overrides) -> Rocket<Build> {
     rocket::custom(figment).attach(state(clock)).attach(web::stage()).attach(routes::stage()).attach(sweep())
 }
 
-/// Deletes old sessions in the background while the server runs.
+/// Deletes old sessions, and sends the outbox's mail, in the background while the server
+/// runs.
 fn sweep() -> AdHoc {
-    AdHoc::on_liftoff("Session sweep", |rocket| {
+    AdHoc::on_liftoff("Session sweep and outbox", |rocket| {
         Box::pin(async move {
             if let Some(auth) = rocket.state::<Auth>() {
                 tokio::spawn(auth.sweeper().run());
+                if let Some(outbox) = auth.outbox() {
+                    tokio::spawn(outbox.run());
+                }
             }
         })
     })
@@ -139,7 +146,8 @@ async fn init(rocket: &Rocket<Build>, clock: Arc<dyn Clock>) -> Result<(Settings
     config::check_secret_key(rocket.figment())?;
     let settings = Settings::from_figment(rocket.figment())?;
     let store = open_store(&settings)?;
-    let auth = build_auth(store.clone(), &settings, clock.clone())?;
+    let template_dir = templates::override_dir(rocket.figment())?;
+    let auth = build_auth(store.clone(), &settings, clock.clone(), template_dir.as_deref())?;
     auth.providers().discover_in_background(clock.clone());
     let configured_clients = !settings.oidc.clients.is_empty();
     // PostgreSQL may come up after the portal: then it serves 503 until it does.
@@ -166,8 +174,14 @@ fn open_store(settings: &Settings) -> Result<Store, String> {
 }
 
 /// The auth service over `store`: on PostgreSQL the throttle's counters are in the store
-/// too, so every instance shares one budget.
-fn build_auth(store: Store, settings: &Settings, clock: Arc<dyn Clock>) -> Result<Auth, String> {
+/// too, so every instance shares one budget. With `[email]`, its mailer, whose templates
+/// `template_dir` may override.
+fn build_auth(
+    store: Store,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    template_dir: Option<&std::path::Path>,
+) -> Result<Auth, String> {
     let hasher =
         Hasher::new(settings.hashing.permits(), settings.hashing.queue_len()).map_err(|e| e.to_string())?;
     let providers = Providers::from_settings(&settings.oauth)?;
@@ -177,7 +191,17 @@ fn build_auth(store: Store, settings: &Settings, clock: Arc<dyn Clock>) -> Resul
             Throttle::shared(settings.throttle, store.clone(), &settings.instance_key)
         }
     };
-    Auth::new(store, hasher, throttle, providers, clock, settings)
+    let mailer = match (&settings.email, &settings.public_url) {
+        (Some(email), Some(public_url)) => Some(mail::Mailer::new(
+            email,
+            public_url,
+            &settings.branding.name,
+            &settings.mail_key,
+            template_dir,
+        )?),
+        _ => None,
+    };
+    Ok(Auth::new(store, hasher, throttle, providers, clock, settings)?.with_mail(mailer))
 }
 
 /// What a store needs once its schema is current: the forward-auth signing key, and the
@@ -200,7 +224,8 @@ async fn first_start(store: &Store, now: i64, configured_clients: bool) -> Resul
 pub async fn auth_service(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Auth, String> {
     let store = open_store(settings)?;
     store.bring_up().await.map_err(|e| format!("could not open the database (databases.portal.url): {e}"))?;
-    let auth = build_auth(store.clone(), settings, clock)?;
+    let template_dir = templates::override_dir(&figment())?;
+    let auth = build_auth(store.clone(), settings, clock, template_dir.as_deref())?;
     first_start(&store, auth.now(), !settings.oidc.clients.is_empty()).await?;
     Ok(auth)
 }

@@ -17,8 +17,8 @@ use crate::auth::session::freshness;
 use crate::auth::{Auth, AuthError, ClientInfo};
 use crate::store::{
     search_key, CreateUserError, Cursor, EventCursor, EventFilter, EventRecord, Guarded, LinkedIdentity,
-    LiveCutoffs, NewResetLink, NewUser, Removed, SessionRecord, Subject, User, UserPage, UserSearch,
-    UsernameError,
+    LiveCutoffs, MailRow, NewResetLink, NewUser, OutboxCounts, Removed, SessionRecord, Subject, User,
+    UserPage, UserSearch, UsernameError,
 };
 use crate::when::parse_moment;
 
@@ -140,6 +140,13 @@ impl ResetLink {
 
 /// How a token is stored and looked up: as a session's secret is (SHA-256, hex).
 pub(crate) use crate::auth::session::hash_secret as token_hash;
+
+/// A new one-time link's token: 256 random bits, base64url (43 characters).
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
 
 /// Whether text could be a token this portal made (43 base64url characters: 256 bits).
 pub fn looks_like_token(token: &str) -> bool {
@@ -483,9 +490,7 @@ impl Auth {
     }
 
     async fn make_reset_link(&self, by: &Operator<'_>, user: &User) -> Result<ResetLink, AdminError> {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let token = new_token();
         let now = self.now();
         let expires_at = now + RESET_LINK_SECS;
         let created_by = by.actor.text();
@@ -598,6 +603,20 @@ impl Auth {
         let (events, more) = self.store.find_events(&filter).await?;
         let next = if more { events.last().map(EventCursor::of) } else { None };
         Ok((events, next))
+    }
+
+    /// The outbox: how many messages are in each state, and the newest 100 (in `status` when
+    /// it is `pending`, `sent` or `failed`).
+    pub async fn outbox_messages(
+        &self,
+        by: &Operator<'_>,
+        status: Option<&str>,
+    ) -> Result<(OutboxCounts, Vec<MailRow>), AdminError> {
+        self.authorize(by).await?;
+        let status = status.filter(|s| ["pending", "sent", "failed"].contains(s));
+        let counts = self.store.outbox_counts().await?;
+        let rows = self.store.outbox_recent(status, 100).await?;
+        Ok((counts, rows))
     }
 
     /// The usernames of the users among these actors (for showing the log).

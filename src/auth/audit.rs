@@ -53,6 +53,10 @@ pub enum EventKind {
     /// A provider's session ended portal sessions (back-channel logout), or signing out of
     /// the portal went on to end the provider's session (`detail.by` says which).
     UpstreamLogout,
+    /// A message left the outbox (`detail.kind` says which: reset, verify, …).
+    MailSent,
+    /// A message was given up on: the server refused it, or it could not be sent for a day.
+    MailFailed,
 }
 
 impl EventKind {
@@ -89,6 +93,8 @@ impl EventKind {
             EventKind::ClientRemoved => "client_removed",
             EventKind::ClientSecretRotated => "client_secret_rotated",
             EventKind::UpstreamLogout => "upstream_logout",
+            EventKind::MailSent => "mail_sent",
+            EventKind::MailFailed => "mail_failed",
         }
     }
 
@@ -125,6 +131,8 @@ impl EventKind {
             EventKind::ClientRemoved => "application removed",
             EventKind::ClientSecretRotated => "application secret rotated",
             EventKind::UpstreamLogout => "signed out at the provider",
+            EventKind::MailSent => "mail sent",
+            EventKind::MailFailed => "mail not delivered",
         }
     }
 
@@ -137,7 +145,7 @@ impl EventKind {
 }
 
 /// Every kind, for reading slugs back and for the console's filter.
-pub const ALL_KINDS: [EventKind; 30] = [
+pub const ALL_KINDS: [EventKind; 32] = [
     EventKind::SignInSucceeded,
     EventKind::SignInFailed,
     EventKind::SignInThrottled,
@@ -168,6 +176,8 @@ pub const ALL_KINDS: [EventKind; 30] = [
     EventKind::ClientRemoved,
     EventKind::ClientSecretRotated,
     EventKind::UpstreamLogout,
+    EventKind::MailSent,
+    EventKind::MailFailed,
 ];
 
 /// Who did it.
@@ -256,23 +266,28 @@ impl Auth {
 
     /// Writes an event. A failure to write is logged, and does not fail what happened.
     pub async fn record(&self, event: Event<'_>) {
-        let ip = event.client.and_then(|c| c.ip).map(|ip| ip.to_string());
-        let client = event.client.map(|c| c.device.as_str());
-        let actor = event.actor.text();
-        let detail = event.detail.to_string();
-        let new = NewEvent {
-            at: self.now(),
-            kind: event.kind.slug(),
-            actor: &actor,
-            subject: event.subject,
-            subject_name: event.subject_name,
-            ip: ip.as_deref(),
-            client,
-            detail: &detail,
-        };
-        if let Err(e) = self.store.record_event(new).await {
-            log::error!("could not record a {} event: {e}", event.kind.words());
-        }
+        write(&self.store, self.now(), event).await;
+    }
+}
+
+/// Writes an event at `at` (for what runs apart from the service: the outbox's worker).
+pub(crate) async fn write(store: &crate::store::Store, at: i64, event: Event<'_>) {
+    let ip = event.client.and_then(|c| c.ip).map(|ip| ip.to_string());
+    let client = event.client.map(|c| c.device.as_str());
+    let actor = event.actor.text();
+    let detail = event.detail.to_string();
+    let new = NewEvent {
+        at,
+        kind: event.kind.slug(),
+        actor: &actor,
+        subject: event.subject,
+        subject_name: event.subject_name,
+        ip: ip.as_deref(),
+        client,
+        detail: &detail,
+    };
+    if let Err(e) = store.record_event(new).await {
+        log::error!("could not record a {} event: {e}", event.kind.words());
     }
 }
 

@@ -236,17 +236,15 @@ impl Sweeper {
         if deleted > 0 {
             log::info!("swept {deleted} old session(s) in {batches} batch(es)");
         }
-        let mut events = 0;
-        loop {
-            let gone = self.store.sweep_events(now - self.audit_retention, SWEEP_BATCH).await?;
-            events += gone;
-            if gone < SWEEP_BATCH.unsigned_abs() {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+        let kept_since = now - self.audit_retention;
+        let events = in_batches(|| self.store.sweep_events(kept_since, SWEEP_BATCH)).await?;
         if events > 0 {
             log::info!("swept {events} audit event(s) older than the retention");
+        }
+        // Sent and failed mail, as long as the audit log keeps its events.
+        let mail = in_batches(|| self.store.sweep_outbox(kept_since, SWEEP_BATCH)).await?;
+        if mail > 0 {
+            log::info!("swept {mail} sent or failed message(s) from the outbox");
         }
         // Throttle windows in the store (PostgreSQL) that have passed.
         self.store.sweep_throttle(now - self.throttle_window).await?;
@@ -270,5 +268,23 @@ impl Sweeper {
                 log::warn!("the session sweep failed (it runs again later): {e}");
             }
         }
+    }
+}
+
+/// Runs `sweep` (one batch of [`SWEEP_BATCH`] deletions) until a batch comes back short,
+/// letting other tasks run between batches; how many rows went in all.
+async fn in_batches<F, Fut>(mut sweep: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let gone = sweep().await?;
+        total += gone;
+        if gone < SWEEP_BATCH.unsigned_abs() {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
     }
 }

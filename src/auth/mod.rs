@@ -13,6 +13,7 @@ mod errors;
 pub mod factors;
 pub mod forward;
 mod lifecycle;
+mod mail;
 pub mod next;
 pub mod oauth;
 pub mod password;
@@ -41,6 +42,7 @@ pub use self::errors::{
 };
 pub use self::factors::{FirstStep, Pending, TotpSetup};
 pub use self::lifecycle::{PasswordChange, SessionCheck, Sweeper, FRESH_SIGN_IN_SECS, SWEEP_BATCH};
+pub use self::mail::{Outbox, ResetRequest, MAX_LOGIN_BYTES, RESET_BY_MAIL_SECS};
 pub use self::providers::{Account, Arrival, BackchannelError, Callback};
 pub use self::reset::{Reset, ResetError};
 pub use self::sign_in::{PasswordSignIn, SignedIn};
@@ -83,13 +85,15 @@ pub struct Auth {
     /// Who must have a second factor.
     second_factor: SecondFactorSettings,
     /// Seals authenticator-app secrets; `None` without `secret_key` (apps are off then).
-    sealer: Option<self::factors::seal::Sealer>,
+    sealer: Option<crate::seal::Sealer>,
     /// `branding.name`: the issuer authenticator apps show.
     site_name: String,
     /// The passkeys' relying party, or why passkeys are off.
     passkeys: Result<self::factors::passkey::Passkeys, &'static str>,
     /// The OpenID provider: its settings and configured clients.
     oidc: self::provider::Provider,
+    /// Makes and sends mail (`[email]`); `None`: the portal sends none.
+    mail: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl Auth {
@@ -120,13 +124,14 @@ impl Auth {
             signer,
             issuer,
             second_factor: settings.second_factor,
-            sealer: settings.factor_key.as_ref().and_then(|key| self::factors::seal::Sealer::new(&key.0)),
+            sealer: settings.factor_key.as_ref().and_then(|key| crate::seal::Sealer::new(&key.0)),
             site_name: settings.branding.name.clone(),
             passkeys: self::factors::passkey::Passkeys::new(
                 settings.public_url.as_ref(),
                 &settings.branding.name,
             ),
             oidc,
+            mail: None,
         })
     }
 

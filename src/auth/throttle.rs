@@ -29,6 +29,7 @@ enum Scope {
     AccountIp,
     Ip,
     OAuthStart,
+    ResetRequest,
 }
 
 pub struct Throttle {
@@ -215,29 +216,45 @@ impl Throttle {
         ip: Option<IpAddr>,
         now: i64,
     ) -> Result<Result<(), RetryAfter>, sqlx::Error> {
+        self.per_ip(Scope::OAuthStart, self.settings.oauth_starts, ip, now).await
+    }
+
+    /// Counts a "forgot password" request from `ip`, or says how long to wait.
+    pub async fn reset_request(
+        &self,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Result<(), RetryAfter>, sqlx::Error> {
+        self.per_ip(Scope::ResetRequest, self.settings.reset_requests, ip, now).await
+    }
+
+    /// Counts one `scope` event from `ip` against `limit` a window.
+    async fn per_ip(
+        &self,
+        scope: Scope,
+        limit: u32,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Result<(), RetryAfter>, sqlx::Error> {
         if !self.settings.enabled {
             return Ok(Ok(()));
         }
         if let Some(shared) = &self.shared {
-            let bucket = Throttle::bucket(shared, Scope::OAuthStart, "", ip);
-            let limit = [(bucket.as_str(), i64::from(self.settings.oauth_starts))];
+            let bucket = Throttle::bucket(shared, scope, "", ip);
+            let limit = [(bucket.as_str(), i64::from(limit))];
             return Ok(shared
                 .store
                 .throttle_take(&limit, self.settings.window, now)
                 .await?
                 .map_err(RetryAfter));
         }
-        Ok(self.oauth_start_in_memory(ip, now))
-    }
-
-    fn oauth_start_in_memory(&self, ip: Option<IpAddr>, now: i64) -> Result<(), RetryAfter> {
-        let key = self.key(Scope::OAuthStart, "", ip);
+        let key = self.key(scope, "", ip);
         let mut windows = self.lock();
-        if let Some(retry) = self.blocked(&windows, key, self.settings.oauth_starts, now) {
-            return Err(retry);
+        if let Some(retry) = self.blocked(&windows, key, limit, now) {
+            return Ok(Err(retry));
         }
         self.count(&mut windows, key, now);
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Keys remembered now (for tests and metrics).

@@ -315,6 +315,22 @@ pub struct EventsFields<'r> {
     before: Option<&'r str>,
 }
 
+/// The outbox (`[email]`): what is waiting, sent and failed. Without mail there is none.
+#[get("/outbox?<status>")]
+pub async fn outbox(
+    status: Option<&str>,
+    admin: Acting<'_>,
+    layout: Layout<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AdminError> {
+    if !auth.mail_enabled() {
+        return Ok(Reply::Error(Status::NotFound));
+    }
+    let (counts, rows) = auth.outbox_messages(&admin.by(), status).await?;
+    let shown = status.filter(|s| ["pending", "sent", "failed"].contains(s)).unwrap_or("");
+    Ok(Reply::page(Status::Ok, layout.admin_outbox(counts, shown, &rows)))
+}
+
 #[get("/events?<fields..>")]
 pub async fn events(
     fields: Result<EventsFields<'_>, form::Errors<'_>>,
@@ -615,6 +631,7 @@ pub fn routes() -> Vec<Route> {
         delete,
         end_all_sessions,
         end_session,
+        outbox,
         events,
         clients,
         create_client,

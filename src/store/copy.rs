@@ -9,7 +9,7 @@ use super::{Backend, GrantRow, Pool, Store, StoreResult};
 /// The tables a copy moves, in an order the foreign keys accept. `throttle` is left behind:
 /// its windows last minutes and are keyed per deployment; so are `ceremonies` (a passkey
 /// ceremony lasts minutes and is bound to one browser).
-pub const COPIED_TABLES: [&str; 14] = [
+pub const COPIED_TABLES: [&str; 15] = [
     "users",
     "identities",
     "sessions",
@@ -24,6 +24,7 @@ pub const COPIED_TABLES: [&str; 14] = [
     "oidc_consents",
     "oidc_grants",
     "oidc_refresh_tokens",
+    "outbox",
 ];
 
 /// What a store holds and which schema it is on.
@@ -111,7 +112,8 @@ impl Store {
     }
 
     /// Copies every user, identity, session, reset link, second factor, notice, event,
-    /// signing key and OpenID client, consent, grant and refresh token from `self`
+    /// signing key, OpenID client, consent, grant and refresh token, and message in the
+    /// outbox from `self`
     /// into `target`, ids kept, in one transaction on the target; refuses a target that
     /// holds anything. Both stores must be brought up (schema current) first. On a
     /// PostgreSQL target, the id sequences are moved past the copied ids.
@@ -124,9 +126,9 @@ impl Store {
         on_pool!(&target.pool, to => {
             let mut tx = to.begin().await?;
             copy_rows!(&self.pool, tx, "users",
-                "id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at",
-                (i64, String, String, Option<String>, Option<String>, Option<String>, bool, bool, i64, Option<i64>),
-                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9));
+                "id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at, email_verified",
+                (i64, String, String, Option<String>, Option<String>, Option<String>, bool, bool, i64, Option<i64>, bool),
+                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
             copy_rows!(&self.pool, tx, "identities", "provider, subject, user_id, email, created_at",
                 (String, String, i64, Option<String>, i64), (0, 1, 2, 3, 4));
             copy_rows!(&self.pool, tx, "sessions",
@@ -174,10 +176,15 @@ impl Store {
             });
             copy_rows!(&self.pool, tx, "oidc_refresh_tokens", "token_hash, grant_id, created_at, expires_at, used_at",
                 (String, String, i64, i64, Option<i64>), (0, 1, 2, 3, 4));
+            // Not `claimed_until`: a claim in flight is not copied (the copy's sender starts afresh).
+            copy_rows!(&self.pool, tx, "outbox",
+                "id, message_id, kind, user_id, recipient, sealed, status, attempts, next_attempt_at, last_error, created_at, sent_at",
+                (i64, String, String, Option<i64>, String, Option<String>, String, i32, i64, Option<String>, i64, Option<i64>),
+                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
             tx.commit().await?;
         });
         if let Pool::Postgres(pool) = &target.pool {
-            for table in ["users", "events"] {
+            for table in ["users", "events", "outbox"] {
                 let sql = format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"
                 );

@@ -20,6 +20,9 @@ mod identities;
 mod keys;
 mod notify;
 mod oidc;
+// Before the tables that queue mail in their transactions (`queue_mail!`).
+#[macro_use]
+mod outbox;
 mod passkeys;
 mod resets;
 mod sessions;
@@ -43,6 +46,7 @@ pub use self::factors::{Factors, Removed, TotpRow, NOTICE_SECOND_FACTOR_RESET};
 pub use self::identities::{LinkError, LinkedIdentity, Unlinked};
 pub use self::keys::SigningKey;
 pub use self::oidc::{ClientRow, CodeTaken, ConsentRow, GrantRow, Rotation};
+pub use self::outbox::{ClaimedMail, MailRow, NewMail, OutboxCounts};
 pub use self::passkeys::{Ceremony, PasskeyRow};
 use self::pool::pool_size;
 pub use self::pool::{class, Backend, ErrorClass};

@@ -4,8 +4,9 @@
 //! the same moment.
 
 use super::notify::Revoked;
+use super::outbox::NewMail;
 use super::users::USER_COLUMNS;
-use super::{Store, StoreResult, User};
+use super::{ConnDialect, PoolDialect, Store, StoreResult, User};
 
 /// A link about to be stored.
 pub struct NewResetLink<'a> {
@@ -17,16 +18,15 @@ pub struct NewResetLink<'a> {
     pub created_by: &'a str,
 }
 
-impl Store {
-    /// Stores a link; the user's earlier unused links stop working (the newest one is the
-    /// one that was handed over).
-    pub async fn create_reset_link(&self, new: NewResetLink<'_>) -> StoreResult<()> {
-        on_pool!(&self.pool, p => {
-            let mut tx = p.begin().await?;
+/// Inside `$tx`: ends the user's unused links and stores `$new`.
+macro_rules! replace_links {
+    ($tx:expr, $new:expr) => {{
+        let new = &$new;
+        async {
             sqlx::query("UPDATE reset_links SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
                 .bind(new.now)
                 .bind(new.user_id)
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await?;
             sqlx::query(
                 "INSERT INTO reset_links (token_hash, user_id, created_at, expires_at, created_by)
@@ -37,9 +37,54 @@ impl Store {
             .bind(new.now)
             .bind(new.expires_at)
             .bind(new.created_by)
-            .execute(&mut *tx)
-            .await?;
+            .execute(&mut *$tx)
+            .await
+            .map(|_| ())
+        }
+        .await
+    }};
+}
+
+impl Store {
+    /// Stores a link; the user's earlier unused links stop working (the newest one is the
+    /// one that was handed over).
+    pub async fn create_reset_link(&self, new: NewResetLink<'_>) -> StoreResult<()> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            replace_links!(tx, new)?;
             tx.commit().await
+        })
+    }
+
+    /// Stores a link asked for by mail together with the message that carries it, in one
+    /// transaction (both or neither), unless `limit` such messages went to the user since
+    /// `since` (then nothing is stored: `false`). The user's earlier unused links stop
+    /// working, as with any new link.
+    pub async fn create_reset_link_by_mail(
+        &self,
+        new: NewResetLink<'_>,
+        mail: NewMail<'_>,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<bool> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin_write().await?;
+            tx.lock_user(new.user_id).await?;
+            let recent: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE user_id = $1 AND kind = $2 AND created_at > $3",
+            )
+            .bind(new.user_id)
+            .bind(mail.kind)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            if recent >= limit {
+                return Ok(false);
+            }
+            replace_links!(tx, new)?;
+            queue_mail!(&mut *tx, mail)?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

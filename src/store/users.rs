@@ -70,6 +70,13 @@ impl Store {
         on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
     }
 
+    /// The users whose email is `email` (compared as stored keys are: trimmed, lowercase),
+    /// at most `limit`, oldest first.
+    pub async fn users_with_email(&self, email: &str, limit: i64) -> StoreResult<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = $1 ORDER BY id LIMIT $2");
+        on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(email_key(email)).bind(limit).fetch_all(p).await)
+    }
+
     /// Looks a user up by name; a name that cannot be valid finds nobody.
     pub async fn credentials(&self, username: &str) -> StoreResult<Option<Credentials>> {
         let Ok(username) = Username::lookup(username) else {

@@ -14,6 +14,7 @@ pub mod factor_pages;
 pub mod flash;
 pub mod guard;
 pub mod headers;
+pub mod mail_pages;
 pub mod oidc_pages;
 pub mod pages;
 pub mod params;
@@ -52,7 +53,8 @@ pub fn stage() -> AdHoc {
                     },
                     None => None,
                 };
-                let site = Site::new(&branding.name, stylesheet.is_some().then_some(BRAND_STYLESHEET));
+                let mut site = Site::new(&branding.name, stylesheet.is_some().then_some(BRAND_STYLESHEET));
+                site.mail = settings.email.is_some();
                 let csrf = csrf::SessionKey::new(settings);
                 Ok(rocket.manage(site).manage(BrandStylesheet(stylesheet)).manage(csrf))
             }))

@@ -48,12 +48,14 @@ pub struct Site {
     pub initial: String,
     /// Where the operator's stylesheet is served, when there is one.
     pub stylesheet: Option<&'static str>,
+    /// The portal sends mail (`[email]`): "Forgot password?" on the login page.
+    pub mail: bool,
 }
 
 impl Site {
     pub fn new(name: &str, stylesheet: Option<&'static str>) -> Site {
         let initial = name.chars().next().map(String::from).unwrap_or_default();
-        Site { name: name.to_owned(), initial, stylesheet }
+        Site { name: name.to_owned(), initial, stylesheet, mail: false }
     }
 }
 
@@ -630,6 +632,8 @@ mod tests {
                 "upstream_logout.html" => "http-equiv=\"refresh\"",
                 "admin_clients.html" => "<h1>Applications</h1>",
                 "admin_client_secret.html" => "id=\"secret\"",
+                "reset_request.html" => "<h1>Forgot your password?</h1>",
+                "admin_outbox.html" => "<h1>Outbox</h1>",
                 other => panic!("unexpected sample {other}"),
             };
             assert!(html.contains(key), "{name} lacks {key:?}: {html}");

@@ -20,17 +20,7 @@ use rocket::request::Request;
 use rocket::response::{self, Responder};
 use serde::Serialize;
 
-/// minijinja's error, its causes and where it happened, on one line.
-pub fn one_line(error: &minijinja::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub use crate::templates::one_line;
 
 /// The checked templates every page is rendered with (managed state, made by
 /// `web::templates::stage`), with the shells of the pages for nobody in particular. A

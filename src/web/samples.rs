@@ -13,7 +13,9 @@ use crate::auth::audit::EventKind;
 use crate::auth::factors::passkey::PasskeyInfo;
 use crate::auth::oauth::Providers;
 use crate::auth::{Account, TotpSetup};
-use crate::store::{DirectoryRow, EventRecord, Factors, SessionRecord, User, UserPage};
+use crate::store::{
+    DirectoryRow, EventRecord, Factors, MailRow, OutboxCounts, SessionRecord, User, UserPage,
+};
 use crate::web::admin_pages::{
     events_page, user_page, users_page, EventsFilterView, LinkPage, NewUserView, ResetPage, ADMIN_EVENTS,
     ADMIN_LINK, ADMIN_NEW_USER, ADMIN_USER, ADMIN_USERS, RESET,
@@ -22,6 +24,7 @@ use crate::web::factor_pages::{
     RecoveryCodesPage, SecondFactorPage, TotpSetupPage, RECOVERY_CODES, SECOND_FACTOR, TOTP_SETUP,
 };
 use crate::web::flash::Flash;
+use crate::web::mail_pages::{outbox_page, ResetRequestPage, ADMIN_OUTBOX, RESET_REQUEST};
 use crate::web::oidc_pages::{ConsentView, LogoutConfirmView, OIDC_CONSENT, OIDC_LOGOUT};
 use crate::web::pages::{
     account_page, erased, explain, login_page, session_rows, Empty, ErrorPage, LoginForm, LogoutPage, Me,
@@ -418,6 +421,21 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
         ),
         (ADMIN_EVENTS, Box::new(events_page(filter(Some("not a time")), &[], &names, None))),
         (RESET, Box::new(ResetPage { username: "bob", error: None })),
+        (RESET_REQUEST, Box::new(ResetRequestPage { sent: false, login: "", error: None })),
+        (
+            RESET_REQUEST,
+            Box::new(ResetRequestPage {
+                sent: false,
+                login: "bob",
+                error: Some("Enter your username or email."),
+            }),
+        ),
+        (RESET_REQUEST, Box::new(ResetRequestPage { sent: true, login: "bob", error: None })),
+        (
+            ADMIN_OUTBOX,
+            Box::new(outbox_page(OutboxCounts { pending: 1, sent: 1, failed: 1 }, "", &MAIL_ROWS)),
+        ),
+        (ADMIN_OUTBOX, Box::new(outbox_page(OutboxCounts::default(), "failed", &[]))),
         (RESET, Box::new(ResetPage { username: "bob", error: Some("Use at least 8 characters.") })),
     ];
     for created in [true, false] {
@@ -437,6 +455,27 @@ fn console_samples() -> Vec<(&'static str, Box<dyn erased::Page>)> {
     }
     out
 }
+
+/// One message in each state, for the outbox's sample.
+static MAIL_ROWS: std::sync::LazyLock<Vec<MailRow>> = std::sync::LazyLock::new(|| {
+    let row = |id, status: &str, error: Option<&str>| MailRow {
+        id,
+        kind: "reset".into(),
+        user_id: if id == 3 { None } else { Some(8) },
+        recipient: "bob@example.com".into(),
+        status: status.into(),
+        attempts: 2,
+        next_attempt_at: 1_800_000_100,
+        last_error: error.map(str::to_owned),
+        created_at: 1_800_000_000,
+        sent_at: (status == "sent").then_some(1_800_000_050),
+    };
+    vec![
+        row(1, "pending", Some("Connection error: connection refused")),
+        row(2, "sent", None),
+        row(3, "failed", Some("permanent error (550): mailbox unavailable")),
+    ]
+});
 
 /// A link page with 'static borrows, boxed for the samples.
 #[derive(Serialize)]

@@ -10,21 +10,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
-use minijinja::{AutoEscape, Environment};
+use minijinja::Environment;
 use rocket::fairing::AdHoc;
-use rocket::figment::value::magic::RelativePathBuf;
 use rocket::{Build, Rocket};
+
+pub use crate::templates::{environment, Source};
+use crate::templates::{override_dir, EXTENSION};
 
 use crate::web::admin_pages as admin;
 use crate::web::client_pages as clients;
 use crate::web::factor_pages as factors;
+use crate::web::mail_pages as mail;
 use crate::web::oidc_pages as oidc;
 use crate::web::pages::{self, Site};
 use crate::web::render::{one_line, Reload, Templates};
 use crate::web::samples;
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 22] = [
+const EMBEDDED: [(&str, &str); 24] = [
     (pages::BASE, include_str!("../../templates/base.html.j2")),
     (pages::MACROS, include_str!("../../templates/macros.html.j2")),
     (pages::INDEX, include_str!("../../templates/index.html.j2")),
@@ -47,73 +50,18 @@ const EMBEDDED: [(&str, &str); 22] = [
     (oidc::OIDC_LOGOUT, include_str!("../../templates/oidc_logout.html.j2")),
     (clients::ADMIN_CLIENTS, include_str!("../../templates/admin_clients.html.j2")),
     (clients::ADMIN_CLIENT_SECRET, include_str!("../../templates/admin_client_secret.html.j2")),
+    (mail::RESET_REQUEST, include_str!("../../templates/reset_request.html.j2")),
+    (mail::ADMIN_OUTBOX, include_str!("../../templates/admin_outbox.html.j2")),
 ];
-
-/// A template file's extension: the name is the file name without it.
-const EXTENSION: &str = ".j2";
-
-/// Where Rocket looks when `template_dir` is not set.
-const DEFAULT_DIR: &str = "templates";
-
-/// A template's text and where it came from (for error messages).
-#[derive(Debug, Clone)]
-pub struct Source {
-    name: String,
-    text: String,
-    file: Option<PathBuf>,
-}
-
-impl Source {
-    fn origin(&self) -> String {
-        match &self.file {
-            Some(file) => file.display().to_string(),
-            None => format!("{}{EXTENSION} (embedded)", self.name),
-        }
-    }
-}
 
 /// The embedded templates alone.
 pub fn embedded() -> Vec<Source> {
-    EMBEDDED
-        .iter()
-        .map(|(name, text)| Source { name: (*name).to_owned(), text: (*text).to_owned(), file: None })
-        .collect()
+    crate::templates::embedded(&EMBEDDED)
 }
 
 /// The embedded templates with the files in `dir` laid over them by name.
 pub fn load(dir: Option<&Path>) -> Result<Vec<Source>, String> {
-    let mut sources = embedded();
-    let Some(dir) = dir else { return Ok(sources) };
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("template_dir {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry.map_err(|e| format!("template_dir {}: {e}", dir.display()))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(EXTENSION))
-        else {
-            continue;
-        };
-        if name.is_empty() || !path.is_file() {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("template {}: {e}", path.display()))?;
-        let source = Source { name: name.to_owned(), text, file: Some(path) };
-        match sources.iter_mut().find(|s| s.name == source.name) {
-            Some(slot) => *slot = source,
-            None => sources.push(source),
-        }
-    }
-    Ok(sources)
-}
-
-/// An environment holding `sources`, every one HTML-escaped.
-pub fn environment(sources: &[Source]) -> Result<Environment<'static>, String> {
-    let mut env = Environment::new();
-    // Every template is a page or part of one: escape for HTML whatever the name says.
-    env.set_auto_escape_callback(|_| AutoEscape::Html);
-    for source in sources {
-        env.add_template_owned(source.name.clone(), source.text.clone())
-            .map_err(|e| format!("template {} does not parse: {}", source.origin(), one_line(&e)))?;
-    }
-    Ok(env)
+    crate::templates::load(&EMBEDDED, dir, None)
 }
 
 /// Renders every page with representative values: a missing parent or include, a macro
@@ -200,7 +148,7 @@ impl Watch {
 
 /// The templates, loaded and checked; debug builds watch the override directory.
 fn prepare(rocket: &Rocket<Build>, site: Site) -> Result<Templates, String> {
-    let dir = override_dir(rocket)?;
+    let dir = override_dir(rocket.figment())?;
     let seen = dir.as_deref().map(stamp).unwrap_or_default();
     let sources = load(dir.as_deref())?;
     let env = environment(&sources)?;
@@ -215,24 +163,6 @@ fn prepare(rocket: &Rocket<Build>, site: Site) -> Result<Templates, String> {
         Box::new(move || watch.fresh()) as Reload
     });
     Ok(Templates::new(env, reload))
-}
-
-/// `template_dir` when set (it must then be a directory), else `templates/` when there is
-/// one (a checkout: `cargo run` picks up edits), else none: the embedded templates alone.
-fn override_dir(rocket: &Rocket<Build>) -> Result<Option<PathBuf>, String> {
-    let configured = rocket.figment().extract_inner::<RelativePathBuf>("template_dir");
-    match configured {
-        Ok(dir) => {
-            let dir = dir.relative();
-            if dir.is_dir() {
-                Ok(Some(dir))
-            } else {
-                Err(format!("template_dir {} is not a directory", dir.display()))
-            }
-        }
-        Err(e) if e.missing() => Ok(Path::new(DEFAULT_DIR).is_dir().then(|| PathBuf::from(DEFAULT_DIR))),
-        Err(e) => Err(format!("template_dir: {e}")),
-    }
 }
 
 #[cfg(test)]

@@ -375,11 +375,20 @@ impl<'c> LoginForm<'c> {
 
     /// `POST {base}/login` with the CSRF token, then `fields`.
     pub fn post(&self, fields: &[(&str, &str)]) -> impl std::future::Future<Output = reqwest::Response> {
+        self.post_to("/login", fields)
+    }
+
+    /// `POST {base}{path}` (another signed-out form: `/reset`) with the CSRF token, then `fields`.
+    pub fn post_to(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> impl std::future::Future<Output = reqwest::Response> {
         let mut all = vec![("csrf_token", self.token.as_str())];
         all.extend_from_slice(fields);
         let request = self
             .http
-            .post(format!("{}/login", self.base))
+            .post(format!("{}{path}", self.base))
             .header(reqwest::header::COOKIE, &self.jar)
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form_body(&all));

@@ -9,6 +9,7 @@ pub mod fakes;
 pub mod oidc;
 pub mod process;
 pub mod proxy;
+pub mod smtp;
 pub mod visitor;
 
 use std::path::{Path, PathBuf};

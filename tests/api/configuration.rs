@@ -11,7 +11,7 @@ use rocket::figment::providers::Serialized;
 use rocket::figment::Figment;
 
 /// Settings that are derived, not read: they have no key.
-const DERIVED: [&str; 3] = ["instance_key", "csrf_key", "factor_key"];
+const DERIVED: [&str; 4] = ["instance_key", "csrf_key", "factor_key", "mail_key"];
 
 /// Every leaf of a `{:#?}` print of a struct, as `dotted.key → value` (a multi-line value,
 /// such as `Some(\n 5,\n)`, joined on one line).

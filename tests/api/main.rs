@@ -13,6 +13,7 @@ mod hardening;
 mod identities;
 mod login;
 mod logs;
+mod mail;
 mod metrics;
 mod next;
 mod oauth;

@@ -334,6 +334,17 @@ async fn store_copy_moves_a_sqlite_store_without_loss() {
         .link_identity(alice.id, "github", "4242", Some("alice@example.com"), START)
         .await
         .expect("an identity");
+    old.store()
+        .queue_mail(portal::store::NewMail {
+            message_id: "m-1",
+            kind: "reset",
+            user_id: Some(alice.id),
+            recipient: "alice@example.com",
+            sealed: "v1.sealed",
+            now: START,
+        })
+        .await
+        .expect("a message in the outbox");
     let source = Store::connect(&sqlite).await.expect("the SQLite store");
     let target_url = new_postgres_database(&server);
     let target = Store::connect(&target_url).await.expect("the PostgreSQL store");
@@ -367,12 +378,13 @@ async fn store_copy_moves_a_sqlite_store_without_loss() {
 /// Every table's rows as text, in a fixed order (the same query on both backends).
 async fn dump_all(url: &str, postgres: bool) -> Vec<(&'static str, Vec<String>)> {
     let queries = [
-        ("users", "SELECT id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at FROM users ORDER BY id"),
+        ("users", "SELECT id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at, email_verified FROM users ORDER BY id"),
         ("identities", "SELECT provider, subject, user_id, email, created_at FROM identities ORDER BY provider, subject"),
         ("sessions", "SELECT id, secret_hash, user_id, method, created_at, last_seen_at, ended_at, client, ip, persist FROM sessions ORDER BY id"),
         ("reset_links", "SELECT token_hash, user_id, created_at, expires_at, used_at, created_by FROM reset_links ORDER BY token_hash"),
         ("events", "SELECT id, at, kind, actor, subject_user_id, subject_name, ip, client, detail FROM events ORDER BY id"),
         ("signing_keys", "SELECT kid, algorithm, private_pkcs8, public_key, created_at, retired_at FROM signing_keys ORDER BY kid"),
+        ("outbox", "SELECT id, message_id, kind, user_id, recipient, sealed, status, attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox ORDER BY id"),
     ];
     let mut out = Vec::new();
     for (table, sql) in queries {
@@ -388,7 +400,7 @@ async fn dump_all(url: &str, postgres: bool) -> Vec<(&'static str, Vec<String>)>
     out
 }
 
-const BOOLEANS: [&str; 3] = ["is_admin", "disabled", "persist"];
+const BOOLEANS: [&str; 4] = ["is_admin", "disabled", "persist", "email_verified"];
 
 /// A row as one line of text, each column the same way on both backends: booleans as
 /// booleans (SQLite stores them as integers), then an integer if it reads as one, else text.

@@ -1,5 +1,5 @@
-//! Second factors: an authenticator app (`totp`), recovery codes (`recovery`), the sealing of
-//! app secrets (`seal`), and the two-step sign-in they make: after a first step (a password,
+//! Second factors: an authenticator app (`totp`, its secret sealed by `crate::seal`), recovery
+//! codes (`recovery`), and the two-step sign-in they make: after a first step (a password,
 //! a provider, a reset link) a user with a second factor gets a half-done sign-in
 //! ([`Pending`]), not a session; a code finishes it. A session at level 1 can step up the
 //! same way. The policy (`second_factor.required`) sends a user without one to set one up
@@ -7,7 +7,6 @@
 
 pub mod passkey;
 pub mod recovery;
-pub mod seal;
 pub mod totp;
 
 use serde::{Deserialize, Serialize};
@@ -253,7 +252,7 @@ impl Auth {
         if row.confirmed_at.is_none() {
             return Ok(false);
         }
-        let Some(secret) = sealer.open(user.id, &row.sealed_secret) else {
+        let Some(secret) = sealer.open(&user.id.to_be_bytes(), &row.sealed_secret) else {
             log::error!("user {}'s authenticator secret does not open: was secret_key changed?", user.id);
             return Ok(false);
         };
@@ -272,7 +271,7 @@ impl Auth {
         let existing = self.store.totp_of(user.id).await.map_err(AuthError::from)?;
         let secret = match existing {
             Some(row) if row.confirmed_at.is_some() => return Err(FactorError::AlreadySet),
-            Some(row) => sealer.open(user.id, &row.sealed_secret),
+            Some(row) => sealer.open(&user.id.to_be_bytes(), &row.sealed_secret),
             None => None,
         };
         let secret = match secret {
@@ -280,7 +279,7 @@ impl Auth {
             None => {
                 let secret = totp::new_secret().to_vec();
                 let sealed = sealer
-                    .seal(user.id, &secret)
+                    .seal(&user.id.to_be_bytes(), &secret)
                     .ok_or_else(|| AuthError::Internal("could not seal a secret".into()))?;
                 if !self
                     .store
@@ -312,7 +311,7 @@ impl Auth {
         let Some(sealer) = &self.sealer else { return Err(CodeError::Expired) };
         let row = self.store.totp_of(user.id).await.map_err(AuthError::from)?;
         let Some(row) = row.filter(|r| r.confirmed_at.is_none()) else { return Err(CodeError::Expired) };
-        let secret = sealer.open(user.id, &row.sealed_secret).ok_or(CodeError::Expired)?;
+        let secret = sealer.open(&user.id.to_be_bytes(), &row.sealed_secret).ok_or(CodeError::Expired)?;
         let now = self.now();
         let Some(step) = totp::matching_step(&secret, &digits, now) else {
             self.code_failed(user, client, "totp-setup").await;
