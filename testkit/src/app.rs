@@ -247,6 +247,20 @@ pub fn link_in(page: &str) -> String {
     format!("/reset/{token}")
 }
 
+/// Runs one statement with a bound text (`$1`) and id (`$2`) on the store at `db_url`, behind
+/// the app's back: for a value the portal itself would refuse to write.
+pub async fn write_on_store(db_url: &str, sql: &str, text: &str, id: i64) {
+    if db_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(db_url).await.expect("the store opens");
+        sqlx::query(sql).bind(text).bind(id).execute(&pool).await.expect("the statement runs");
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(db_url).await.expect("the store opens");
+        sqlx::query(sql).bind(text).bind(id).execute(&pool).await.expect("the statement runs");
+        pool.close().await;
+    }
+}
+
 /// Runs one statement with one bound id on the store at `db_url`, behind the app's back: for
 /// rows the portal itself would no longer write (a name from before a rule).
 pub async fn execute_on_store(db_url: &str, sql: &str, id: i64) {

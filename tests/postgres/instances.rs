@@ -384,7 +384,7 @@ async fn dump_all(url: &str, postgres: bool) -> Vec<(&'static str, Vec<String>)>
         ("reset_links", "SELECT token_hash, user_id, created_at, expires_at, used_at, created_by FROM reset_links ORDER BY token_hash"),
         ("events", "SELECT id, at, kind, actor, subject_user_id, subject_name, ip, client, detail FROM events ORDER BY id"),
         ("signing_keys", "SELECT kid, algorithm, private_pkcs8, public_key, created_at, retired_at FROM signing_keys ORDER BY kid"),
-        ("outbox", "SELECT id, message_id, kind, user_id, recipient, sealed, status, attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox ORDER BY id"),
+        ("outbox", "SELECT id, message_id, kind, user_id, recipient, sealed, status, CAST(attempts AS BIGINT) AS attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox ORDER BY id"),
     ];
     let mut out = Vec::new();
     for (table, sql) in queries {

@@ -2,6 +2,7 @@
 //! second time with `PORTAL_TEST_POSTGRES` set): several stores on one database as several
 //! instances would hold them, migrations racing, revocations crossing instances, the shared
 //! throttle, sweeps in parallel, the last-admin rule under concurrency, `portal store copy`,
+//! the outbox sent by two instances (each message once),
 //! and the database going away and coming back.
 //!
 //! Run with
@@ -15,4 +16,5 @@
 
 mod forwarder;
 mod instances;
+mod mail;
 mod outages;
