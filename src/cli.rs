@@ -70,6 +70,10 @@ pub enum Users {
         email: Option<String>,
         #[arg(long)]
         admin: bool,
+        /// Mail the person a link to set their password (valid 7 days) instead of reading a
+        /// password here. Needs --email and `[email]`.
+        #[arg(long)]
+        invite: bool,
     },
     /// List users.
     List,
@@ -275,11 +279,23 @@ async fn users(auth: &Auth, settings: &Settings, action: Users) -> Result<String
     let cli = Operator::cli();
     let by = &cli;
     Ok(match action {
-        Users::Add { name, email, admin } => {
+        Users::Add { name, email, admin, invite: true } => {
+            let account = NewAccount { username: &name, email: email.as_deref(), admin, invite: true };
+            let (user, _) = auth.create_account(by, account, None).await?;
+            let to = user.email.as_deref().unwrap_or_default();
+            format!("added user {} (id {}); an invitation to {to} is in the outbox", user.username, user.id)
+        }
+        Users::Add { name, email, admin, invite: false } => {
             let secret = read_password().map_err(AdminError::Failed)?;
-            let account = NewAccount { username: &name, email: email.as_deref(), admin };
+            let account = NewAccount { username: &name, email: email.as_deref(), admin, invite: false };
             let (user, _) = auth.create_account(by, account, Some(&secret)).await?;
-            format!("added user {} (id {})", user.username, user.id)
+            match &user.email {
+                Some(to) if !user.email_verified => format!(
+                    "added user {} (id {}); a link to confirm {to} is in the outbox",
+                    user.username, user.id
+                ),
+                _ => format!("added user {} (id {})", user.username, user.id),
+            }
         }
         Users::List => {
             let mut out = format!("{:>5}  {:<24} {:<32} {}", "id", "username", "email", "flags");

@@ -28,5 +28,26 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_user ON outbox (user_id, kind, created_at);
 
--- The address was proved: a link sent to it was followed, or a provider said so.
+-- The address was proved: a link sent to it was followed, or a provider said so. Addresses
+-- from before mail were set by an administrator, the command line or a provider that
+-- verified them (nobody could type their own): they count as verified.
 ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE users SET email_verified = TRUE WHERE email IS NOT NULL;
+
+-- One-time links (`/verify/<token>`) that prove an address: only the SHA-256 of the token is
+-- kept, with the address it was sent to (a link for an address the user has since changed
+-- proves nothing).
+CREATE TABLE email_links (
+    token_hash  TEXT    PRIMARY KEY,
+    user_id     BIGINT  NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    email       TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    expires_at  BIGINT  NOT NULL,
+    used_at     BIGINT
+);
+
+CREATE INDEX email_links_user ON email_links (user_id);
+
+-- The address a password link was mailed to (NULL: handed over by an administrator).
+-- Following it proves that address too.
+ALTER TABLE reset_links ADD COLUMN sent_to TEXT;

@@ -83,6 +83,9 @@ pub enum AdminError {
     /// 422.
     #[error("that is not an email address")]
     InvalidEmail,
+    /// 422: an invitation is mailed, so it needs an address and `[email]`.
+    #[error("an invitation needs an email address, and the portal set up to send mail")]
+    CannotInvite,
     /// 422 (a password given on the command line).
     #[error("{0}")]
     Policy(#[from] PolicyError),
@@ -116,6 +119,8 @@ impl From<sqlx::Error> for AdminError {
 pub struct NewAccount<'a> {
     pub username: &'a str,
     pub email: Option<&'a str>,
+    /// Mail the set-password link to `email` (valid 7 days) instead of making one to hand over.
+    pub invite: bool,
     pub admin: bool,
 }
 
@@ -446,6 +451,9 @@ impl Auth {
         if email.is_some_and(|e| !valid_email(e)) {
             return Err(AdminError::InvalidEmail);
         }
+        if account.invite && (email.is_none() || !self.mail_enabled() || password.is_some()) {
+            return Err(AdminError::CannotInvite);
+        }
         let hash = match password {
             Some(password) => {
                 let display = crate::store::Username::parse(account.username)?;
@@ -460,17 +468,26 @@ impl Auth {
             password_hash: hash.as_deref(),
             is_admin: account.admin,
         };
-        let user = match self.store.create_user(new, self.now()).await {
+        // With mail, a new address is verified by a link to it (or proved by the invitation
+        // that goes there); without, an administrator's word is all there is.
+        let created = match email {
+            Some(email) if self.mail_enabled() => {
+                self.create_user_mailing(by, new, email, account.invite).await
+            }
+            _ => self.store.create_user(new, self.now()).await,
+        };
+        let user = match created {
             Ok(user) => user,
             Err(CreateUserError::InvalidUsername(e)) => return Err(e.into()),
             Err(CreateUserError::Taken) => return Err(AdminError::Taken),
             Err(CreateUserError::Store(e)) => return Err(e.into()),
         };
-        let detail = json!({ "admin": account.admin, "email": email.is_some() });
+        let detail = json!({ "admin": account.admin, "email": email.is_some(), "invited": account.invite });
         self.admin_did(by, EventKind::UserCreated, user.id, None, detail).await;
         log::info!("user {} created by {}", user.id, by.actor.text());
         let link = match password {
             Some(_) => None,
+            None if account.invite => None,
             None => Some(self.make_reset_link(by, &user).await?),
         };
         Ok((user, link))
@@ -495,8 +512,14 @@ impl Auth {
         let expires_at = now + RESET_LINK_SECS;
         let created_by = by.actor.text();
         let hash = token_hash(&token);
-        let new =
-            NewResetLink { token_hash: &hash, user_id: user.id, now, expires_at, created_by: &created_by };
+        let new = NewResetLink {
+            token_hash: &hash,
+            user_id: user.id,
+            now,
+            expires_at,
+            created_by: &created_by,
+            sent_to: None,
+        };
         self.store.create_reset_link(new).await?;
         let detail = json!({ "expires_at": expires_at });
         self.admin_did(by, EventKind::ResetLinkCreated, user.id, None, detail).await;

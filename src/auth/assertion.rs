@@ -36,6 +36,7 @@ pub struct Claims {
     pub sub: String,
     /// The username.
     pub name: String,
+    /// The user's email, only when it is verified.
     pub email: Option<String>,
     /// `["admins"]` for administrators, otherwise empty.
     pub groups: Vec<String>,
@@ -58,7 +59,7 @@ impl Claims {
             iss: issuer.to_owned(),
             sub: user.id.to_string(),
             name: user.username.clone(),
-            email: user.email.clone(),
+            email: user.verified_email().map(str::to_owned),
             groups: groups(user).iter().map(|g| (*g).to_owned()).collect(),
             aud: audience.to_owned(),
             iat: now,

@@ -53,6 +53,10 @@ pub enum EventKind {
     /// A provider's session ended portal sessions (back-channel logout), or signing out of
     /// the portal went on to end the provider's session (`detail.by` says which).
     UpstreamLogout,
+    /// Someone set, changed or removed their email address (`detail.by`: the user).
+    EmailChanged,
+    /// A link proved an address.
+    EmailVerified,
     /// A message left the outbox (`detail.kind` says which: reset, verify, …).
     MailSent,
     /// A message was given up on: the server refused it, or it could not be sent for a day.
@@ -93,6 +97,8 @@ impl EventKind {
             EventKind::ClientRemoved => "client_removed",
             EventKind::ClientSecretRotated => "client_secret_rotated",
             EventKind::UpstreamLogout => "upstream_logout",
+            EventKind::EmailChanged => "email_changed",
+            EventKind::EmailVerified => "email_verified",
             EventKind::MailSent => "mail_sent",
             EventKind::MailFailed => "mail_failed",
         }
@@ -131,6 +137,8 @@ impl EventKind {
             EventKind::ClientRemoved => "application removed",
             EventKind::ClientSecretRotated => "application secret rotated",
             EventKind::UpstreamLogout => "signed out at the provider",
+            EventKind::EmailChanged => "email address changed",
+            EventKind::EmailVerified => "email address verified",
             EventKind::MailSent => "mail sent",
             EventKind::MailFailed => "mail not delivered",
         }
@@ -145,7 +153,7 @@ impl EventKind {
 }
 
 /// Every kind, for reading slugs back and for the console's filter.
-pub const ALL_KINDS: [EventKind; 32] = [
+pub const ALL_KINDS: [EventKind; 34] = [
     EventKind::SignInSucceeded,
     EventKind::SignInFailed,
     EventKind::SignInThrottled,
@@ -176,6 +184,8 @@ pub const ALL_KINDS: [EventKind; 32] = [
     EventKind::ClientRemoved,
     EventKind::ClientSecretRotated,
     EventKind::UpstreamLogout,
+    EventKind::EmailChanged,
+    EventKind::EmailVerified,
     EventKind::MailSent,
     EventKind::MailFailed,
 ];

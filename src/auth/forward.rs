@@ -510,6 +510,7 @@ mod tests {
             id: 1,
             username: name.into(),
             email: None,
+            email_verified: true,
             is_admin: admin,
             disabled: false,
             created_at: 0,

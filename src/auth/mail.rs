@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::auth::admin::{new_token, token_hash};
+use crate::auth::admin::{looks_like_token, new_token, token_hash, valid_email};
 use crate::auth::audit::{self, Actor, Event, EventKind};
 use crate::auth::throttle::RetryAfter;
-use crate::auth::{Auth, AuthError, ClientInfo};
+use crate::auth::{Auth, AuthError, ClientInfo, SECONDS_PER_DAY};
 use crate::clock::Clock;
 use crate::mail::{Letter, Mailer, SendError, To};
-use crate::store::{ClaimedMail, NewResetLink, Store, StoreResult, User};
+use crate::store::{
+    email_key, AfterCreate, ClaimedMail, CreateUserError, NewResetLink, NewUser, Store, StoreResult, User,
+};
 
 /// How long a link asked for by mail works.
 pub const RESET_BY_MAIL_SECS: i64 = 60 * 60;
@@ -26,6 +28,11 @@ const RESETS_PER_HOUR: i64 = 3;
 const ACCOUNTS_PER_ADDRESS: i64 = 5;
 /// Longest text the "forgot password" field takes.
 pub const MAX_LOGIN_BYTES: usize = 320;
+
+/// How long a verification link works.
+pub const VERIFY_SECS: i64 = 24 * 60 * 60;
+/// How long an invitation's set-password link works.
+pub const INVITE_SECS: i64 = 7 * 24 * 60 * 60;
 
 /// Messages claimed at once.
 const BATCH: i64 = 8;
@@ -41,6 +48,30 @@ const FIRST_BACKOFF_SECS: i64 = 5;
 const MAX_BACKOFF_SECS: i64 = 30 * 60;
 /// A message the server could not take for this long is given up on.
 const GIVE_UP_SECS: i64 = 24 * 60 * 60;
+
+/// What changing one's email came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailChange {
+    /// A link went to the new address; it counts once it is followed.
+    LinkSent(String),
+    /// The address is gone.
+    Removed,
+    /// That is the address already, verified.
+    Unchanged,
+}
+
+/// Why an email change did not happen. Each says what the person sees.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    /// "That is not an email address." (the form again)
+    #[error("that is not an email address")]
+    Invalid,
+    /// "The portal sends no mail." (404: the form is not there)
+    #[error("the portal sends no mail")]
+    MailOff,
+    #[error(transparent)]
+    Failed(#[from] AuthError),
+}
 
 /// The answer to "forgot password": the same whoever was asked about, unless this client
 /// asked too often.
@@ -99,6 +130,7 @@ impl Auth {
                 now,
                 expires_at: now + RESET_BY_MAIL_SECS,
                 created_by: "mail",
+                sent_to: Some(email),
             };
             let mail = outgoing.for_store(Some(user.id), now);
             let since = now - 60 * 60;
@@ -120,6 +152,134 @@ impl Auth {
             }
         }
         Ok(ResetRequest::Answered)
+    }
+
+    /// Sets, changes or (empty) removes the signed-in user's email. A new address is not
+    /// verified until the link mailed to it is followed (within a day).
+    pub async fn change_email(
+        &self,
+        user: &User,
+        raw: &str,
+        client: &ClientInfo,
+    ) -> Result<EmailChange, EmailError> {
+        let mailer = self.mail.as_ref().ok_or(EmailError::MailOff)?;
+        let email = raw.trim();
+        let now = self.now();
+        if email.is_empty() {
+            if user.email.is_none() {
+                return Ok(EmailChange::Removed);
+            }
+            self.store.change_email(user.id, None, false, None, &[], now).await.map_err(AuthError::from)?;
+            let detail = json!({ "removed": true });
+            self.user_did(user.id, EventKind::EmailChanged, Some(client), detail).await;
+            return Ok(EmailChange::Removed);
+        }
+        if !valid_email(email) {
+            return Err(EmailError::Invalid);
+        }
+        let same = user.email.as_deref().is_some_and(|old| email_key(old) == email_key(email));
+        if same && user.email_verified {
+            return Ok(EmailChange::Unchanged);
+        }
+        let token = new_token();
+        let letter =
+            Letter::Verify { link: mailer.link(&format!("/verify/{token}")), hours: VERIFY_SECS / 3600 };
+        let outgoing =
+            mailer.compose(&letter, &To { name: &user.username, address: email }).map_err(|e| {
+                log::warn!("user {}: no verification mail: {e}", user.id);
+                EmailError::Invalid
+            })?;
+        let hash = token_hash(&token);
+        let mails = [outgoing.for_store(Some(user.id), now)];
+        let link = Some((hash.as_str(), now + VERIFY_SECS));
+        self.store
+            .change_email(user.id, Some(email), false, link, &mails, now)
+            .await
+            .map_err(AuthError::from)?;
+        mailer.wake();
+        let detail = json!({ "removed": false, "verified": false });
+        self.user_did(user.id, EventKind::EmailChanged, Some(client), detail).await;
+        Ok(EmailChange::LinkSent(email.to_owned()))
+    }
+
+    /// Follows a verification link (`/verify/<token>`): the address it was sent to, now
+    /// verified, or `None` for a link that is unknown, used, expired, or for an address the
+    /// user no longer has.
+    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<Option<String>, AuthError> {
+        if !looks_like_token(token) {
+            return Ok(None);
+        }
+        let Some((user_id, email)) = self.store.verify_email(&token_hash(token), self.now()).await? else {
+            return Ok(None);
+        };
+        self.record(Event {
+            kind: EventKind::EmailVerified,
+            actor: Actor::Anonymous,
+            subject: Some(user_id),
+            subject_name: None,
+            client: Some(client),
+            detail: json!({}),
+        })
+        .await;
+        log::info!("user {user_id} verified their email address");
+        Ok(Some(email))
+    }
+
+    /// A new user whose address is proved by mail: a verification link, or an invitation
+    /// (a set-password link valid a week), made and queued with the user in one transaction.
+    pub(crate) async fn create_user_mailing(
+        &self,
+        by: &crate::auth::admin::Operator<'_>,
+        new: NewUser<'_>,
+        email: &str,
+        invite: bool,
+    ) -> Result<User, CreateUserError> {
+        let Some(mailer) = &self.mail else { return self.store.create_user(new, self.now()).await };
+        let now = self.now();
+        let token = new_token();
+        let hash = token_hash(&token);
+        let created_by = by.actor.text();
+        let (letter, after) = if invite {
+            let letter = Letter::Invite {
+                link: mailer.link(&format!("/reset/{token}")),
+                days: INVITE_SECS / SECONDS_PER_DAY,
+                admin: new.is_admin,
+            };
+            (
+                letter,
+                AfterCreate::Invite {
+                    token_hash: &hash,
+                    expires_at: now + INVITE_SECS,
+                    created_by: &created_by,
+                },
+            )
+        } else {
+            let letter =
+                Letter::Verify { link: mailer.link(&format!("/verify/{token}")), hours: VERIFY_SECS / 3600 };
+            (letter, AfterCreate::Verify { token_hash: &hash, expires_at: now + VERIFY_SECS })
+        };
+        // The name is checked by the store; the letter needs it as given.
+        let outgoing = mailer.compose(&letter, &To { name: new.username, address: email }).map_err(|e| {
+            CreateUserError::Store(sqlx::Error::Protocol(format!("the mail could not be made: {e}")))
+        })?;
+        let user = self.store.create_user_mailing(new, now, after, outgoing.for_store(None, now)).await?;
+        mailer.wake();
+        Ok(user)
+    }
+
+    /// After a provider sign-in: the provider's verified address proves the user's, when
+    /// they are the same.
+    pub(crate) async fn provider_verified(&self, user: &User, email: Option<&str>) {
+        let Some(email) = email.filter(|_| !user.email_verified) else { return };
+        match self.store.mark_email_verified(user.id, email).await {
+            Ok(true) => {
+                log::info!("user {}: their address is verified by a provider's sign-in", user.id);
+                let detail = json!({ "by": "provider" });
+                self.user_did(user.id, EventKind::EmailVerified, None, detail).await;
+            }
+            Ok(false) => {}
+            Err(e) => log::warn!("user {}: could not mark the address verified: {e}", user.id),
+        }
     }
 
     /// The accounts `login` names: the user of that name, else those with that email.

@@ -42,7 +42,10 @@ pub use self::errors::{
 };
 pub use self::factors::{FirstStep, Pending, TotpSetup};
 pub use self::lifecycle::{PasswordChange, SessionCheck, Sweeper, FRESH_SIGN_IN_SECS, SWEEP_BATCH};
-pub use self::mail::{Outbox, ResetRequest, MAX_LOGIN_BYTES, RESET_BY_MAIL_SECS};
+pub use self::mail::{
+    EmailChange, EmailError, Outbox, ResetRequest, INVITE_SECS, MAX_LOGIN_BYTES, RESET_BY_MAIL_SECS,
+    VERIFY_SECS,
+};
 pub use self::providers::{Account, Arrival, BackchannelError, Callback};
 pub use self::reset::{Reset, ResetError};
 pub use self::sign_in::{PasswordSignIn, SignedIn};

@@ -208,6 +208,7 @@ impl Auth {
             };
             return match self.store.link_identity(me.id, slug, &identity.subject, email, now).await {
                 Ok(()) => {
+                    self.provider_verified(me, email).await;
                     log::info!("user {} connected {slug}", me.id);
                     let detail = json!({ "provider": slug });
                     self.user_did(me.id, EventKind::IdentityLinked, Some(client), detail).await;
@@ -231,7 +232,10 @@ impl Auth {
                 log::info!(target: AUDIT_TARGET, "sign-in provider={slug} ip={} outcome=disabled-account", client.ip_text());
                 return Err(ArrivalError::Disabled);
             }
-            Some(user) => user,
+            Some(user) => {
+                self.provider_verified(&user, email).await;
+                user
+            }
             None => {
                 let user = self
                     .store

@@ -26,6 +26,10 @@ use crate::store::NewMail;
 pub enum Letter {
     /// A one-time link to set a new password, asked for on `/reset`.
     Reset { link: String, minutes: i64 },
+    /// A link that proves a new address (`/verify/<token>`).
+    Verify { link: String, hours: i64 },
+    /// An administrator made an account: a link to set its password.
+    Invite { link: String, days: i64, admin: bool },
 }
 
 impl Letter {
@@ -33,12 +37,18 @@ impl Letter {
     pub fn kind(&self) -> &'static str {
         match self {
             Letter::Reset { .. } => "reset",
+            Letter::Verify { .. } => "verify",
+            Letter::Invite { .. } => "invite",
         }
     }
 
     /// One of each, with representative values (the templates' check at start).
     pub fn samples() -> Vec<Letter> {
-        vec![Letter::Reset { link: "https://auth.example.com/reset/TOKEN".into(), minutes: 60 }]
+        vec![
+            Letter::Reset { link: "https://auth.example.com/reset/TOKEN".into(), minutes: 60 },
+            Letter::Verify { link: "https://auth.example.com/verify/TOKEN".into(), hours: 24 },
+            Letter::Invite { link: "https://auth.example.com/reset/TOKEN".into(), days: 7, admin: true },
+        ]
     }
 }
 

@@ -11,11 +11,15 @@ use super::Letter;
 use crate::templates::{environment, load as load_sources, one_line};
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 4] = [
+const EMBEDDED: [(&str, &str); 8] = [
     ("email/base.txt", include_str!("../../templates/email/base.txt.j2")),
     ("email/base.html", include_str!("../../templates/email/base.html.j2")),
     ("email/reset.txt", include_str!("../../templates/email/reset.txt.j2")),
     ("email/reset.html", include_str!("../../templates/email/reset.html.j2")),
+    ("email/verify.txt", include_str!("../../templates/email/verify.txt.j2")),
+    ("email/verify.html", include_str!("../../templates/email/verify.html.j2")),
+    ("email/invite.txt", include_str!("../../templates/email/invite.txt.j2")),
+    ("email/invite.html", include_str!("../../templates/email/invite.html.j2")),
 ];
 
 /// The embedded mail templates with `dir/email/*.j2` laid over them, each kind rendered once

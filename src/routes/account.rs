@@ -1,18 +1,22 @@
 //! `/account`: the signed-in user's ways to sign in and their sessions; signing other
-//! devices out, and changing the password. (Connecting and disconnecting a provider sit
+//! devices out, changing the password, and (with `[email]`) the email address, which
+//! `/verify/<token>` confirms. (Connecting and disconnecting a provider sit
 //! beside the provider round trip, in `routes::oauth`.)
 
 use rocket::http::{Header, Status};
 use rocket::{get, post, uri, FromForm, Responder, Route, State};
 
 use crate::auth::password::MIN_PASSWORD_CHARS;
-use crate::auth::{Auth, AuthError, ClientInfo, PasswordChange, PasswordChangeError, FRESH_SIGN_IN_SECS};
+use crate::auth::{
+    Auth, AuthError, ClientInfo, EmailChange, EmailError, PasswordChange, PasswordChangeError,
+    FRESH_SIGN_IN_SECS,
+};
 use crate::web::cookies::Jar;
 use crate::web::csrf::{Checked, CsrfOnly, CsrfProtected};
 use crate::web::flash::Kind;
 use crate::web::guard::LoggedIn;
 use crate::web::headers::content_security_policy;
-use crate::web::pages::{Layout, Reply};
+use crate::web::pages::{message_page_reply, Layout, Reply};
 use crate::web::pages::{PasskeyView, SecondFactorView};
 use crate::web::render::Page;
 
@@ -133,7 +137,63 @@ pub async fn change_password(
     Ok(Reply::to(uri!(account)))
 }
 
+#[derive(FromForm)]
+pub struct NewEmail<'r> {
+    csrf_token: Option<&'r str>,
+    email: Option<&'r str>,
+}
+
+impl CsrfProtected for NewEmail<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
+/// Sets, changes or (empty) removes the email (with `[email]`): a new address gets a link.
+#[post("/account/email", data = "<form>")]
+pub async fn change_email(
+    form: Checked<NewEmail<'_>>,
+    me: &LoggedIn,
+    client: ClientInfo,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    let Checked(form) = form;
+    let (kind, message) = match auth.change_email(me.user(), form.email.unwrap_or(""), &client).await {
+        Ok(EmailChange::LinkSent(to)) => (
+            Kind::Success,
+            format!("We sent a link to {to}. The address counts once you follow it (within a day)."),
+        ),
+        Ok(EmailChange::Removed) => (Kind::Success, "Your email address is removed.".to_owned()),
+        Ok(EmailChange::Unchanged) => (Kind::Info, "That is your address already.".to_owned()),
+        Err(EmailError::Invalid) => (Kind::Error, "That is not an email address.".to_owned()),
+        Err(EmailError::MailOff) => return Ok(Reply::Error(Status::NotFound)),
+        Err(EmailError::Failed(e)) => return Err(e),
+    };
+    jar.flash(kind, message);
+    Ok(Reply::to(format!("{}#email", uri!(account))))
+}
+
+const BAD_VERIFY_LINK: &str = "This link does not work: it was used already, it expired (links last a day), \
+                               it is for an address the account no longer has, or it was not copied whole.";
+
+/// A link mailed to a new address: following it confirms the address.
+#[get("/verify/<token>")]
+pub async fn verify(
+    token: &str,
+    me: Option<&LoggedIn>,
+    client: ClientInfo,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    let Some(email) = auth.verify_email(token, &client).await? else {
+        return Ok(message_page_reply(Status::NotFound, BAD_VERIFY_LINK));
+    };
+    jar.flash(Kind::Success, format!("Your email address {email} is confirmed."));
+    Ok(Reply::to(if me.is_some() { "/account#email" } else { "/login" }))
+}
+
 /// This module's routes, mounted at `/`.
 pub fn routes() -> Vec<Route> {
-    rocket::routes![account, end_session, end_other_sessions, change_password]
+    rocket::routes![account, end_session, end_other_sessions, change_password, change_email, verify]
 }

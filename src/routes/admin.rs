@@ -90,6 +90,8 @@ pub struct NewUserForm<'r> {
     email: Option<&'r str>,
     /// A checkbox: absent means no.
     admin: bool,
+    /// A checkbox (with mail): mail the set-password link instead of showing it.
+    invite: bool,
 }
 
 impl CsrfProtected for NewUserForm<'_> {
@@ -105,24 +107,37 @@ pub async fn create_user(
     admin: Acting<'_>,
     origin: SiteOrigin,
     layout: Layout<'_>,
+    jar: Jar<'_>,
     auth: &State<Auth>,
 ) -> Result<Reply, AdminError> {
     let Checked(form) = form;
     let username = form.username.unwrap_or("");
     let email = form.email.unwrap_or("");
     let by = admin.by();
-    let account = NewAccount { username, email: Some(email), admin: form.admin };
+    let account = NewAccount { username, email: Some(email), admin: form.admin, invite: form.invite };
     match auth.create_account(&by, account, None).await {
         Ok((user, Some(link))) => {
             let url = link.url(origin.0.as_deref());
             Ok(Reply::page(Status::Created, layout.admin_link(&user, &url, link.expires_at, true)))
         }
-        Ok((user, None)) => Ok(Reply::to(user_uri(user.id))),
+        Ok((user, None)) => {
+            if form.invite {
+                let to = user.email.as_deref().unwrap_or_default();
+                jar.flash(Kind::Success, format!("An invitation to {to} is on its way (valid 7 days)."));
+            }
+            Ok(Reply::to(user_uri(user.id)))
+        }
         Err(AdminError::Failed(e)) => Err(e.into()),
         Err(AdminError::NotAdmin) => Ok(Reply::Error(Status::Forbidden)),
         Err(e) => {
             let status = admin_status(&e);
-            let again = NewUserView { username, email, admin: form.admin, error: Some(sentence(&e)) };
+            let again = NewUserView {
+                username,
+                email,
+                admin: form.admin,
+                invite: form.invite,
+                error: Some(sentence(&e)),
+            };
             Ok(Reply::page(status, layout.admin_new_user(again)))
         }
     }

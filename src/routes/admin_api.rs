@@ -158,6 +158,10 @@ pub struct NewUserJson {
     email: Option<String>,
     #[serde(default)]
     admin: bool,
+    /// Mail the person a link to set their password (7 days, single use) instead of answering
+    /// with one: needs `email` and the portal's `[email]` (otherwise 422).
+    #[serde(default)]
+    invite: bool,
 }
 
 /// A one-time link to set a password (24 hours, single use).
@@ -172,7 +176,11 @@ pub struct ResetLinkJson {
 #[derive(Serialize, ToSchema)]
 pub struct CreatedJson {
     user: UserJson,
-    reset_link: ResetLinkJson,
+    /// The link to hand over; absent when an invitation was mailed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_link: Option<ResetLinkJson>,
+    /// An invitation carrying the link went to the user's address.
+    invited: bool,
 }
 
 /// Creates a user and answers with their one-time password link (shown only here).
@@ -186,7 +194,7 @@ pub struct CreatedJson {
         NotAdminOrCrossSite,
         JsonBodyErrors,
         (status = 409, description = "The username is taken", body = ErrorJson),
-        (status = 422, description = "An invalid username or email, or unreadable fields", body = ErrorJson),
+        (status = 422, description = "An invalid username or email, an invitation without an address or mail, or unreadable fields", body = ErrorJson),
     )
 )]
 #[post("/users", data = "<body>")]
@@ -198,11 +206,16 @@ pub async fn create_user(
     auth: &State<Auth>,
 ) -> Result<(Status, Json<CreatedJson>), ApiError> {
     let by = admin.by();
-    let account = NewAccount { username: &body.username, email: body.email.as_deref(), admin: body.admin };
+    let account = NewAccount {
+        username: &body.username,
+        email: body.email.as_deref(),
+        admin: body.admin,
+        invite: body.invite,
+    };
     let (user, link) = auth.create_account(&by, account, None).await?;
-    let link = link.ok_or_else(|| ApiError::status(Status::InternalServerError))?;
-    let reset_link = ResetLinkJson { url: link.url(origin.0.as_deref()), expires_at: link.expires_at };
-    Ok((Status::Created, Json(CreatedJson { user: (&user).into(), reset_link })))
+    let reset_link =
+        link.map(|link| ResetLinkJson { url: link.url(origin.0.as_deref()), expires_at: link.expires_at });
+    Ok((Status::Created, Json(CreatedJson { user: (&user).into(), reset_link, invited: body.invite })))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -18,6 +18,9 @@ pub struct Me {
     id: i64,
     username: String,
     email: Option<String>,
+    /// Whether `email` is verified (a link sent to it was followed, a provider said so, or
+    /// an administrator set it while the portal sends no mail).
+    email_verified: bool,
     admin: bool,
     /// How this session signed in: `password`, `passkey`, or a provider's slug (`google`, `github`, `gitlab`…).
     method: String,
@@ -49,6 +52,7 @@ pub async fn me(me: &LoggedIn, auth: &State<Auth>) -> Result<Json<Me>, ApiError>
         id: user.id,
         username: user.username.clone(),
         email: user.email.clone(),
+        email_verified: user.email_verified,
         admin: user.is_admin,
         method: me.session().method.clone(),
         methods: me.session().methods.split(' ').map(str::to_owned).collect(),

@@ -205,7 +205,7 @@ async fn check(
     match auth.gate(user, me.session(), original.0.as_ref()).await {
         Ok(Gate::Allowed { assertion }) => Answer::Through {
             user: user.username.clone(),
-            email: user.email.clone(),
+            email: user.verified_email().map(str::to_owned),
             groups: groups(user).first().copied().unwrap_or(""),
             level: me.session().aal,
             assertion,

@@ -9,11 +9,12 @@ use super::{Backend, GrantRow, Pool, Store, StoreResult};
 /// The tables a copy moves, in an order the foreign keys accept. `throttle` is left behind:
 /// its windows last minutes and are keyed per deployment; so are `ceremonies` (a passkey
 /// ceremony lasts minutes and is bound to one browser).
-pub const COPIED_TABLES: [&str; 15] = [
+pub const COPIED_TABLES: [&str; 16] = [
     "users",
     "identities",
     "sessions",
     "reset_links",
+    "email_links",
     "events",
     "signing_keys",
     "totp",
@@ -111,7 +112,7 @@ impl Store {
         Ok(SchemaReport { backend: self.backend(), applied, latest, rows })
     }
 
-    /// Copies every user, identity, session, reset link, second factor, notice, event,
+    /// Copies every user, identity, session, password and email link, second factor, notice, event,
     /// signing key, OpenID client, consent, grant and refresh token, and message in the
     /// outbox from `self`
     /// into `target`, ids kept, in one transaction on the target; refuses a target that
@@ -136,8 +137,10 @@ impl Store {
                 (String, String, i64, String, String, i64, i64, i64, Option<i64>, String, Option<String>, bool, Option<String>),
                 (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12));
             copy_rows!(&self.pool, tx, "reset_links",
-                "token_hash, user_id, created_at, expires_at, used_at, created_by",
-                (String, i64, i64, i64, Option<i64>, String), (0, 1, 2, 3, 4, 5));
+                "token_hash, user_id, created_at, expires_at, used_at, created_by, sent_to",
+                (String, i64, i64, i64, Option<i64>, String, Option<String>), (0, 1, 2, 3, 4, 5, 6));
+            copy_rows!(&self.pool, tx, "email_links", "token_hash, user_id, email, created_at, expires_at, used_at",
+                (String, i64, String, i64, i64, Option<i64>), (0, 1, 2, 3, 4, 5));
             copy_rows!(&self.pool, tx, "events",
                 "id, at, kind, actor, subject_user_id, subject_name, ip, client, detail",
                 (i64, i64, String, String, Option<i64>, Option<String>, Option<String>, Option<String>, String),

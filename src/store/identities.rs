@@ -76,8 +76,8 @@ impl Store {
     ) -> Result<User, CreateUserError> {
         let username = Username::parse(&self.free_username(hint).await?)?;
         let sql = format!(
-            "INSERT INTO users (username, username_key, email, email_key, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (username, username_key, email, email_key, email_verified, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
         );
         on_pool!(&self.pool, p => {
             let mut tx = p.begin_write().await?;
@@ -86,6 +86,9 @@ impl Store {
                 .bind(username.key())
                 .bind(email)
                 .bind(email.map(email_key))
+                // A provider's address is kept only when it says it verified it (or the
+                // configuration trusts it).
+                .bind(email.is_some())
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await

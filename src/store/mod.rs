@@ -24,6 +24,8 @@ mod oidc;
 #[macro_use]
 mod outbox;
 mod passkeys;
+// Before `users`, which stores an invitation's link in its transaction (`replace_links!`).
+#[macro_use]
 mod resets;
 mod sessions;
 mod throttle;
@@ -57,7 +59,7 @@ pub use self::username::{
     account_key, email_characters_ok, email_key, is_invisible, search_key, Username, UsernameError,
     MAX_USERNAME_CHARS,
 };
-pub use self::users::{CreateUserError, Credentials, Guarded, NewUser, User};
+pub use self::users::{AfterCreate, CreateUserError, Credentials, Guarded, NewUser, User};
 use crate::config::PoolSettings;
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;

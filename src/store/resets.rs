@@ -14,8 +14,10 @@ pub struct NewResetLink<'a> {
     pub user_id: i64,
     pub now: i64,
     pub expires_at: i64,
-    /// A user id (as text) or `cli`.
+    /// A user id (as text), `cli`, or `mail` (asked for on `/reset`).
     pub created_by: &'a str,
+    /// The address the link is mailed to; `None` when it is handed over.
+    pub sent_to: Option<&'a str>,
 }
 
 /// Inside `$tx`: ends the user's unused links and stores `$new`.
@@ -29,14 +31,15 @@ macro_rules! replace_links {
                 .execute(&mut *$tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO reset_links (token_hash, user_id, created_at, expires_at, created_by)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO reset_links (token_hash, user_id, created_at, expires_at, created_by, sent_to)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(new.token_hash)
             .bind(new.user_id)
             .bind(new.now)
             .bind(new.expires_at)
             .bind(new.created_by)
+            .bind(new.sent_to)
             .execute(&mut *$tx)
             .await
             .map(|_| ())
@@ -109,17 +112,25 @@ impl Store {
     ) -> StoreResult<Option<i64>> {
         let user_id = on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
-            let user_id: Option<i64> = sqlx::query_scalar(
+            let link: Option<(i64, Option<String>)> = sqlx::query_as(
                 "UPDATE reset_links SET used_at = $1
-                 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+                 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id, sent_to",
             )
             .bind(now)
             .bind(token_hash)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(user_id) = user_id else {
+            let Some((user_id, sent_to)) = link else {
                 return Ok(None);
             };
+            // A link that came by mail proves the address it came to, while it is the user's.
+            if let Some(sent_to) = sent_to {
+                sqlx::query("UPDATE users SET email_verified = TRUE WHERE id = $1 AND email_key = $2")
+                    .bind(user_id)
+                    .bind(super::email_key(&sent_to))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let ended = set_password_ending_sessions!(tx, user_id, password_hash, now)?;
             tx.commit().await?;
             crate::metrics::get().sessions_ended.inc_by(ended);

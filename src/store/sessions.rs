@@ -45,6 +45,7 @@ struct Joined {
     session: LiveSession,
     u_username: String,
     u_email: Option<String>,
+    u_email_verified: bool,
     u_is_admin: bool,
     u_disabled: bool,
     u_created_at: i64,
@@ -57,6 +58,7 @@ impl Joined {
             id: self.session.record.user_id,
             username: self.u_username,
             email: self.u_email,
+            email_verified: self.u_email_verified,
             is_admin: self.u_is_admin,
             disabled: self.u_disabled,
             created_at: self.u_created_at,
@@ -125,7 +127,7 @@ impl Store {
         // One round trip: the session and its user together.
         let joined: Option<Joined> = on_pool!(&self.pool, p => sqlx::query_as(
             "SELECT s.id, s.user_id, s.method, s.methods, s.aal, s.created_at, s.last_seen_at, s.ended_at, s.client, s.ip,
-                    s.persist, s.upstream_sid, s.secret_hash, u.username AS u_username, u.email AS u_email,
+                    s.persist, s.upstream_sid, s.secret_hash, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified,
                     u.is_admin AS u_is_admin, u.disabled AS u_disabled, u.created_at AS u_created_at,
                     u.last_login_at AS u_last_login_at
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",

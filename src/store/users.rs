@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use super::notify::Revoked;
+use super::outbox::NewMail;
+use super::resets::NewResetLink;
 use super::{email_key, is_unique_violation, ConnDialect, Store, StoreResult, Username, UsernameError};
 
 /// A user as the rest of the portal sees one (no password hash).
@@ -11,10 +13,20 @@ pub struct User {
     pub id: i64,
     pub username: String,
     pub email: Option<String>,
+    /// The address was proved (a link sent to it was followed, a provider said so, or an
+    /// administrator set it while the portal sends no mail).
+    pub email_verified: bool,
     pub is_admin: bool,
     pub disabled: bool,
     pub created_at: i64,
     pub last_login_at: Option<i64>,
+}
+
+impl User {
+    /// The email address when it is verified: what other applications are told.
+    pub fn verified_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_verified)
+    }
 }
 
 /// A user together with what a password check needs.
@@ -23,6 +35,52 @@ pub struct Credentials {
     #[sqlx(flatten)]
     pub user: User,
     pub password_hash: Option<String>,
+}
+
+/// What [`Store::create_user_mailing`] makes besides the user.
+pub enum AfterCreate<'a> {
+    /// A verification link (`/verify/<token>`) for the new address.
+    Verify { token_hash: &'a str, expires_at: i64 },
+    /// A set-password link (`/reset/<token>`) mailed to the new address: an invitation.
+    Invite { token_hash: &'a str, expires_at: i64, created_by: &'a str },
+}
+
+/// Inserts a user on `$executor` and returns them.
+macro_rules! insert_user {
+    ($executor:expr, $username:expr, $new:expr, $verified:expr, $now:expr) => {{
+        let sql = format!(
+            "INSERT INTO users (username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {USER_COLUMNS}"
+        );
+        sqlx::query_as::<_, User>(&sql)
+            .bind($username.display())
+            .bind($username.key())
+            .bind($new.email)
+            .bind($new.email.map(email_key))
+            .bind($verified)
+            .bind($new.password_hash)
+            .bind($new.is_admin)
+            .bind($now)
+            .fetch_one($executor)
+            .await
+    }};
+}
+
+/// Inserts a verification link on `$executor`.
+macro_rules! insert_email_link {
+    ($executor:expr, $token_hash:expr, $user_id:expr, $email:expr, $now:expr, $expires_at:expr) => {
+        sqlx::query(
+            "INSERT INTO email_links (token_hash, user_id, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($token_hash)
+        .bind($user_id)
+        .bind($email)
+        .bind($now)
+        .bind($expires_at)
+        .execute($executor)
+        .await
+        .map(|_| ())
+    };
 }
 
 pub struct NewUser<'a> {
@@ -58,7 +116,8 @@ pub enum Guarded {
 const KEEPS_AN_ADMIN: &str = "(NOT is_admin OR disabled OR EXISTS (
         SELECT 1 FROM users other WHERE other.is_admin AND NOT other.disabled AND other.id <> users.id))";
 
-pub(super) const USER_COLUMNS: &str = "id, username, email, is_admin, disabled, created_at, last_login_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, email_verified, is_admin, disabled, created_at, last_login_at";
 
 impl Store {
     pub async fn count_users(&self) -> StoreResult<i64> {
@@ -95,27 +154,143 @@ impl Store {
         on_pool!(&self.pool, p => sqlx::query_as(&sql).fetch_all(p).await)
     }
 
+    /// Creates a user; an email given here counts as verified (an administrator or the
+    /// command line set it, and no mail can prove it): [`Store::create_user_mailing`] is the
+    /// way with mail.
     pub async fn create_user(&self, new: NewUser<'_>, now: i64) -> Result<User, CreateUserError> {
         let username = Username::parse(new.username)?;
-        let sql = format!(
-            "INSERT INTO users (username, username_key, email, email_key, password_hash, is_admin, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
-        );
-        let result = on_pool!(&self.pool, p => sqlx::query_as(&sql)
-            .bind(username.display())
-            .bind(username.key())
-            .bind(new.email)
-            .bind(new.email.map(email_key))
-            .bind(new.password_hash)
-            .bind(new.is_admin)
-            .bind(now)
-            .fetch_one(p)
-            .await);
+        let result = on_pool!(&self.pool, p => insert_user!(p, username, new, new.email.is_some(), now));
         match result {
             Ok(user) => Ok(user),
             Err(e) if is_unique_violation(&e) => Err(CreateUserError::Taken),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Creates a user whose email is not verified yet and, in the same transaction, the link
+    /// `after` says and the message carrying it (queued for the new user).
+    pub async fn create_user_mailing(
+        &self,
+        new: NewUser<'_>,
+        now: i64,
+        after: AfterCreate<'_>,
+        mail: NewMail<'_>,
+    ) -> Result<User, CreateUserError> {
+        let username = Username::parse(new.username)?;
+        let email = new.email.unwrap_or_default();
+        let result: StoreResult<User> = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let user: User = insert_user!(&mut *tx, username, new, false, now)?;
+            match after {
+                AfterCreate::Verify { token_hash, expires_at } => {
+                    insert_email_link!(&mut *tx, token_hash, user.id, email, now, expires_at)?;
+                }
+                AfterCreate::Invite { token_hash, expires_at, created_by } => {
+                    let link = NewResetLink {
+                        token_hash,
+                        user_id: user.id,
+                        now,
+                        expires_at,
+                        created_by,
+                        sent_to: Some(email),
+                    };
+                    replace_links!(tx, link)?;
+                }
+            }
+            queue_mail!(&mut *tx, NewMail { user_id: Some(user.id), ..mail })?;
+            tx.commit().await?;
+            Ok(user)
+        });
+        match result {
+            Ok(user) => Ok(user),
+            Err(e) if is_unique_violation(&e) => Err(CreateUserError::Taken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets (or, with `None`, removes) a user's email, `verified` or not, and in the same
+    /// transaction: ends the user's earlier verification links, stores `link` (a new one for
+    /// this address) and queues `mails`.
+    pub async fn change_email(
+        &self,
+        user_id: i64,
+        email: Option<&str>,
+        verified: bool,
+        link: Option<(&str, i64)>,
+        mails: &[NewMail<'_>],
+        now: i64,
+    ) -> StoreResult<()> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE users SET email = $1, email_key = $2, email_verified = $3 WHERE id = $4")
+                .bind(email)
+                .bind(email.map(email_key))
+                .bind(verified)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE email_links SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            if let (Some((token_hash, expires_at)), Some(email)) = (link, email) {
+                insert_email_link!(&mut *tx, token_hash, user_id, email, now, expires_at)?;
+            }
+            for mail in mails {
+                queue_mail!(&mut *tx, mail)?;
+            }
+            tx.commit().await
+        })?;
+        self.revoked(Revoked::User(user_id)).await;
+        Ok(())
+    }
+
+    /// Follows a verification link: uses it up and marks the user's address verified, when
+    /// it is still the address the link was sent to. The user and the address, or `None`
+    /// (nothing changed) for an unknown, used or expired link or a changed address.
+    pub async fn verify_email(&self, token_hash: &str, now: i64) -> StoreResult<Option<(i64, String)>> {
+        let verified = on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let link: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE email_links SET used_at = $1
+                 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id, email",
+            )
+            .bind(now)
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((user_id, email)) = link else { return Ok(None) };
+            let done = sqlx::query("UPDATE users SET email_verified = TRUE WHERE id = $1 AND email_key = $2")
+                .bind(user_id)
+                .bind(email_key(&email))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            (done == 1).then_some((user_id, email))
+        });
+        if let Some((user_id, _)) = &verified {
+            self.revoked(Revoked::User(*user_id)).await;
+        }
+        Ok(verified)
+    }
+
+    /// Marks the user's address verified when it is `email` (a provider said it verified it).
+    /// Whether it changed anything.
+    pub async fn mark_email_verified(&self, user_id: i64, email: &str) -> StoreResult<bool> {
+        let done = on_pool!(&self.pool, p => sqlx::query(
+            "UPDATE users SET email_verified = TRUE WHERE id = $1 AND email_key = $2 AND NOT email_verified",
+        )
+        .bind(user_id)
+        .bind(email_key(email))
+        .execute(p)
+        .await?
+        .rows_affected());
+        if done > 0 {
+            self.revoked(Revoked::User(user_id)).await;
+        }
+        Ok(done > 0)
     }
 
     /// Sets a new password and ends every session the user has, in one transaction.

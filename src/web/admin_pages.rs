@@ -207,6 +207,8 @@ pub struct NewUserView<'a> {
     pub username: &'a str,
     pub email: &'a str,
     pub admin: bool,
+    /// "Send an invitation by mail" was ticked (offered with mail only: `site.mail`).
+    pub invite: bool,
     pub error: Option<String>,
 }
 

@@ -39,6 +39,7 @@ pub fn admin_status(error: &AdminError) -> Status {
         | AdminError::PublicClient => Status::Conflict,
         AdminError::InvalidUsername(_)
         | AdminError::InvalidEmail
+        | AdminError::CannotInvite
         | AdminError::Policy(_)
         | AdminError::InvalidClient(_) => Status::UnprocessableEntity,
         AdminError::Failed(e) => status_of(e),

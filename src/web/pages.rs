@@ -65,12 +65,19 @@ pub(crate) struct Me<'a> {
     id: i64,
     username: &'a str,
     email: Option<&'a str>,
+    email_verified: bool,
     is_admin: bool,
 }
 
 impl<'a> From<&'a User> for Me<'a> {
     fn from(user: &'a User) -> Me<'a> {
-        Me { id: user.id, username: &user.username, email: user.email.as_deref(), is_admin: user.is_admin }
+        Me {
+            id: user.id,
+            username: &user.username,
+            email: user.email.as_deref(),
+            email_verified: user.email_verified,
+            is_admin: user.is_admin,
+        }
     }
 }
 
@@ -685,6 +692,7 @@ mod tests {
             id: 1,
             username: "o".into(),
             email: None,
+            email_verified: true,
             is_admin: false,
             disabled: false,
             created_at: 0,
@@ -704,6 +712,7 @@ mod tests {
             id: 1,
             username: "<script>alert(1)</script>".into(),
             email: Some("\"quoted\"@example.com".into()),
+            email_verified: true,
             is_admin: false,
             disabled: false,
             created_at: 0,

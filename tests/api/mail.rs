@@ -434,16 +434,216 @@ async fn a_message_queued_before_a_crash_arrives_once_after_the_restart() {
     let home = server.crash();
     sink.resume().await;
     let server = launch.serve(home, port);
-    let mail = sink.wait_for(1).await;
-    assert_eq!(mail[0].to, ["alice@example.com"]);
-    let link = mail[0].link(&format!("{base}/reset/")).expect("the link");
+    // Two messages: the confirmation `users add --email` queued, and the reset link.
+    let mails = sink.wait_for(2).await;
+    assert!(mails.iter().all(|m| m.to == ["alice@example.com"]));
+    let reset = mails.iter().find(|m| m.subject() == "Reset your Portal password").expect("the reset mail");
+    let link = reset.link(&format!("{base}/reset/")).expect("the link");
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert_eq!(sink.received().len(), 1, "once");
+    assert_eq!(sink.received().len(), 2, "each once");
     // The link it carries works on the restarted server.
     let page = http.get(&link).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(
         !server.log().contains(link.trim_start_matches(&format!("{base}/reset/"))),
         "no token in the log"
+    );
+}
+
+/// The path of the first link under `{PUBLIC}{prefix}` in a message.
+fn path_in(mail: &Received, prefix: &str) -> String {
+    let link = mail.link(&format!("{PUBLIC}{prefix}")).expect("the link in the text");
+    link.trim_start_matches(PUBLIC).to_owned()
+}
+
+/// What forward-auth tells an application about the signed-in person's email.
+async fn remote_email(app: &TestApp) -> String {
+    let answer = app
+        .client
+        .get("/authz/auth-request")
+        .header(rocket::http::Header::new("X-Original-URL", "https://app.example.com/"))
+        .dispatch()
+        .await;
+    assert_eq!(answer.status(), Status::Ok);
+    answer.headers().get_one("Remote-Email").unwrap_or_default().to_owned()
+}
+
+async fn me(app: &TestApp) -> serde_json::Value {
+    json(app.get("/api/me").await).await
+}
+
+#[rocket::async_test]
+async fn a_new_address_on_the_account_page_counts_once_its_link_is_followed() {
+    let sink = Sink::start().await;
+    let app = TestApp::spawn_with(|f| {
+        with_mail(&sink)(f).merge(("forward_auth.allowed_domains", ["*.example.com"]))
+    })
+    .await;
+    let alice = user_with_email(&app, "alice", "alice@example.com").await;
+    assert!(alice.email_verified, "set without a link: an administrator's word");
+    app.sign_in("alice", PASSWORD).await;
+    let account = body(app.get("/account").await).await;
+    assert!(account.contains(r#"<h2 class="section-title" id="email">Email</h2>"#), "{account}");
+    assert!(account.contains("<strong>alice@example.com</strong> · confirmed"));
+    assert_eq!(remote_email(&app).await, "alice@example.com");
+
+    let changed = app.post_form("/account/email", &[("email", " New@Example.org ")]).await;
+    assert_is_redirect_to(&changed, "/account#email");
+    assert_eq!(
+        app.flash("/account").await,
+        "We sent a link to New@Example.org. The address counts once you follow it (within a day)."
+    );
+    let me_now = me(&app).await;
+    assert_eq!(
+        (me_now["email"].as_str(), me_now["email_verified"].as_bool()),
+        (Some("New@Example.org"), Some(false))
+    );
+    assert_eq!(remote_email(&app).await, "", "an unconfirmed address is not passed on");
+    assert!(body(app.get("/account").await).await.contains("not confirmed yet"));
+
+    let mail = sink.wait_for(1).await.remove(0);
+    assert_eq!(mail.to, ["New@Example.org"]);
+    assert_eq!(mail.subject(), "Confirm your email address for Portal");
+    let path = path_in(&mail, "/verify/");
+    let followed = app.get(&path).await;
+    assert_is_redirect_to(&followed, "/account#email");
+    assert_eq!(app.flash("/account").await, "Your email address New@Example.org is confirmed.");
+    assert_eq!(me(&app).await["email_verified"], true);
+    assert_eq!(remote_email(&app).await, "New@Example.org");
+    assert_eq!(app.get(&path).await.status(), Status::NotFound, "once");
+    let kinds: Vec<String> = app.events().await.into_iter().map(|e| e.0).collect();
+    assert!(kinds.contains(&"email_changed".to_owned()) && kinds.contains(&"email_verified".to_owned()));
+
+    // A bad address: a sentence, nothing changed.
+    app.post_form("/account/email", &[("email", "not an address")]).await;
+    assert_eq!(app.flash("/account").await, "That is not an email address.");
+    assert_eq!(me(&app).await["email"], "New@Example.org");
+    // Removed.
+    app.post_form("/account/email", &[("email", "")]).await;
+    assert_eq!(app.flash("/account").await, "Your email address is removed.");
+    assert_eq!(me(&app).await["email"], serde_json::Value::Null);
+}
+
+#[rocket::async_test]
+async fn a_link_for_an_address_since_changed_proves_nothing_and_links_expire() {
+    let sink = Sink::start().await;
+    let app = TestApp::spawn_with(with_mail(&sink)).await;
+    app.create_user("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    app.post_form("/account/email", &[("email", "first@example.com")]).await;
+    app.post_form("/account/email", &[("email", "second@example.com")]).await;
+    let mails = sink.wait_for(2).await;
+    let first = mails.iter().find(|m| m.to == ["first@example.com"]).unwrap();
+    let second = mails.iter().find(|m| m.to == ["second@example.com"]).unwrap();
+    let page = app.get(&path_in(first, "/verify/")).await;
+    assert_eq!(page.status(), Status::NotFound);
+    assert!(body(page).await.contains("it is for an address the account no longer has"));
+    assert_eq!(me(&app).await["email_verified"], false);
+    app.clock.advance(24 * 60 * 60 + 1);
+    assert_eq!(app.get(&path_in(second, "/verify/")).await.status(), Status::NotFound, "a day later");
+    app.sign_in("alice", PASSWORD).await;
+    assert_eq!(me(&app).await["email_verified"], false);
+    assert_eq!(app.get("/verify/not-a-token").await.status(), Status::NotFound);
+}
+
+#[rocket::async_test]
+async fn an_invitation_mails_a_week_long_link_that_sets_the_password_and_proves_the_address() {
+    let sink = Sink::start().await;
+    let app = TestApp::spawn_with(with_mail(&sink)).await.with_root().await;
+    app.sign_in("root", PASSWORD).await;
+    let form = body(app.get("/admin/users/new").await).await;
+    assert!(form.contains(r#"name="invite""#), "{form}");
+
+    let created = app
+        .post_form("/admin/users", &[("username", "carol"), ("email", "carol@example.com"), ("invite", "on")])
+        .await;
+    let to = location(&created).unwrap().to_owned();
+    assert!(to.starts_with("/admin/users/"), "{to}");
+    assert_eq!(app.flash(&to).await, "An invitation to carol@example.com is on its way (valid 7 days).");
+    let mail = sink.wait_for(1).await.remove(0);
+    assert_eq!(mail.subject(), "Your Portal account");
+    assert!(mail.text().contains("with the username carol"), "{}", mail.text());
+    assert!(mail.text().contains("within 7 days"), "{}", mail.text());
+    let carol = app.store().user_by_username("carol").await.unwrap().unwrap();
+    assert!(!carol.email_verified);
+
+    app.post_logout().await;
+    app.clock.advance(6 * 24 * 60 * 60);
+    let path = path_in(&mail, "/reset/");
+    let new = "carol's own passphrase";
+    let set = app.post_form(&path, &[("new_password", new), ("confirm_password", new)]).await;
+    assert_is_redirect_to(&set, "/");
+    assert!(
+        app.store().user_by_username("carol").await.unwrap().unwrap().email_verified,
+        "the mail proved it"
+    );
+
+    // The JSON API: no link in the answer, and it says so; without an address, 422.
+    app.post_logout().await;
+    app.sign_in("root", PASSWORD).await;
+    let api = |body: serde_json::Value| {
+        app.client
+            .post("/api/admin/users")
+            .header(same_origin())
+            .header(rocket::http::ContentType::JSON)
+            .body(body.to_string())
+            .dispatch()
+    };
+    let made =
+        api(serde_json::json!({ "username": "dan", "email": "dan@example.com", "invite": true })).await;
+    assert_eq!(made.status(), Status::Created);
+    let made = json(made).await;
+    assert_eq!(made["invited"], true);
+    assert!(made.get("reset_link").is_none(), "{made}");
+    let refused = api(serde_json::json!({ "username": "erin", "invite": true })).await;
+    assert_eq!(refused.status(), Status::UnprocessableEntity);
+    let mails = sink.wait_for(2).await;
+    assert_eq!(mails[1].to, ["dan@example.com"]);
+
+    // Seven days on, an invitation's link no longer works.
+    app.clock.advance(7 * 24 * 60 * 60 + 1);
+    assert_eq!(app.get(&path_in(&mails[1], "/reset/")).await.status(), Status::NotFound);
+}
+
+#[rocket::async_test]
+async fn with_mail_an_administrators_new_address_waits_for_its_link() {
+    let sink = Sink::start().await;
+    let app = TestApp::spawn_with(with_mail(&sink)).await.with_root().await;
+    app.sign_in("root", PASSWORD).await;
+    let created =
+        app.post_form("/admin/users", &[("username", "frank"), ("email", "frank@example.com")]).await;
+    assert_eq!(created.status(), Status::Created, "the link page, as without mail");
+    let mail = sink.wait_for(1).await.remove(0);
+    assert_eq!(
+        (mail.to.as_slice(), mail.subject().as_str()),
+        (&["frank@example.com".to_owned()][..], "Confirm your email address for Portal")
+    );
+    let frank = app.store().user_by_username("frank").await.unwrap().unwrap();
+    assert!(!frank.email_verified);
+    assert_is_redirect_to(&app.get(&path_in(&mail, "/verify/")).await, "/account#email");
+    assert!(app.store().user_by_username("frank").await.unwrap().unwrap().email_verified);
+}
+
+#[rocket::async_test]
+async fn the_command_line_invites_without_reading_a_password() {
+    use portal_testkit::process::Launch;
+    let home = tempfile::tempdir().unwrap();
+    let launch = Launch::in_checkout()
+        .test_config(home.path())
+        .env("ROCKET_PUBLIC_URL", PUBLIC)
+        .env("ROCKET_EMAIL", "{smtp_url=\"smtp://127.0.0.1:9\",from=\"portal@example.com\"}");
+    let out = launch.run(&["users", "add", "gina", "--email", "gina@example.com", "--invite"], "");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("an invitation to gina@example.com is in the outbox"), "{said}");
+    let no_email = launch.run(&["users", "add", "hal", "--invite"], "");
+    assert!(!no_email.status.success());
+    assert!(String::from_utf8_lossy(&no_email.stderr).contains("an invitation needs an email address"));
+    let store = portal::store::Store::connect(&portal_testkit::sqlite_url(home.path())).await.unwrap();
+    let rows = store.outbox_recent(None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].kind.as_str(), rows[0].recipient.as_str(), rows[0].status.as_str()),
+        ("invite", "gina@example.com", "pending")
     );
 }

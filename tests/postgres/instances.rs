@@ -327,9 +327,21 @@ async fn store_copy_moves_a_sqlite_store_without_loss() {
             now: START,
             expires_at: START + 3600,
             created_by: "cli",
+            sent_to: Some("alice@example.com"),
         })
         .await
         .expect("a reset link");
+    old.store()
+        .change_email(
+            alice.id,
+            Some("alice@example.org"),
+            false,
+            Some(("4567cdef", START + 3600)),
+            &[],
+            START,
+        )
+        .await
+        .expect("an email link");
     old.store()
         .link_identity(alice.id, "github", "4242", Some("alice@example.com"), START)
         .await
@@ -381,7 +393,8 @@ async fn dump_all(url: &str, postgres: bool) -> Vec<(&'static str, Vec<String>)>
         ("users", "SELECT id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at, email_verified FROM users ORDER BY id"),
         ("identities", "SELECT provider, subject, user_id, email, created_at FROM identities ORDER BY provider, subject"),
         ("sessions", "SELECT id, secret_hash, user_id, method, created_at, last_seen_at, ended_at, client, ip, persist FROM sessions ORDER BY id"),
-        ("reset_links", "SELECT token_hash, user_id, created_at, expires_at, used_at, created_by FROM reset_links ORDER BY token_hash"),
+        ("reset_links", "SELECT token_hash, user_id, created_at, expires_at, used_at, created_by, sent_to FROM reset_links ORDER BY token_hash"),
+        ("email_links", "SELECT token_hash, user_id, email, created_at, expires_at, used_at FROM email_links ORDER BY token_hash"),
         ("events", "SELECT id, at, kind, actor, subject_user_id, subject_name, ip, client, detail FROM events ORDER BY id"),
         ("signing_keys", "SELECT kid, algorithm, private_pkcs8, public_key, created_at, retired_at FROM signing_keys ORDER BY kid"),
         ("outbox", "SELECT id, message_id, kind, user_id, recipient, sealed, status, CAST(attempts AS BIGINT) AS attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox ORDER BY id"),

@@ -72,9 +72,9 @@ pub fn person_claims(user: &User, scopes: &str) -> Map<String, Value> {
     if has_scope(scopes, "email") {
         if let Some(email) = &user.email {
             out.insert("email".into(), Value::from(email.clone()));
-            // Addresses are set by administrators or taken from a provider only when it
-            // says it verified them; people cannot type their own.
-            out.insert("email_verified".into(), Value::Bool(true));
+            // A new address is verified by a link sent to it; until then applications are
+            // told it is not.
+            out.insert("email_verified".into(), Value::Bool(user.email_verified));
         }
     }
     if has_scope(scopes, "groups") {
