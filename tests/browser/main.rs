@@ -1,5 +1,5 @@
 //! The portal in a real browser: headless Chromium, driven through chromedriver, against the
-//! real `portal` binary and fake Google and GitHub on loopback.
+//! real `portal` binary and fake Google and GitHub (and an SMTP sink) on loopback.
 //!
 //! Rocket's local client ignores `SameSite`, `Secure` and `Path` and never follows
 //! redirects; a browser does all of that. The portal is opened as `http://localhost:PORT`
@@ -14,6 +14,7 @@
 mod elsewhere;
 mod factors;
 mod harness;
+mod mail;
 mod oidc;
 // nginx and the gated portal, as the proxy suite starts them (the same shipped files).
 use portal_testkit::proxy;
