@@ -8,7 +8,8 @@
 #   BENCH_DURATION=5 bench/run.sh     # shorter rows
 #
 # Knobs (environment): BENCH_DURATION (seconds per wrk row, default 10), BENCH_THREADS (2),
-# BENCH_STEP_USERS (the second-step row's users), BENCH_OIDC_TOKENS (the token rows' codes
+# BENCH_STEP_USERS (the second-step row's users), BENCH_MAIL (the outbox row's messages, 300),
+# BENCH_OIDC_TOKENS (the token rows' codes
 # and refresh tokens, each; default 2000 per second of row),
 # BENCH_CONNECTIONS (32), BENCH_FLOOD (64 POST /login clients), BENCH_VENV (where the Flask
 # virtualenv lives, default ~/.cache/portal-bench/venv), FLASK_DIR (the reference app,
@@ -630,6 +631,63 @@ EOF
 second_step_row
 stop "$SERVER_PID"
 
+# --- "Forgot password?" and the outbox -----------------------------------------------------
+# The portal with [email], sending to an SMTP sink on loopback (aiosmtpd's Sink handler, in
+# the bench virtualenv; it takes each message and drops it). First the outbox's sending
+# rate: BENCH_MAIL accounts (300) are added with `portal users add --invite` while no server
+# runs (each queues an invitation), then one instance starts and sends them all: timed from
+# its start until nothing is pending. Then POST /reset, with the IP throttle lifted: for an
+# account past its three messages of the hour (two reads, no write: what a flood at one
+# account costs) and for a name nobody has (one read), against the floor's signed-out row.
+# A build without mail has no /reset: the rows are skipped.
+reset_rows() {
+    local smtp=$((PORT_BASE + 11)) n=${BENCH_MAIL:-300} mdb="$TMP/mail.sqlite" i t0 pending sent jar page token
+    [[ -x $VENV/bin/aiosmtpd ]] || timeout 600 "$VENV/bin/pip" install --quiet aiosmtpd
+    (exec "$VENV/bin/python" -m aiosmtpd -n -l "$HOST:$smtp" -c aiosmtpd.handlers.Sink) >"$TMP/smtp.log" 2>&1 &
+    PIDS+=("$!")
+    local sink_pid=$!
+    local MAIL_ENV=("${PORTAL_ENV[@]}" ROCKET_DATABASES="{portal={url=\"sqlite://$mdb?mode=rwc\"}}"
+        ROCKET_EMAIL="{smtp_url=\"smtp://$HOST:$smtp\",from=\"bench@bench.test\"}")
+    if ! (cd "$TMP" && env "${MAIL_ENV[@]}" timeout 60 "$PORTAL_BIN" users add m0 --email m0@bench.test --invite) >/dev/null 2>&1; then
+        log "portal: this build sends no mail; the /reset and outbox rows are skipped"
+        stop "$sink_pid"
+        return
+    fi
+    log "portal: $n accounts invited by mail while no server runs"
+    for ((i = 1; i < n; i++)); do
+        (cd "$TMP" && env "${MAIL_ENV[@]}" timeout 60 "$PORTAL_BIN" users add "m$i" --email "m$i@bench.test" --invite) >/dev/null
+    done
+    t0=$(date +%s%N)
+    start portal-mail /health "$PORT" env "${MAIL_ENV[@]}" ROCKET_THROTTLE='{reset_requests=1000000000}' "$PORTAL_BIN"
+    for ((i = 0; i < 1200; i++)); do
+        pending=$(sqlite3 "$mdb" "SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+        [[ $pending == 0 ]] && break
+        sleep 0.1
+    done
+    R[mail,drain_ms]=$((($(date +%s%N) - t0) / 1000000))
+    sent=$(sqlite3 "$mdb" "SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+    [[ $sent == "$n" ]] || { echo "bench: the outbox sent $sent of $n messages" >&2; exit 1; }
+    R[mail,sent]=$sent
+    R[mail,rate]=$(awk -v n="$n" -v ms="${R[mail,drain_ms]}" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+    log "portal: the outbox sent $n messages in ${R[mail,drain_ms]} ms from the server's start (${R[mail,rate]}/s)"
+    jar="$TMP/reset.jar"
+    page=$(curl -sS --max-time 10 -c "$jar" "$BASE/reset")
+    token=$(hidden "$page" csrf_token)
+    local cookie="portal_csrf=$(jar_cookie "$jar" portal_csrf)"
+    for i in 1 2 3; do status_of -H "Cookie: $cookie" --data "csrf_token=$token&login=m0" "$BASE/reset" >/dev/null; done
+    BENCH_BODY="csrf_token=$token&login=m0" BENCH_COOKIE=$cookie wrk_row portal reset_known \
+        -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/post.lua" "$BASE/reset"
+    BENCH_BODY="csrf_token=$token&login=nobody" BENCH_COOKIE=$cookie wrk_row portal reset_unknown \
+        -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/bench/post.lua" "$BASE/reset"
+    [[ ${R[portal,reset_known,statuses]} =~ ^200:[0-9]+$ && ${R[portal,reset_unknown,statuses]} =~ ^200:[0-9]+$ ]] ||
+        { echo "bench: POST /reset answered other than 200" >&2; exit 1; }
+    sent=$(sqlite3 "$mdb" "SELECT COUNT(*) FROM outbox WHERE kind = 'reset'")
+    [[ $sent == 3 ]] || { echo "bench: $sent reset messages queued for one account, not 3" >&2; exit 1; }
+    stop "$SERVER_PID"
+    stop "$sink_pid"
+}
+reset_rows
+
 # --- the OpenID provider ------------------------------------------------------------------
 # The same store, now with one client (`bench`, client_secret_basic). Discovery and the JWK
 # Set are plain GETs; userinfo carries one access token (from one real code exchange); the
@@ -729,6 +787,22 @@ post_cell() { # APP ROW: form answers (200) and shed (503) per second, latencies
         "$(rate "$1" "$2" 503)" "${R[$1,$2,p50]}" "${R[$1,$2,p99]}"
 }
 
+reset_cell() { # ROW: a /reset row, or "skipped" for a build without mail
+    if [[ -n ${R[portal,$1,rps]:-} ]]; then
+        printf '%s answered/s (200) · p50 %s · p99 %s ms' "$(rate portal "$1" 200)" "${R[portal,$1,p50]}" "${R[portal,$1,p99]}"
+    else
+        printf 'skipped'
+    fi
+}
+RESET_SLOWER=$(awk -v a="${R[portal,reset_known,rps]:-0}" -v b="${R[portal,reset_unknown,rps]:-0}" 'BEGIN { print (a < b ? a : b) }')
+reset_verdict() {
+    if [[ -n ${R[portal,reset_known,rps]:-} ]]; then
+        verdict "$(ratio "$RESET_SLOWER" "${R[floor,welcome_out,rps]}")" ">=" 0.30
+    else
+        printf 'skipped'
+    fi
+}
+
 PEAK_LIMIT_MIB=$((40 + PERMITS * 19))
 # Each portal round's share of its hash limit; the round with the median share is reported.
 ROUNDS_TEXT=
@@ -786,6 +860,9 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | GET /oidc/userinfo, a valid access token (RS256 check + its grant read) | $(oidc_cell userinfo) | | | | $(ratio "${R[portal,userinfo,rps]:-0}" "${R[floor,welcome_in,rps]}") |
 | POST /oidc/token, a code each (two RS256 signatures, a refresh token stored), $CONNS clients | $(rate portal token_code 200) issued/s (200) · $(rate portal token_code 400) refused/s (400: a repeat, the codes ran out) · p50 ${R[portal,token_code,p50]:--} · p99 ${R[portal,token_code,p99]:--} ms | | | | |
 | POST /oidc/token, a refresh token each (rotated, one RS256 signature), $CONNS clients | $(rate portal token_refresh 200) refreshed/s (200) · $(rate portal token_refresh 400) refused/s (400: a repeat) · p50 ${R[portal,token_refresh,p50]:--} · p99 ${R[portal,token_refresh,p99]:--} ms | | | | |
+| POST /reset, an account past its three messages of the hour (two reads), $CONNS clients | $(reset_cell reset_known) | | | | $(ratio "${R[portal,reset_known,rps]:-0}" "${R[floor,welcome_out,rps]}") (of the floor's signed-out row) |
+| POST /reset, a name nobody has (one read), $CONNS clients | $(reset_cell reset_unknown) | | | | $(ratio "${R[portal,reset_unknown,rps]:-0}" "${R[floor,welcome_out,rps]}") |
+| the outbox sending ${R[mail,sent]:-0} invitations into a local SMTP sink (aiosmtpd), one instance, from its start | ${R[mail,rate]:-skipped} messages/s (${R[mail,drain_ms]:--} ms) | | | | |
 | POST /login wrong password, $CONNS clients | $(post_cell portal post_wrong) | $(post_cell flask post_wrong) | $(post_cell floor post_wrong) | (Flask compares plain text) | (the floor does not hash) |
 | GET /welcome signed in during a $FLOOD-client POST /login flood | $(flood_cell portal) | $(flood_cell flask) | $(flood_cell floor) | | |
 | RSS right after start (MiB) | $(mib "${R[portal,start_kib]}") | | | | |
@@ -803,6 +880,7 @@ ${BENCH_PORTAL_ENV:+- the portal ran with $BENCH_PORTAL_ENV
 | GET /welcome signed out ≥ 60% of floor | $(pr welcome_out floor) | $(verdict "$(pr welcome_out floor)" ">=" 0.60) |
 | GET /authz/auth-request signed in ≥ 70% of the floor's signed-in route | $(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}") | $(verdict "$(ratio "${R[portal,authz_in,rps]}" "${R[floor,welcome_in,rps]}")" ">=" 0.70) |
 | GET /oidc/userinfo ≥ 50% of the floor's signed-in route | $(ratio "${R[portal,userinfo,rps]:-0}" "${R[floor,welcome_in,rps]}") | $(oidc_verdict userinfo "$(ratio "${R[portal,userinfo,rps]:-0}" "${R[floor,welcome_in,rps]}")" 0.50) |
+| POST /reset ≥ 30% of the floor's signed-out route (the slower of its two rows) | $(ratio "$RESET_SLOWER" "${R[floor,welcome_out,rps]}") | $(reset_verdict) |
 | POST /oidc/token refresh ≥ 1,000/s | $(rate portal token_refresh 200)/s | $(oidc_verdict token_refresh "$(rate portal token_refresh 200)" 1000) |
 | POST /login wrong password ≥ 85% of the hash limit, $CONNS clients (the median of $POST_ROUNDS rounds: round $MEDIAN_ROUND, limit $HASH_LIMIT/s) | $(rate portal post_wrong 200) answered/s = $HASH_SHARE | $(verdict "$HASH_SHARE" ">=" 0.85) |
 | GET /welcome p99 ≤ 25 ms during the flood | ${R[portal,welcome_flood,p99]} ms | $(verdict "${R[portal,welcome_flood,p99]}" "<=" 25) |

@@ -109,8 +109,13 @@ impl Auth {
         if login.is_empty() || login.len() > MAX_LOGIN_BYTES {
             return Ok(ResetRequest::Answered);
         }
+        let since = now - 60 * 60;
         for user in self.accounts_named(login).await? {
             let Some(email) = user.email.as_deref().filter(|_| !user.disabled) else { continue };
+            if self.store.mail_count_since(user.id, "reset", since).await? >= RESETS_PER_HOUR {
+                log::info!("user {}: reset mail not sent: {RESETS_PER_HOUR} in the last hour", user.id);
+                continue;
+            }
             let token = new_token();
             let letter = Letter::Reset {
                 link: mailer.link(&format!("/reset/{token}")),
@@ -133,7 +138,6 @@ impl Auth {
                 sent_to: Some(email),
             };
             let mail = outgoing.for_store(Some(user.id), now);
-            let since = now - 60 * 60;
             if self.store.create_reset_link_by_mail(link, mail, since, RESETS_PER_HOUR).await? {
                 mailer.wake();
                 let detail = json!({ "by": "mail", "expires_at": now + RESET_BY_MAIL_SECS });

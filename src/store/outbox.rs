@@ -156,6 +156,20 @@ impl Store {
         Ok(())
     }
 
+    /// Messages of `kind` queued for `user_id` after `since` (a per-account limit, read
+    /// before the transaction that checks it again, so that a flood of requests past the
+    /// limit takes no write lock).
+    pub async fn mail_count_since(&self, user_id: i64, kind: &str, since: i64) -> StoreResult<i64> {
+        on_pool!(&self.pool, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE user_id = $1 AND kind = $2 AND created_at > $3",
+        )
+        .bind(user_id)
+        .bind(kind)
+        .bind(since)
+        .fetch_one(p)
+        .await)
+    }
+
     pub async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
         let rows: Vec<(String, i64)> = on_pool!(&self.pool, p => sqlx::query_as(
             "SELECT status, COUNT(*) FROM outbox GROUP BY status",
