@@ -183,7 +183,7 @@ fn second_step_fixture(url: &str, n: usize) {
             let secret = totp::new_secret();
             let sealed = sealer.seal(&user.id.to_be_bytes(), &secret).expect("sealed");
             assert!(store.put_pending_totp(user.id, &sealed, now).await.expect("stored"));
-            assert!(store.confirm_totp(user.id, &sealed, 0, now).await.expect("confirmed"));
+            assert!(store.confirm_totp(user.id, &sealed, 0, now, None).await.expect("confirmed"));
             out.push_str(&format!("{name} {}\n", totp::secret_text(&secret)));
         }
         print!("{out}");

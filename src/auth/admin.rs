@@ -15,6 +15,7 @@ use crate::auth::audit::{Actor, Event, EventKind};
 use crate::auth::password::{check_policy, HashError, PolicyError, MAX_PASSWORD_BYTES};
 use crate::auth::session::freshness;
 use crate::auth::{Auth, AuthError, ClientInfo};
+use crate::mail::Notice;
 use crate::store::{
     search_key, CreateUserError, Cursor, EventCursor, EventFilter, EventRecord, Guarded, LinkedIdentity,
     LiveCutoffs, MailRow, NewResetLink, NewUser, OutboxCounts, Removed, SessionRecord, Subject, User,
@@ -539,7 +540,11 @@ impl Auth {
         let user = self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)?;
         check_policy(password, &user.username)?;
         let hash = self.hash(password).await?;
-        self.store.set_password(id, &hash, self.now()).await?;
+        let now = self.now();
+        let notice = self.notice_for(&user, Notice::PasswordChanged, by.client, "").await;
+        let mail = notice.as_ref().map(|n| n.for_store(Some(id), now));
+        self.store.set_password(id, &hash, now, mail.as_ref()).await?;
+        self.mail_queued();
         let detail = json!({ "by": by.actor.text(), "sessions_ended": true });
         self.admin_did(by, EventKind::PasswordChanged, id, None, detail).await;
         Ok(user)
@@ -553,10 +558,12 @@ impl Auth {
         if by.is(id) {
             return Err(AdminError::OwnAccount);
         }
-        if self.store.user_by_id(id).await?.is_none() {
-            return Err(AdminError::NoSuchUser);
-        }
-        let removed = self.store.reset_second_factor(id, self.now()).await?;
+        let user = self.store.user_by_id(id).await?.ok_or(AdminError::NoSuchUser)?;
+        let notice = self.notice_for(&user, Notice::FactorRemoved, None, "Every second factor").await;
+        let now = self.now();
+        let mail = notice.as_ref().map(|n| n.for_store(Some(id), now));
+        let removed = self.store.reset_second_factor(id, now, mail.as_ref()).await?;
+        self.mail_queued();
         let detail = json!({
             "totp": removed.totp, "passkeys": removed.passkeys, "recovery_codes": removed.recovery_codes
         });

@@ -13,6 +13,7 @@ use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, PasswordChangeError, SignedIn, SECONDS_PER_DAY};
 use crate::clock::Clock;
 use crate::config::SessionSettings;
+use crate::mail::Notice;
 use crate::store::{account_key, SessionRecord, Store, SweepBefore, User};
 
 /// What a session cookie turned out to be worth.
@@ -175,7 +176,10 @@ impl Auth {
             return Err(PasswordChangeError::NotFresh);
         }
         let hash = self.hash(new).await?;
-        self.store.set_password(user.id, &hash, now).await.map_err(AuthError::from)?;
+        let notice = self.notice_for(user, Notice::PasswordChanged, Some(client), "").await;
+        let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), now));
+        self.store.set_password(user.id, &hash, now, mail.as_ref()).await.map_err(AuthError::from)?;
+        self.mail_queued();
         log::info!("user {} changed their password; every session ended", user.id);
         let detail = json!({ "by": "user", "sessions_ended": true });
         self.user_did(user.id, EventKind::PasswordChanged, Some(client), detail).await;
@@ -241,6 +245,8 @@ impl Sweeper {
         if events > 0 {
             log::info!("swept {events} audit event(s) older than the retention");
         }
+        // Devices whose notice window has passed.
+        self.store.sweep_devices(now - crate::auth::KNOWN_DEVICE_SECS).await?;
         // Sent and failed mail, as long as the audit log keeps its events.
         let mail = in_batches(|| self.store.sweep_outbox(kept_since, SWEEP_BATCH)).await?;
         if mail > 0 {

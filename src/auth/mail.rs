@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use sha2::Digest as _;
 
 use crate::auth::admin::{looks_like_token, new_token, token_hash, valid_email};
 use crate::auth::audit::{self, Actor, Event, EventKind};
 use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, SECONDS_PER_DAY};
 use crate::clock::Clock;
-use crate::mail::{Letter, Mailer, SendError, To};
+use crate::mail::{Letter, Mailer, Notice, Outgoing, SendError, To, NOTICE_PREFERENCES};
 use crate::store::{
     email_key, AfterCreate, ClaimedMail, CreateUserError, NewResetLink, NewUser, Store, StoreResult, User,
 };
@@ -28,6 +29,9 @@ const RESETS_PER_HOUR: i64 = 3;
 const ACCOUNTS_PER_ADDRESS: i64 = 5;
 /// Longest text the "forgot password" field takes.
 pub const MAX_LOGIN_BYTES: usize = 320;
+
+/// A device not seen for this long is new again.
+pub const KNOWN_DEVICE_SECS: i64 = 90 * 24 * 60 * 60;
 
 /// How long a verification link works.
 pub const VERIFY_SECS: i64 = 24 * 60 * 60;
@@ -173,7 +177,13 @@ impl Auth {
             if user.email.is_none() {
                 return Ok(EmailChange::Removed);
             }
-            self.store.change_email(user.id, None, false, None, &[], now).await.map_err(AuthError::from)?;
+            let notice = self.notice_for(user, Notice::EmailChanged, Some(client), "none (removed)").await;
+            let mails: Vec<_> = notice.iter().map(|n| n.for_store(Some(user.id), now)).collect();
+            self.store
+                .change_email(user.id, None, false, None, &mails, now)
+                .await
+                .map_err(AuthError::from)?;
+            mailer.wake();
             let detail = json!({ "removed": true });
             self.user_did(user.id, EventKind::EmailChanged, Some(client), detail).await;
             return Ok(EmailChange::Removed);
@@ -194,7 +204,13 @@ impl Auth {
                 EmailError::Invalid
             })?;
         let hash = token_hash(&token);
-        let mails = [outgoing.for_store(Some(user.id), now)];
+        // The old address hears of it, when it was verified (and wants to).
+        let old_notice = match user.verified_email().filter(|_| !same) {
+            Some(_) => self.notice_for(user, Notice::EmailChanged, Some(client), email).await,
+            None => None,
+        };
+        let mut mails = vec![outgoing.for_store(Some(user.id), now)];
+        mails.extend(old_notice.as_ref().map(|n| n.for_store(Some(user.id), now)));
         let link = Some((hash.as_str(), now + VERIFY_SECS));
         self.store
             .change_email(user.id, Some(email), false, link, &mails, now)
@@ -284,6 +300,82 @@ impl Auth {
             Ok(false) => {}
             Err(e) => log::warn!("user {}: could not mark the address verified: {e}", user.id),
         }
+    }
+
+    /// The notice `notice` for `user`, made and sealed for the outbox: when the portal sends
+    /// mail, the user has a verified address and has not turned that notice off. `client`
+    /// is where the change came from (`None`: an administrator's console or the command
+    /// line); `detail` what was added or removed, or the new address.
+    pub(crate) async fn notice_for(
+        &self,
+        user: &User,
+        notice: Notice,
+        client: Option<&ClientInfo>,
+        detail: &str,
+    ) -> Option<Outgoing> {
+        let mailer = self.mail.as_ref()?;
+        let address = user.verified_email()?;
+        match self.store.notices_off(user.id).await {
+            Ok(off) if off.split(',').any(|p| p == notice.preference()) => return None,
+            Ok(_) => {}
+            Err(e) => log::warn!("user {}: could not read their notice preferences: {e}", user.id),
+        }
+        let (device, ip) = match client {
+            Some(client) => (client.device.clone(), client.ip_text()),
+            None => ("an administrator (the console or the command line)".to_owned(), "-".to_owned()),
+        };
+        let letter = Letter::Notice {
+            notice,
+            when: crate::when::human(self.now()),
+            device,
+            ip,
+            detail: detail.to_owned(),
+        };
+        match mailer.compose(&letter, &To { name: &user.username, address }) {
+            Ok(outgoing) => Some(outgoing),
+            Err(e) => {
+                log::warn!("user {}: no {} notice: {e}", user.id, notice.preference());
+                None
+            }
+        }
+    }
+
+    /// Which notices the user gets (each preference, and whether it is on); none without mail.
+    pub async fn notice_preferences(
+        &self,
+        user: &User,
+    ) -> Result<Vec<(&'static str, &'static str, bool)>, AuthError> {
+        if self.mail.is_none() {
+            return Ok(Vec::new());
+        }
+        let off = self.store.notices_off(user.id).await?;
+        Ok(NOTICE_PREFERENCES
+            .iter()
+            .map(|(slug, words)| (*slug, *words, !off.split(',').any(|p| p == *slug)))
+            .collect())
+    }
+
+    /// Keeps the notices named in `on` and turns the others off.
+    pub async fn set_notice_preferences(&self, user: &User, on: &[&str]) -> Result<(), AuthError> {
+        let off: Vec<&str> =
+            NOTICE_PREFERENCES.iter().map(|(slug, _)| *slug).filter(|slug| !on.contains(slug)).collect();
+        self.store.set_notices_off(user.id, &off.join(",")).await?;
+        Ok(())
+    }
+
+    /// Wakes the worker after a notice was queued.
+    pub(crate) fn mail_queued(&self) {
+        if let Some(mailer) = &self.mail {
+            mailer.wake();
+        }
+    }
+
+    /// The device a sign-in comes from, as the new-device notice compares them: a hash of
+    /// the browser's description and the address (with mail only).
+    pub(crate) fn device_of(&self, client: &ClientInfo) -> Option<String> {
+        self.mail.as_ref()?;
+        let digest = sha2::Sha256::digest(format!("{}\n{}", client.device, client.ip_text()).as_bytes());
+        Some(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
     }
 
     /// The accounts `login` names: the user of that name, else those with that email.

@@ -43,8 +43,8 @@ pub use self::errors::{
 pub use self::factors::{FirstStep, Pending, TotpSetup};
 pub use self::lifecycle::{PasswordChange, SessionCheck, Sweeper, FRESH_SIGN_IN_SECS, SWEEP_BATCH};
 pub use self::mail::{
-    EmailChange, EmailError, Outbox, ResetRequest, INVITE_SECS, MAX_LOGIN_BYTES, RESET_BY_MAIL_SECS,
-    VERIFY_SECS,
+    EmailChange, EmailError, Outbox, ResetRequest, INVITE_SECS, KNOWN_DEVICE_SECS, MAX_LOGIN_BYTES,
+    RESET_BY_MAIL_SECS, VERIFY_SECS,
 };
 pub use self::providers::{Account, Arrival, BackchannelError, Callback};
 pub use self::reset::{Reset, ResetError};
@@ -63,7 +63,7 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    fn ip_text(&self) -> String {
+    pub(crate) fn ip_text(&self) -> String {
         self.ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string())
     }
 }

@@ -49,6 +49,8 @@ pub struct Account {
     pub recent_sign_ins: Vec<EventRecord>,
     /// The applications they let sign them in (OpenID clients they consented to).
     pub applications: Vec<crate::auth::provider::ConnectedApp>,
+    /// The security notices by mail (preference, how the page names it, on): none without mail.
+    pub notices: Vec<(&'static str, &'static str, bool)>,
 }
 
 /// How many recent sign-in attempts the account page shows.
@@ -266,7 +268,8 @@ impl Auth {
         // The count came with the rest: most people have no application to list.
         let applications =
             if applications > 0 { self.connected_applications(user).await? } else { Vec::new() };
-        Ok(Account { identities, has_password, factors, recent_sign_ins, applications })
+        let notices = self.notice_preferences(user).await?;
+        Ok(Account { identities, has_password, factors, recent_sign_ins, applications, notices })
     }
 
     /// What `/api/me` shows beyond the session: the linked providers and the second

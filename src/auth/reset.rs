@@ -8,6 +8,7 @@ use crate::auth::audit::EventKind;
 use crate::auth::password::{check_policy, normalized, PolicyError, MAX_PASSWORD_BYTES};
 use crate::auth::session::{Method, Proof};
 use crate::auth::{Auth, AuthError, ClientInfo, FirstStep};
+use crate::mail::Notice;
 use crate::store::User;
 
 /// A new password as the reset form submits it.
@@ -77,11 +78,17 @@ impl Auth {
         let hash = self.hash(reset.new).await?;
         let now = self.now();
         // Used at the same moment elsewhere, or expired while hashing: nothing changes.
-        let Some(user_id) =
-            self.store.redeem_reset_link(&token_hash(token), &hash, now).await.map_err(AuthError::from)?
+        let notice = self.notice_for(&user, Notice::PasswordChanged, Some(client), "").await;
+        let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), now));
+        let Some(user_id) = self
+            .store
+            .redeem_reset_link(&token_hash(token), &hash, now, mail.as_ref())
+            .await
+            .map_err(AuthError::from)?
         else {
             return Err(ResetError::BadLink);
         };
+        self.mail_queued();
         log::info!("user {user_id} set a password with a one-time link; every session ended");
         let detail = json!({ "sessions_ended": true });
         self.user_did(user_id, EventKind::ResetLinkUsed, Some(client), detail).await;

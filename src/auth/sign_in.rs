@@ -10,8 +10,9 @@ use crate::auth::session::{Method, Proof, SessionToken};
 use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, SignInError, MAX_USERNAME_BYTES};
 use crate::logging::AUDIT_TARGET;
+use crate::mail::Notice;
 use crate::store::{
-    account_key, NewSession, SessionRecord, User, MAX_USERNAME_CHARS, NOTICE_SECOND_FACTOR_RESET,
+    account_key, DeviceSeen, NewSession, SessionRecord, User, MAX_USERNAME_CHARS, NOTICE_SECOND_FACTOR_RESET,
 };
 use crate::when::rfc3339;
 
@@ -196,7 +197,20 @@ impl Auth {
             upstream_sid: proof.upstream_sid.as_deref(),
             now,
         };
-        self.store.create_session(new).await?;
+        // With mail, the device is noted, and a new one may send a notice (in the same
+        // transaction as the session).
+        match self.device_of(client) {
+            Some(device) => {
+                let notice = self.notice_for(&user, Notice::NewDevice, Some(client), "").await;
+                let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), now));
+                let seen = DeviceSeen { key: &device, known_since: now - crate::auth::KNOWN_DEVICE_SECS };
+                if self.store.create_session_noting_device(new, seen, mail.as_ref()).await? && mail.is_some()
+                {
+                    self.mail_queued();
+                }
+            }
+            None => self.store.create_session(new).await?,
+        }
         crate::metrics::get()
             .sessions_started
             .get_or_create(&crate::metrics::MethodLabels { method: proof.method.label() })

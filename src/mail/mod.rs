@@ -30,7 +30,63 @@ pub enum Letter {
     Verify { link: String, hours: i64 },
     /// An administrator made an account: a link to set its password.
     Invite { link: String, days: i64, admin: bool },
+    /// Something happened to the account that its owner should know of.
+    Notice {
+        notice: Notice,
+        /// When, as pages write it.
+        when: String,
+        /// The browser and the address it came from (`Firefox on Linux`, `203.0.113.7`).
+        device: String,
+        ip: String,
+        /// What was added or removed ("an authenticator app"), or the new address.
+        detail: String,
+    },
 }
+
+/// The security notices, each a preference on `/account`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    /// A sign-in from a browser and address not seen in 90 days.
+    NewDevice,
+    /// The password was changed or reset.
+    PasswordChanged,
+    FactorAdded,
+    FactorRemoved,
+    /// Sent to the old address.
+    EmailChanged,
+}
+
+impl Notice {
+    /// The outbox's `kind`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Notice::NewDevice => "notice_new_device",
+            Notice::PasswordChanged => "notice_password",
+            Notice::FactorAdded => "notice_factor_added",
+            Notice::FactorRemoved => "notice_factor_removed",
+            Notice::EmailChanged => "notice_email",
+        }
+    }
+
+    /// The preference that turns it off.
+    pub fn preference(self) -> &'static str {
+        match self {
+            Notice::NewDevice => "new_device",
+            Notice::PasswordChanged => "password",
+            Notice::FactorAdded | Notice::FactorRemoved => "factor",
+            Notice::EmailChanged => "email",
+        }
+    }
+}
+
+/// The preferences (`users.notices_off` holds those turned off), and how `/account` names them.
+pub const NOTICE_PREFERENCES: [(&str, &str); 4] = [
+    ("new_device", "A sign-in from a new device or address"),
+    ("password", "My password is changed or reset"),
+    ("factor", "A second factor or passkey is added or removed"),
+    ("email", "My email address is changed (sent to the old one)"),
+];
 
 impl Letter {
     /// The template's name (`email/<kind>.txt`, `email/<kind>.html`) and the outbox's `kind`.
@@ -39,16 +95,43 @@ impl Letter {
             Letter::Reset { .. } => "reset",
             Letter::Verify { .. } => "verify",
             Letter::Invite { .. } => "invite",
+            Letter::Notice { notice, .. } => notice.kind(),
+        }
+    }
+
+    /// The templates' name: `email/<name>.txt`, `email/<name>.html`.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Letter::Notice { .. } => "notice",
+            other => other.kind(),
         }
     }
 
     /// One of each, with representative values (the templates' check at start).
     pub fn samples() -> Vec<Letter> {
-        vec![
+        [
             Letter::Reset { link: "https://auth.example.com/reset/TOKEN".into(), minutes: 60 },
             Letter::Verify { link: "https://auth.example.com/verify/TOKEN".into(), hours: 24 },
             Letter::Invite { link: "https://auth.example.com/reset/TOKEN".into(), days: 7, admin: true },
         ]
+        .into_iter()
+        .chain(
+            [
+                (Notice::NewDevice, ""),
+                (Notice::PasswordChanged, ""),
+                (Notice::FactorAdded, "an authenticator app"),
+                (Notice::FactorRemoved, "a passkey (Phone)"),
+                (Notice::EmailChanged, "new@example.com"),
+            ]
+            .map(|(notice, detail)| Letter::Notice {
+                notice,
+                when: "2027-01-15 09:30 UTC".into(),
+                device: "Firefox on Linux".into(),
+                ip: "203.0.113.7".into(),
+                detail: detail.into(),
+            }),
+        )
+        .collect()
     }
 }
 

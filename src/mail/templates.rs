@@ -1,5 +1,5 @@
-//! The mail's templates: for each [`Letter`] kind, `email/<kind>.txt` (the plain text, and
-//! its subject in a `subject` block) and `email/<kind>.html`, over `email/base.txt` and
+//! The mail's templates: for each [`Letter`], `email/<name>.txt` (the plain text, and its
+//! subject in a `subject` block) and `email/<name>.html`, over `email/base.txt` and
 //! `email/base.html`. Embedded, and replaced by files in `template_dir/email/` as the pages
 //! are by files in `template_dir`; read and checked once at start.
 
@@ -11,7 +11,7 @@ use super::Letter;
 use crate::templates::{environment, load as load_sources, one_line};
 
 /// The templates compiled into the binary, by name.
-const EMBEDDED: [(&str, &str); 8] = [
+const EMBEDDED: [(&str, &str); 10] = [
     ("email/base.txt", include_str!("../../templates/email/base.txt.j2")),
     ("email/base.html", include_str!("../../templates/email/base.html.j2")),
     ("email/reset.txt", include_str!("../../templates/email/reset.txt.j2")),
@@ -20,6 +20,8 @@ const EMBEDDED: [(&str, &str); 8] = [
     ("email/verify.html", include_str!("../../templates/email/verify.html.j2")),
     ("email/invite.txt", include_str!("../../templates/email/invite.txt.j2")),
     ("email/invite.html", include_str!("../../templates/email/invite.html.j2")),
+    ("email/notice.txt", include_str!("../../templates/email/notice.txt.j2")),
+    ("email/notice.html", include_str!("../../templates/email/notice.html.j2")),
 ];
 
 /// The embedded mail templates with `dir/email/*.j2` laid over them, each kind rendered once
@@ -32,7 +34,7 @@ pub fn load(dir: Option<&Path>, site_name: &str, base: &str) -> Result<Environme
             let origin = sources
                 .iter()
                 .find(|s| e.name().is_some_and(|n| n == s.name))
-                .map_or_else(|| format!("email/{}", letter.kind()), |s| s.origin());
+                .map_or_else(|| format!("email/{}", letter.template()), |s| s.origin());
             return Err(format!("mail template {origin} does not render: {}", one_line(&e)));
         }
     }
@@ -53,10 +55,10 @@ pub fn render(
         username => username,
         ..Value::from_serialize(letter)
     };
-    let kind = letter.kind();
-    let mut text = env.get_template(&format!("email/{kind}.txt"))?.render_captured(&ctx)?;
+    let name = letter.template();
+    let mut text = env.get_template(&format!("email/{name}.txt"))?.render_captured(&ctx)?;
     let subject = text.with_state_mut(|state| state.render_block("subject"))?;
-    let html = env.get_template(&format!("email/{kind}.html"))?.render(&ctx)?;
+    let html = env.get_template(&format!("email/{name}.html"))?.render(&ctx)?;
     Ok((subject.trim().to_owned(), text.into_output().trim().to_owned() + "\n", html))
 }
 

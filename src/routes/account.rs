@@ -174,6 +174,48 @@ pub async fn change_email(
     Ok(Reply::to(format!("{}#email", uri!(account))))
 }
 
+#[derive(FromForm)]
+pub struct NoticeChoices<'r> {
+    csrf_token: Option<&'r str>,
+    /// Checkboxes: absent means off.
+    new_device: bool,
+    password: bool,
+    factor: bool,
+    email: bool,
+}
+
+impl CsrfProtected for NoticeChoices<'_> {
+    fn csrf_token(&self) -> Option<&str> {
+        self.csrf_token
+    }
+}
+
+/// Which security notices come by mail (with `[email]`).
+#[post("/account/notices", data = "<form>")]
+pub async fn notices(
+    form: Checked<NoticeChoices<'_>>,
+    me: &LoggedIn,
+    jar: Jar<'_>,
+    auth: &State<Auth>,
+) -> Result<Reply, AuthError> {
+    if !auth.mail_enabled() {
+        return Ok(Reply::Error(Status::NotFound));
+    }
+    let Checked(form) = form;
+    let on: Vec<&str> = [
+        ("new_device", form.new_device),
+        ("password", form.password),
+        ("factor", form.factor),
+        ("email", form.email),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    auth.set_notice_preferences(me.user(), &on).await?;
+    jar.flash(Kind::Success, "Your notice choices are saved.");
+    Ok(Reply::to(format!("{}#notices", uri!(account))))
+}
+
 const BAD_VERIFY_LINK: &str = "This link does not work: it was used already, it expired (links last a day), \
                                it is for an address the account no longer has, or it was not copied whole.";
 
@@ -195,5 +237,5 @@ pub async fn verify(
 
 /// This module's routes, mounted at `/`.
 pub fn routes() -> Vec<Route> {
-    rocket::routes![account, end_session, end_other_sessions, change_password, change_email, verify]
+    rocket::routes![account, end_session, end_other_sessions, change_password, change_email, verify, notices]
 }

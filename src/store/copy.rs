@@ -9,10 +9,11 @@ use super::{Backend, GrantRow, Pool, Store, StoreResult};
 /// The tables a copy moves, in an order the foreign keys accept. `throttle` is left behind:
 /// its windows last minutes and are keyed per deployment; so are `ceremonies` (a passkey
 /// ceremony lasts minutes and is bound to one browser).
-pub const COPIED_TABLES: [&str; 16] = [
+pub const COPIED_TABLES: [&str; 17] = [
     "users",
     "identities",
     "sessions",
+    "known_devices",
     "reset_links",
     "email_links",
     "events",
@@ -112,7 +113,8 @@ impl Store {
         Ok(SchemaReport { backend: self.backend(), applied, latest, rows })
     }
 
-    /// Copies every user, identity, session, password and email link, second factor, notice, event,
+    /// Copies every user, identity, session, known device, password and email link, second
+    /// factor, notice, event,
     /// signing key, OpenID client, consent, grant and refresh token, and message in the
     /// outbox from `self`
     /// into `target`, ids kept, in one transaction on the target; refuses a target that
@@ -127,9 +129,9 @@ impl Store {
         on_pool!(&target.pool, to => {
             let mut tx = to.begin().await?;
             copy_rows!(&self.pool, tx, "users",
-                "id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at, email_verified",
-                (i64, String, String, Option<String>, Option<String>, Option<String>, bool, bool, i64, Option<i64>, bool),
-                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10));
+                "id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at, email_verified, notices_off",
+                (i64, String, String, Option<String>, Option<String>, Option<String>, bool, bool, i64, Option<i64>, bool, String),
+                (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
             copy_rows!(&self.pool, tx, "identities", "provider, subject, user_id, email, created_at",
                 (String, String, i64, Option<String>, i64), (0, 1, 2, 3, 4));
             copy_rows!(&self.pool, tx, "sessions",
@@ -139,6 +141,8 @@ impl Store {
             copy_rows!(&self.pool, tx, "reset_links",
                 "token_hash, user_id, created_at, expires_at, used_at, created_by, sent_to",
                 (String, i64, i64, i64, Option<i64>, String, Option<String>), (0, 1, 2, 3, 4, 5, 6));
+            copy_rows!(&self.pool, tx, "known_devices", "user_id, device, first_seen, last_seen",
+                (i64, String, i64, i64), (0, 1, 2, 3));
             copy_rows!(&self.pool, tx, "email_links", "token_hash, user_id, email, created_at, expires_at, used_at",
                 (String, i64, String, i64, i64, Option<i64>), (0, 1, 2, 3, 4, 5));
             copy_rows!(&self.pool, tx, "events",

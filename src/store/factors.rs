@@ -3,7 +3,7 @@
 //! sign-in). Single use is a rule inside the statement: a code's step or a recovery code is
 //! taken by an `UPDATE … WHERE` that only one request can win.
 
-use super::{Store, StoreResult};
+use super::{NewMail, Store, StoreResult};
 
 /// Which second factors a user has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -108,19 +108,34 @@ impl Store {
 
     /// Turns the waiting secret on, its first code's step taken; `false` when there was no
     /// waiting secret (confirmed meanwhile, or removed).
-    pub async fn confirm_totp(&self, user_id: i64, sealed: &str, step: i64, now: i64) -> StoreResult<bool> {
-        let done = on_pool!(&self.pool, p => sqlx::query(
-            "UPDATE totp SET confirmed_at = $1, last_step = $2
-             WHERE user_id = $3 AND sealed_secret = $4 AND confirmed_at IS NULL",
-        )
-        .bind(now)
-        .bind(step)
-        .bind(user_id)
-        .bind(sealed)
-        .execute(p)
-        .await
-        .map(|done| done.rows_affected()))?;
-        Ok(done == 1)
+    /// `notice` is queued with it, in one transaction.
+    pub async fn confirm_totp(
+        &self,
+        user_id: i64,
+        sealed: &str,
+        step: i64,
+        now: i64,
+        notice: Option<&NewMail<'_>>,
+    ) -> StoreResult<bool> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE totp SET confirmed_at = $1, last_step = $2
+                 WHERE user_id = $3 AND sealed_secret = $4 AND confirmed_at IS NULL",
+            )
+            .bind(now)
+            .bind(step)
+            .bind(user_id)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            commit_with!(tx, notice)?;
+            Ok(true)
+        })
     }
 
     /// Takes a code's step: `true` for the one request that moves `last_step` forward to it;
@@ -138,18 +153,31 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Removes the user's app (confirmed or waiting); whether there was one.
-    pub async fn delete_totp(&self, user_id: i64) -> StoreResult<bool> {
-        let done = on_pool!(&self.pool, p => sqlx::query("DELETE FROM totp WHERE user_id = $1")
-            .bind(user_id)
-            .execute(p)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(done > 0)
+    /// Removes the user's app (confirmed or waiting), and queues `notice` when it was
+    /// confirmed, in one transaction; whether there was one.
+    pub async fn delete_totp(&self, user_id: i64, notice: Option<&NewMail<'_>>) -> StoreResult<bool> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let confirmed: Option<Option<i64>> =
+                sqlx::query_scalar("DELETE FROM totp WHERE user_id = $1 RETURNING confirmed_at")
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(confirmed) = confirmed else { return Ok(false) };
+            commit_with!(tx, notice.filter(|_| confirmed.is_some()))?;
+            Ok(true)
+        })
     }
 
-    /// Replaces the user's recovery codes with these hashes, in one transaction.
-    pub async fn replace_recovery_codes(&self, user_id: i64, hashes: &[String], now: i64) -> StoreResult<()> {
+    /// Replaces the user's recovery codes with these hashes, and queues `notice`, in one
+    /// transaction.
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        hashes: &[String],
+        now: i64,
+        notice: Option<&NewMail<'_>>,
+    ) -> StoreResult<()> {
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
             sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
@@ -164,7 +192,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await
+            commit_with!(tx, notice)
         })
     }
 
@@ -183,8 +211,14 @@ impl Store {
     }
 
     /// Removes every second factor of the user (app, passkeys, recovery codes, passkey
-    /// ceremonies under way) and, when there was one, leaves them a notice; one transaction.
-    pub async fn reset_second_factor(&self, user_id: i64, now: i64) -> StoreResult<Removed> {
+    /// ceremonies under way) and, when there was one, leaves them a notice (on the next
+    /// sign-in's page, and `notice` by mail); one transaction.
+    pub async fn reset_second_factor(
+        &self,
+        user_id: i64,
+        now: i64,
+        notice: Option<&NewMail<'_>>,
+    ) -> StoreResult<Removed> {
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
             let totp = sqlx::query("DELETE FROM totp WHERE user_id = $1 AND confirmed_at IS NOT NULL")
@@ -219,7 +253,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
+            commit_with!(tx, notice)?;
             Ok(removed)
         })
     }

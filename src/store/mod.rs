@@ -10,6 +10,9 @@
 // First, so that its macros are in scope in the table modules.
 #[macro_use]
 mod pool;
+// Before the tables that queue mail in their transactions (`queue_mail!`).
+#[macro_use]
+mod outbox;
 
 mod cache;
 mod copy;
@@ -20,9 +23,6 @@ mod identities;
 mod keys;
 mod notify;
 mod oidc;
-// Before the tables that queue mail in their transactions (`queue_mail!`).
-#[macro_use]
-mod outbox;
 mod passkeys;
 // Before `users`, which stores an invitation's link in its transaction (`replace_links!`).
 #[macro_use]
@@ -54,7 +54,7 @@ use self::pool::pool_size;
 pub use self::pool::{class, Backend, ErrorClass};
 pub(crate) use self::pool::{is_unique_violation, skip_locked, Built, ConnDialect, Pool, PoolDialect};
 pub use self::resets::NewResetLink;
-pub use self::sessions::{LiveSession, NewSession, SessionRecord, SweepBefore};
+pub use self::sessions::{DeviceSeen, LiveSession, NewSession, SessionRecord, SweepBefore};
 pub use self::username::{
     account_key, email_characters_ok, email_key, is_invisible, search_key, Username, UsernameError,
     MAX_USERNAME_CHARS,

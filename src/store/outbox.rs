@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{skip_locked, Store, StoreResult};
 
 /// A message about to be queued.
+#[derive(Debug, Clone, Copy)]
 pub struct NewMail<'a> {
     pub message_id: &'a str,
     pub kind: &'a str,
@@ -71,6 +72,17 @@ macro_rules! queue_mail {
         .execute($executor)
         .await
         .map(|_| ())
+    }};
+}
+
+/// Queues `$notice` (an `Option<&NewMail>`) on `$tx`, then commits it: a change and the
+/// notice that tells of it, both or neither.
+macro_rules! commit_with {
+    ($tx:ident, $notice:expr) => {{
+        if let Some(mail) = $notice {
+            queue_mail!(&mut *$tx, mail)?;
+        }
+        $tx.commit().await
     }};
 }
 

@@ -2,7 +2,7 @@
 //! times) and `ceremonies` (a passkey ceremony's challenge state, taken by the one response
 //! that may answer it: a `DELETE … RETURNING`, so a replayed response finds nothing).
 
-use super::{is_unique_violation, Store, StoreResult};
+use super::{is_unique_violation, NewMail, Store, StoreResult};
 
 /// A passkey as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -47,25 +47,31 @@ impl Store {
         on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(credential_id).fetch_optional(p).await)
     }
 
-    /// Stores a new passkey; `false` when its credential id is already registered (to anyone).
-    pub async fn add_passkey(&self, row: &PasskeyRow) -> StoreResult<bool> {
+    /// Stores a new passkey and queues `notice`, in one transaction; `false` (and nothing
+    /// queued) when its credential id is already registered (to anyone).
+    pub async fn add_passkey(&self, row: &PasskeyRow, notice: Option<&NewMail<'_>>) -> StoreResult<bool> {
         let sql = format!(
             "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
-        let done = on_pool!(&self.pool, p => sqlx::query(&sql)
-            .bind(&row.credential_id)
-            .bind(row.user_id)
-            .bind(&row.user_handle)
-            .bind(&row.name)
-            .bind(&row.credential)
-            .bind(row.backup_eligible)
-            .bind(row.backup_state)
-            .bind(row.sign_count)
-            .bind(row.created_at)
-            .bind(row.last_used_at)
-            .execute(p)
-            .await
-            .map(|_| ()));
+        // In a block of its own, so that a unique violation comes out here as a value.
+        let done: StoreResult<()> = on_pool!(&self.pool, p => async {
+            let mut tx = p.begin().await?;
+            sqlx::query(&sql)
+                .bind(&row.credential_id)
+                .bind(row.user_id)
+                .bind(&row.user_handle)
+                .bind(&row.name)
+                .bind(&row.credential)
+                .bind(row.backup_eligible)
+                .bind(row.backup_state)
+                .bind(row.sign_count)
+                .bind(row.created_at)
+                .bind(row.last_used_at)
+                .execute(&mut *tx)
+                .await?;
+            commit_with!(tx, notice)
+        }
+        .await);
         match done {
             Ok(_) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),
@@ -91,15 +97,28 @@ impl Store {
         .map(|_| ()))
     }
 
-    /// Removes one of the user's passkeys; whether it was theirs and there.
-    pub async fn delete_passkey(&self, user_id: i64, credential_id: &str) -> StoreResult<bool> {
-        let done = on_pool!(&self.pool, p => sqlx::query("DELETE FROM passkeys WHERE user_id = $1 AND credential_id = $2")
-            .bind(user_id)
-            .bind(credential_id)
-            .execute(p)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(done == 1)
+    /// Removes one of the user's passkeys and queues `notice`, in one transaction; whether
+    /// it was theirs and there (nothing is queued when not).
+    pub async fn delete_passkey(
+        &self,
+        user_id: i64,
+        credential_id: &str,
+        notice: Option<&NewMail<'_>>,
+    ) -> StoreResult<bool> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query("DELETE FROM passkeys WHERE user_id = $1 AND credential_id = $2")
+                .bind(user_id)
+                .bind(credential_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if done != 1 {
+                return Ok(false);
+            }
+            commit_with!(tx, notice)?;
+            Ok(true)
+        })
     }
 
     pub async fn put_ceremony(

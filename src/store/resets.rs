@@ -101,14 +101,15 @@ impl Store {
         on_pool!(&self.pool, p => sqlx::query_as(&sql).bind(token_hash).bind(now).fetch_optional(p).await)
     }
 
-    /// Uses a link: marks it used, sets the password and ends every session of its user,
-    /// in one transaction. `None` (and nothing changed) when the link is unknown, used or
+    /// Uses a link: marks it used, sets the password, ends every session of its user and
+    /// queues `notice` (when it is for that user), in one transaction. `None` (and nothing changed) when the link is unknown, used or
     /// expired.
     pub async fn redeem_reset_link(
         &self,
         token_hash: &str,
         password_hash: &str,
         now: i64,
+        notice: Option<&NewMail<'_>>,
     ) -> StoreResult<Option<i64>> {
         let user_id = on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
@@ -132,7 +133,7 @@ impl Store {
                     .await?;
             }
             let ended = set_password_ending_sessions!(tx, user_id, password_hash, now)?;
-            tx.commit().await?;
+            commit_with!(tx, notice.filter(|mail| mail.user_id == Some(user_id)))?;
             crate::metrics::get().sessions_ended.inc_by(ended);
             user_id
         });

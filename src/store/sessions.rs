@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::notify::Revoked;
-use super::{skip_locked, Store, StoreResult, User};
+use super::{skip_locked, NewMail, Store, StoreResult, User};
 
 /// A session as the account page and the API show it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -68,6 +68,39 @@ impl Joined {
     }
 }
 
+/// The device a session is made from, as the new-device notice knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceSeen<'a> {
+    /// A hash of the browser's description and the address.
+    pub key: &'a str,
+    /// Seen at or after this, it is known.
+    pub known_since: i64,
+}
+
+/// Inserts a session on `$executor`.
+macro_rules! insert_session {
+    ($executor:expr, $new:expr) => {
+        sqlx::query(
+            "INSERT INTO sessions (id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, client, ip, persist, upstream_sid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)",
+        )
+        .bind($new.id)
+        .bind($new.secret_hash)
+        .bind($new.user_id)
+        .bind($new.method)
+        .bind($new.methods)
+        .bind($new.aal)
+        .bind($new.now)
+        .bind($new.client)
+        .bind($new.ip)
+        .bind($new.persist)
+        .bind($new.upstream_sid)
+        .execute($executor)
+        .await
+        .map(|_| ())
+    };
+}
+
 /// A session about to be stored.
 pub struct NewSession<'a> {
     pub id: &'a str,
@@ -97,25 +130,51 @@ const SESSION_COLUMNS: &str =
 
 impl Store {
     pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<()> {
-        on_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, method, methods, aal, created_at, last_seen_at, client, ip, persist, upstream_sid)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)",
-        )
-        .bind(new.id)
-        .bind(new.secret_hash)
-        .bind(new.user_id)
-        .bind(new.method)
-        .bind(new.methods)
-        .bind(new.aal)
-        .bind(new.now)
-        .bind(new.client)
-        .bind(new.ip)
-        .bind(new.persist)
-        .bind(new.upstream_sid)
-        .execute(p)
-        .await
-        .map(|_| ()))?;
-        Ok(())
+        on_pool!(&self.pool, p => insert_session!(p, new))
+    }
+
+    /// Stores a session and notes the device it came from, in one transaction; when the
+    /// device is new to the user (not seen since `device.known_since`) and the user had
+    /// signed in from somewhere before, queues `notice` too. Whether it was such a device.
+    pub async fn create_session_noting_device(
+        &self,
+        new: NewSession<'_>,
+        device: DeviceSeen<'_>,
+        notice: Option<&NewMail<'_>>,
+    ) -> StoreResult<bool> {
+        on_pool!(&self.pool, p => {
+            let mut tx = p.begin().await?;
+            insert_session!(&mut *tx, new)?;
+            let (seen, any): (Option<i64>, i64) = sqlx::query_as(
+                "SELECT (SELECT last_seen FROM known_devices WHERE user_id = $1 AND device = $2),
+                        (SELECT COUNT(*) FROM known_devices WHERE user_id = $1)",
+            )
+            .bind(new.user_id)
+            .bind(device.key)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO known_devices (user_id, device, first_seen, last_seen) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (user_id, device) DO UPDATE SET last_seen = $3",
+            )
+            .bind(new.user_id)
+            .bind(device.key)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await?;
+            let new_device = any > 0 && seen.is_none_or(|at| at < device.known_since);
+            commit_with!(tx, notice.filter(|_| new_device))?;
+            Ok(new_device)
+        })
+    }
+
+    /// Forgets devices last seen before `before` (a notice's 90 days have passed).
+    pub async fn sweep_devices(&self, before: i64) -> StoreResult<u64> {
+        on_pool!(&self.pool, p => sqlx::query("DELETE FROM known_devices WHERE last_seen < $1")
+            .bind(before)
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))
     }
 
     /// A session and its user, read at most once per `session.cache_ttl` seconds.

@@ -178,7 +178,8 @@ impl Store {
     ) -> Result<User, CreateUserError> {
         let username = Username::parse(new.username)?;
         let email = new.email.unwrap_or_default();
-        let result: StoreResult<User> = on_pool!(&self.pool, p => {
+        // In a block of its own, so that a unique violation comes out here as a value.
+        let result: StoreResult<User> = on_pool!(&self.pool, p => async {
             let mut tx = p.begin().await?;
             let user: User = insert_user!(&mut *tx, username, new, false, now)?;
             match after {
@@ -200,7 +201,8 @@ impl Store {
             queue_mail!(&mut *tx, NewMail { user_id: Some(user.id), ..mail })?;
             tx.commit().await?;
             Ok(user)
-        });
+        }
+        .await);
         match result {
             Ok(user) => Ok(user),
             Err(e) if is_unique_violation(&e) => Err(CreateUserError::Taken),
@@ -276,6 +278,24 @@ impl Store {
         Ok(verified)
     }
 
+    /// The security notices the user turned off (comma-separated preferences).
+    pub async fn notices_off(&self, user_id: i64) -> StoreResult<String> {
+        on_pool!(&self.pool, p => sqlx::query_scalar("SELECT notices_off FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(p)
+            .await)
+        .map(Option::unwrap_or_default)
+    }
+
+    pub async fn set_notices_off(&self, user_id: i64, off: &str) -> StoreResult<()> {
+        on_pool!(&self.pool, p => sqlx::query("UPDATE users SET notices_off = $1 WHERE id = $2")
+            .bind(off)
+            .bind(user_id)
+            .execute(p)
+            .await
+            .map(|_| ()))
+    }
+
     /// Marks the user's address verified when it is `email` (a provider said it verified it).
     /// Whether it changed anything.
     pub async fn mark_email_verified(&self, user_id: i64, email: &str) -> StoreResult<bool> {
@@ -293,12 +313,19 @@ impl Store {
         Ok(done > 0)
     }
 
-    /// Sets a new password and ends every session the user has, in one transaction.
-    pub async fn set_password(&self, id: i64, password_hash: &str, now: i64) -> StoreResult<()> {
+    /// Sets a new password and ends every session the user has, and queues `notice`, in one
+    /// transaction.
+    pub async fn set_password(
+        &self,
+        id: i64,
+        password_hash: &str,
+        now: i64,
+        notice: Option<&NewMail<'_>>,
+    ) -> StoreResult<()> {
         on_pool!(&self.pool, p => {
             let mut tx = p.begin().await?;
             let ended = set_password_ending_sessions!(tx, id, password_hash, now)?;
-            tx.commit().await?;
+            commit_with!(tx, notice)?;
             crate::metrics::get().sessions_ended.inc_by(ended);
         });
         self.revoked(Revoked::User(id)).await;
@@ -447,7 +474,7 @@ mod tests {
         };
         store.create_session(session("a")).await.unwrap();
         store.create_session(session("b")).await.unwrap();
-        store.set_password(user.id, "x", 2).await.unwrap();
+        store.set_password(user.id, "x", 2, None).await.unwrap();
         assert!(store.sessions_of(user.id).await.unwrap().is_empty());
         store.create_session(session("c")).await.unwrap();
         store.set_disabled(user.id, true, 3).await.unwrap();

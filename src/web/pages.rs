@@ -342,6 +342,16 @@ pub(super) struct AccountPage {
     pub(super) second_factor: SecondFactorView,
     /// Applications the person let sign them in.
     applications: Vec<ApplicationRow>,
+    /// Security notices by mail (with `[email]`): each preference and whether it is on.
+    notices: Vec<NoticeRow>,
+}
+
+/// A security notice's preference on the account page.
+#[derive(Serialize)]
+pub(super) struct NoticeRow {
+    name: &'static str,
+    words: &'static str,
+    on: bool,
 }
 
 /// A connected application on the account page.
@@ -496,6 +506,7 @@ pub(super) fn account_page(providers: &Providers, account: &Account) -> AccountP
                 since: crate::when::human(app.granted_at),
             })
             .collect(),
+        notices: account.notices.iter().map(|&(name, words, on)| NoticeRow { name, words, on }).collect(),
     }
 }
 
@@ -753,6 +764,7 @@ mod tests {
                             factors: Factors::default(),
                             recent_sign_ins: Vec::new(),
                             applications: Vec::new(),
+                            notices: Vec::new(),
                         },
                     ),
                     &site,

@@ -59,6 +59,7 @@ pub(crate) fn samples(site: &Site) -> Vec<(&'static str, minijinja::Value)> {
         factors: Factors::default(),
         recent_sign_ins: Vec::new(),
         applications: Vec::new(),
+        notices: Vec::new(),
     };
     let both = Providers::sample(true);
     let none = Providers::sample(false);
@@ -302,6 +303,10 @@ pub(crate) fn sample_account(email: &str, has_password: bool) -> Account {
         factors: Factors::default(),
         recent_sign_ins,
         applications,
+        notices: crate::mail::NOTICE_PREFERENCES
+            .iter()
+            .map(|(name, words)| (*name, *words, name != &"factor"))
+            .collect(),
     }
 }
 

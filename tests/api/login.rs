@@ -223,7 +223,7 @@ async fn a_hash_made_from_a_decomposed_password_before_normalisation_still_signs
     // What the portal stored before it normalised: a hash of the bytes as typed.
     let salt = SaltString::generate(&mut OsRng);
     let old = argon2::Argon2::default().hash_password(NFD_PASSWORD.as_bytes(), &salt).unwrap().to_string();
-    app.store().set_password(user.id, &old, START).await.unwrap();
+    app.store().set_password(user.id, &old, START, None).await.unwrap();
     let stored = || async { app.store().credentials("olga").await.unwrap().unwrap().password_hash.unwrap() };
     assert_eq!(stored().await, old);
     assert_eq!(

@@ -124,9 +124,11 @@ async fn forgot_password_mails_a_link_that_sets_a_new_password_once() {
     assert_eq!(app.post_login("alice", PASSWORD).await.status(), Status::Ok, "the old password fails");
     assert_is_redirect_to(&app.post_login("alice", new).await, "/");
 
-    // The outbox: sent, its content dropped; the audit log says so without the link.
+    // The outbox: the link and the notice of the new password, both sent, their content
+    // dropped; the audit log says so without the link.
     let counts = outbox_settled(&app).await;
-    assert_eq!((counts.pending, counts.sent, counts.failed), (0, 1, 0));
+    assert_eq!((counts.pending, counts.sent, counts.failed), (0, 2, 0));
+    assert_eq!(sink.received()[1].subject(), "Your Portal password was changed");
     let events = app.events().await;
     assert!(
         events.contains(&("reset_link_created".into(), "anonymous".into(), Some(alice.id))),
@@ -646,4 +648,147 @@ async fn the_command_line_invites_without_reading_a_password() {
         (rows[0].kind.as_str(), rows[0].recipient.as_str(), rows[0].status.as_str()),
         ("invite", "gina@example.com", "pending")
     );
+}
+
+/// Signs in through the login form as a browser described by `agent` would.
+async fn sign_in_as_browser(app: &TestApp, name: &str, agent: &str) {
+    let token = app.csrf_token().await;
+    let answer = app
+        .client
+        .post("/login")
+        .header(rocket::http::ContentType::Form)
+        .header(rocket::http::Header::new("User-Agent", agent.to_owned()))
+        .body(form_body(&[("csrf_token", &token), ("username", name), ("password", PASSWORD)]))
+        .dispatch()
+        .await;
+    assert_is_redirect_to(&answer, "/");
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const SAFARI: &str =
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+/// Waits until the outbox settles and returns the subjects of every message sent so far.
+async fn subjects(app: &TestApp, sink: &Sink) -> Vec<String> {
+    outbox_settled(app).await;
+    sink.received().iter().map(Received::subject).collect()
+}
+
+#[rocket::async_test]
+async fn security_notices_reach_the_confirmed_address_and_each_can_be_turned_off() {
+    use portal::auth::factors::totp::{code_at, step_of};
+    use portal::clock::Clock;
+    let sink = Sink::start().await;
+    let app = TestApp::spawn_with(with_mail(&sink)).await;
+    user_with_email(&app, "alice", "alice@example.com").await;
+
+    // The first sign-in ever: nothing to compare with. The same browser again: known. (The
+    // test client's own requests, below, come from this browser: it sends no User-Agent.)
+    app.sign_in("alice", PASSWORD).await;
+    app.sign_in("alice", PASSWORD).await;
+    assert!(subjects(&app, &sink).await.is_empty());
+    // Another browser: a notice, with the browser named.
+    sign_in_as_browser(&app, "alice", SAFARI).await;
+    let mail = sink.wait_for(1).await.remove(0);
+    assert_eq!(mail.subject(), "New sign-in to your Portal account");
+    assert!(mail.text().contains("Safari on iOS"), "{}", mail.text());
+    assert_eq!(mail.to, ["alice@example.com"]);
+    // Known now; and after 90 days without it, new again.
+    sign_in_as_browser(&app, "alice", SAFARI).await;
+    assert_eq!(subjects(&app, &sink).await.len(), 1);
+    app.clock.advance(91 * 24 * 60 * 60);
+    sign_in_as_browser(&app, "alice", SAFARI).await;
+    assert_eq!(sink.wait_for(2).await[1].subject(), "New sign-in to your Portal account");
+    app.sign_in("alice", PASSWORD).await;
+    assert_eq!(sink.wait_for(3).await[2].subject(), "New sign-in to your Portal account", "90 days on");
+
+    // An authenticator app added, then removed (within ten minutes of signing in).
+    assert_is_redirect_to(&app.post_form("/account/totp", &[]).await, "/account/totp");
+    let page = body(app.get("/account/totp").await).await;
+    let marker = "id=\"totp-secret\">";
+    let start = page.find(marker).unwrap() + marker.len();
+    let secret =
+        totp_rs::Secret::Encoded(page[start..start + page[start..].find("</code>").unwrap()].to_owned())
+            .to_bytes()
+            .unwrap();
+    let code = code_at(&secret, step_of(app.clock.now())).unwrap();
+    assert_eq!(app.post_form("/account/totp/confirm", &[("code", &code)]).await.status(), Status::Ok);
+    let added = sink.wait_for(4).await.remove(3);
+    assert_eq!(added.subject(), "A sign-in method was added to your Portal account");
+    assert!(added.text().contains("An authenticator app was added"), "{}", added.text());
+    assert_is_redirect_to(&app.post_form("/account/totp/remove", &[]).await, "/account");
+    assert_eq!(sink.wait_for(5).await[4].subject(), "A sign-in method was removed from your Portal account");
+
+    // The password changed.
+    let new = "a different passphrase";
+    let changed = app
+        .post_form(
+            "/account/password",
+            &[("current_password", PASSWORD), ("new_password", new), ("confirm_password", new)],
+        )
+        .await;
+    assert_is_redirect_to(&changed, "/account");
+    assert_eq!(sink.wait_for(6).await[5].subject(), "Your Portal password was changed");
+
+    // The preferences: the page shows them on; turning "password" off stops that notice only.
+    let account = body(app.get("/account").await).await;
+    assert!(
+        account.contains(r#"id="notice-password" name="password" type="checkbox" value="on" checked"#),
+        "{account}"
+    );
+    let saved =
+        app.post_form("/account/notices", &[("new_device", "on"), ("factor", "on"), ("email", "on")]).await;
+    assert_is_redirect_to(&saved, "/account#notices");
+    let account = body(app.get("/account").await).await;
+    assert!(
+        account.contains(r#"id="notice-password" name="password" type="checkbox" value="on">"#),
+        "{account}"
+    );
+    let again = app
+        .post_form(
+            "/account/password",
+            &[("current_password", new), ("new_password", PASSWORD), ("confirm_password", PASSWORD)],
+        )
+        .await;
+    assert_is_redirect_to(&again, "/account");
+    assert_eq!(subjects(&app, &sink).await.len(), 6, "no notice: turned off");
+
+    // The address changed: the old one hears of it (and the new one gets its link).
+    app.post_form("/account/email", &[("email", "alice@example.org")]).await;
+    let mails = sink.wait_for(8).await;
+    let to_old = mails
+        .iter()
+        .find(|m| m.to == ["alice@example.com"] && m.subject().contains("email address"))
+        .unwrap();
+    assert_eq!(to_old.subject(), "The email address of your Portal account was changed");
+    assert!(to_old.text().contains("was changed to alice@example.org"), "{}", to_old.text());
+    assert!(mails.iter().any(|m| m.to == ["alice@example.org"] && m.subject().starts_with("Confirm")));
+    // Unconfirmed, the new address gets no notices.
+    sign_in_as_browser(&app, "alice", FIREFOX).await;
+    assert_eq!(subjects(&app, &sink).await.len(), 8);
+    let kinds: Vec<String> =
+        app.store().outbox_recent(None, 20).await.unwrap().into_iter().map(|r| r.kind).collect();
+    for kind in [
+        "notice_new_device",
+        "notice_factor_added",
+        "notice_factor_removed",
+        "notice_password",
+        "notice_email",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+}
+
+#[rocket::async_test]
+async fn without_mail_no_device_is_noted() {
+    let (app, _) = TestApp::spawn_admin().await;
+    sign_in_as_browser(&app, "root", FIREFOX).await;
+    let url = app.client.rocket().figment().extract_inner::<String>("databases.portal.url").unwrap();
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM known_devices").fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 0);
+        pool.close().await;
+    }
+    assert!(!body(app.get("/account").await).await.contains("Security notices by mail"));
 }

@@ -142,7 +142,7 @@ async fn changing_the_password_ends_every_session() {
     let user = app.create_user("alice", PASSWORD).await;
     let cookie = app.sign_in("alice", PASSWORD).await;
     app.store()
-        .set_password(user.id, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA", START)
+        .set_password(user.id, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA", START, None)
         .await
         .unwrap();
     assert_is_redirect_to(&app.get_with_cookie("/welcome", cookie).await, WELCOME_LOGIN);

@@ -105,7 +105,7 @@ async fn an_ended_session_leaves_every_instances_cache() {
     println!("    A saw the sign-out made on B after {took:?}");
     assert!(!is_ended(&a, "s2").await, "only that session");
     // A password change on B ends the rest everywhere.
-    b.set_password(alice, "new", 300).await.expect("password");
+    b.set_password(alice, "new", 300, None).await.expect("password");
     within("A forgets s2", async || is_ended(&a, "s2").await).await;
     within("A forgets s3", async || is_ended(&a, "s3").await).await;
     // Disabling on B: A sees the user disabled.
@@ -342,6 +342,22 @@ async fn store_copy_moves_a_sqlite_store_without_loss() {
         )
         .await
         .expect("an email link");
+    old.store().set_notices_off(alice.id, "factor").await.expect("a notice preference");
+    let session = portal::store::NewSession {
+        id: "s-device",
+        secret_hash: "h",
+        user_id: alice.id,
+        method: "password",
+        methods: "pwd",
+        aal: 1,
+        client: "Firefox on Linux",
+        ip: None,
+        persist: false,
+        upstream_sid: None,
+        now: START,
+    };
+    let seen = portal::store::DeviceSeen { key: "d-1", known_since: START - 10 };
+    old.store().create_session_noting_device(session, seen, None).await.expect("a known device");
     old.store()
         .link_identity(alice.id, "github", "4242", Some("alice@example.com"), START)
         .await
@@ -390,7 +406,8 @@ async fn store_copy_moves_a_sqlite_store_without_loss() {
 /// Every table's rows as text, in a fixed order (the same query on both backends).
 async fn dump_all(url: &str, postgres: bool) -> Vec<(&'static str, Vec<String>)> {
     let queries = [
-        ("users", "SELECT id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at, email_verified FROM users ORDER BY id"),
+        ("users", "SELECT id, username, username_key, email, email_key, password_hash, is_admin, disabled, created_at, last_login_at, email_verified, notices_off FROM users ORDER BY id"),
+        ("known_devices", "SELECT user_id, device, first_seen, last_seen FROM known_devices ORDER BY user_id, device"),
         ("identities", "SELECT provider, subject, user_id, email, created_at FROM identities ORDER BY provider, subject"),
         ("sessions", "SELECT id, secret_hash, user_id, method, created_at, last_seen_at, ended_at, client, ip, persist FROM sessions ORDER BY id"),
         ("reset_links", "SELECT token_hash, user_id, created_at, expires_at, used_at, created_by, sent_to FROM reset_links ORDER BY token_hash"),

@@ -16,6 +16,7 @@ use crate::auth::audit::EventKind;
 use crate::auth::session::{Factor, Method, Proof};
 use crate::auth::throttle::RetryAfter;
 use crate::auth::{Auth, AuthError, ClientInfo, CodeError, FactorError, SignedIn, FRESH_SIGN_IN_SECS};
+use crate::mail::Notice;
 use crate::store::{account_key, Factors, SessionRecord, User};
 
 /// How long a half-done sign-in lasts.
@@ -318,21 +319,32 @@ impl Auth {
             return Err(CodeError::Wrong);
         };
         let before = self.store.factors_of(user.id).await.map_err(AuthError::from)?;
-        if !self.store.confirm_totp(user.id, &row.sealed_secret, step, now).await.map_err(AuthError::from)? {
+        let notice = self.notice_for(user, Notice::FactorAdded, Some(client), "An authenticator app").await;
+        let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), now));
+        if !self
+            .store
+            .confirm_totp(user.id, &row.sealed_secret, step, now, mail.as_ref())
+            .await
+            .map_err(AuthError::from)?
+        {
             return Err(CodeError::Expired);
         }
+        self.mail_queued();
         log::info!("user {} set up an authenticator app", user.id);
         self.user_did(user.id, EventKind::SecondFactorAdded, Some(client), json!({ "factor": "totp" })).await;
         if before.any() {
             return Ok(None);
         }
-        Ok(Some(self.replace_recovery_codes(user, client).await?))
+        Ok(Some(self.replace_recovery_codes(user, client, false).await?))
     }
 
+    /// Ten new recovery codes for the user; `notify`: a notice goes out (codes made anew, not
+    /// the first ones that come with a first factor, whose own notice said it).
     async fn replace_recovery_codes(
         &self,
         user: &User,
         client: &ClientInfo,
+        notify: bool,
     ) -> Result<Vec<String>, AuthError> {
         let codes = recovery::new_codes();
         let hashes: Vec<String> = codes
@@ -340,7 +352,14 @@ impl Auth {
             .filter_map(|c| recovery::normalize(c))
             .map(|n| recovery::hash(user.id, &n))
             .collect();
-        self.store.replace_recovery_codes(user.id, &hashes, self.now()).await?;
+        let now = self.now();
+        let notice = match notify {
+            true => self.notice_for(user, Notice::FactorAdded, Some(client), "New recovery codes").await,
+            false => None,
+        };
+        let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), now));
+        self.store.replace_recovery_codes(user.id, &hashes, now, mail.as_ref()).await?;
+        self.mail_queued();
         let detail = json!({ "factor": "recovery_codes", "count": hashes.len() });
         self.user_did(user.id, EventKind::SecondFactorAdded, Some(client), detail).await;
         Ok(codes)
@@ -360,7 +379,7 @@ impl Auth {
         if !self.store.factors_of(user.id).await.map_err(AuthError::from)?.any() {
             return Err(FactorError::Unavailable);
         }
-        Ok(self.replace_recovery_codes(user, client).await?)
+        Ok(self.replace_recovery_codes(user, client, true).await?)
     }
 
     /// Removes the user's app (only within [`FRESH_SIGN_IN_SECS`] of signing in). With no
@@ -374,11 +393,17 @@ impl Auth {
         if self.now() - session.created_at >= FRESH_SIGN_IN_SECS {
             return Err(FactorError::NotFresh);
         }
-        if !self.store.delete_totp(user.id).await.map_err(AuthError::from)? {
+        let notice = self.notice_for(user, Notice::FactorRemoved, Some(client), "An authenticator app").await;
+        let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), self.now()));
+        if !self.store.delete_totp(user.id, mail.as_ref()).await.map_err(AuthError::from)? {
             return Ok(false);
         }
+        self.mail_queued();
         if !self.store.factors_of(user.id).await.map_err(AuthError::from)?.any() {
-            self.store.replace_recovery_codes(user.id, &[], self.now()).await.map_err(AuthError::from)?;
+            self.store
+                .replace_recovery_codes(user.id, &[], self.now(), None)
+                .await
+                .map_err(AuthError::from)?;
         }
         log::info!("user {} removed their authenticator app", user.id);
         self.user_did(user.id, EventKind::SecondFactorRemoved, Some(client), json!({ "factor": "totp" }))

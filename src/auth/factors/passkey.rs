@@ -22,6 +22,7 @@ use crate::auth::factors::{FirstStep, Pending};
 use crate::auth::session::{Factor, Method, Proof};
 use crate::auth::{Auth, AuthError, ClientInfo, SignedIn, FRESH_SIGN_IN_SECS};
 use crate::config::PublicUrl;
+use crate::mail::Notice;
 use crate::store::{PasskeyRow, SessionRecord, User};
 
 /// How long a ceremony may take.
@@ -223,16 +224,20 @@ impl Auth {
         let before = self.store.factors_of(user.id).await.map_err(AuthError::from)?;
         let now = self.now();
         let row = row_of(&passkey, user.id, &handle.to_string(), name.clone(), now)?;
-        if !self.store.add_passkey(&row).await.map_err(AuthError::from)? {
+        let what = format!("A passkey ({name})");
+        let notice = self.notice_for(user, Notice::FactorAdded, Some(client), &what).await;
+        let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), now));
+        if !self.store.add_passkey(&row, mail.as_ref()).await.map_err(AuthError::from)? {
             return Err(PasskeyError::Taken);
         }
+        self.mail_queued();
         log::info!("user {} added a passkey", user.id);
         let detail = json!({ "factor": "passkey", "name": name, "backup_eligible": row.backup_eligible });
         self.user_did(user.id, EventKind::SecondFactorAdded, Some(client), detail).await;
         if before.any() {
             return Ok(None);
         }
-        Ok(Some(self.replace_recovery_codes(user, client).await?))
+        Ok(Some(self.replace_recovery_codes(user, client, false).await?))
     }
 
     /// Starts a passkey sign-in without a username: options for `navigator.credentials.get()`
@@ -416,11 +421,17 @@ impl Auth {
         if self.now() - session.created_at >= FRESH_SIGN_IN_SECS {
             return Err(PasskeyError::NotFresh);
         }
-        if !self.store.delete_passkey(user.id, id).await.map_err(AuthError::from)? {
+        let notice = self.notice_for(user, Notice::FactorRemoved, Some(client), "A passkey").await;
+        let mail = notice.as_ref().map(|n| n.for_store(Some(user.id), self.now()));
+        if !self.store.delete_passkey(user.id, id, mail.as_ref()).await.map_err(AuthError::from)? {
             return Ok(false);
         }
+        self.mail_queued();
         if !self.store.factors_of(user.id).await.map_err(AuthError::from)?.any() {
-            self.store.replace_recovery_codes(user.id, &[], self.now()).await.map_err(AuthError::from)?;
+            self.store
+                .replace_recovery_codes(user.id, &[], self.now(), None)
+                .await
+                .map_err(AuthError::from)?;
         }
         log::info!("user {} removed a passkey", user.id);
         self.user_did(user.id, EventKind::SecondFactorRemoved, Some(client), json!({ "factor": "passkey" }))
